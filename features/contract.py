@@ -1,0 +1,410 @@
+"""The case-system contract, version 1, as code (see CONTRACT.md in the shared folder).
+
+Everything that reads or writes an export, an operations file, scores or a call list takes
+its column names, types and value sets from here. Nothing else in callq hard-codes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CONTRACT_VERSION = "1"
+
+TABLES = ("accounts", "dues", "payments", "contacts", "promises")
+
+# The table's identifying column, used to name a row in violations and rejects.
+ROW_KEY = {
+    "accounts": "account_id",
+    "dues": None,  # dues have no id: a row is named by (account_id, due_date)
+    "payments": "payment_id",
+    "contacts": "contact_id",
+    "promises": "promise_id",
+}
+
+
+class ColumnType(str, Enum):
+    STR = "str"
+    DATE = "date"
+    TIMESTAMP = "timestamp"
+    MONEY = "money"
+    BOOL = "bool"
+    INT = "int"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    nullable: bool = False
+
+
+S, D, T, M, B, I = (
+    ColumnType.STR,
+    ColumnType.DATE,
+    ColumnType.TIMESTAMP,
+    ColumnType.MONEY,
+    ColumnType.BOOL,
+    ColumnType.INT,
+)
+
+FLAG_COLUMNS = (
+    "do_not_call",
+    "cease_contact",
+    "dispute_open",
+    "complaint_open",
+    "hardship",
+    "deceased",
+    "bankruptcy",
+)
+
+SCHEMAS: dict[str, tuple[Column, ...]] = {
+    "accounts": (
+        Column("account_id", S),
+        Column("customer_id", S),
+        Column("product", S),
+        Column("opened_date", D),
+        Column("credit_limit", M, nullable=True),
+        Column("timezone", S),
+        Column("team", S, nullable=True),
+        Column("agent_id", S, nullable=True),
+        *(Column(flag, B) for flag in FLAG_COLUMNS),
+    ),
+    "dues": (
+        Column("account_id", S),
+        Column("due_date", D),
+        Column("amount_due", M),
+    ),
+    "payments": (
+        Column("payment_id", S),
+        Column("account_id", S),
+        Column("paid_at", T),
+        Column("amount", M),
+        Column("status", S),
+        Column("channel", S, nullable=True),
+    ),
+    "contacts": (
+        Column("contact_id", S),
+        Column("account_id", S),
+        Column("started_at", T),
+        Column("channel", S),
+        Column("direction", S),
+        Column("outcome", S),
+        Column("agent_id", S, nullable=True),
+        Column("duration_s", I, nullable=True),
+    ),
+    "promises": (
+        Column("promise_id", S),
+        Column("account_id", S),
+        Column("created_at", T),
+        Column("promised_date", D),
+        Column("promised_amount", M),
+        Column("contact_id", S, nullable=True),
+    ),
+}
+
+# The event time of each event table: every event is strictly before as_of.
+EVENT_TIME = {"payments": "paid_at", "contacts": "started_at", "promises": "created_at"}
+
+# Dues may lie up to this many days after as_of (an upcoming due).
+MAX_DUE_DAYS_AHEAD = 62
+
+PAYMENT_STATUSES = ("settled", "returned")
+CONTACT_CHANNELS = ("call", "sms", "email", "letter", "visit")
+VOICE_CHANNELS = ("call", "visit")
+DIRECTIONS = ("outbound", "inbound")
+# Right-party contacts: the debtor was reached.
+RIGHT_PARTY_OUTCOMES = ("right_party", "promise_to_pay", "refused", "dispute")
+VOICE_OUTCOMES = (
+    "no_answer",
+    "busy",
+    "voicemail",
+    "hung_up",
+    "wrong_number",
+    "third_party",
+    *RIGHT_PARTY_OUTCOMES,
+)
+# An attempt that reached nobody (for "unanswered attempts per number per day").
+UNANSWERED_OUTCOMES = ("no_answer", "busy", "voicemail")
+MESSAGE_OUTCOMES = ("delivered", "failed")
+OUTCOMES_BY_CHANNEL = {
+    "call": VOICE_OUTCOMES,
+    "visit": VOICE_OUTCOMES,
+    "sms": MESSAGE_OUTCOMES,
+    "email": MESSAGE_OUTCOMES,
+    "letter": MESSAGE_OUTCOMES,
+}
+
+# Flags that forbid any call; flags that send the account to special handling instead.
+NO_CALL_FLAGS = ("do_not_call", "cease_contact", "deceased", "bankruptcy")
+SPECIAL_HANDLING_FLAGS = ("dispute_open", "complaint_open", "hardship")
+
+
+class ExportMeta(BaseModel):
+    """`export.json`, or the one row of `export_meta` in a SQL export."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contract_version: Literal["1"]
+    as_of: dt.datetime
+
+    @field_validator("as_of")
+    @classmethod
+    def _aware_utc(cls, value: dt.datetime) -> dt.datetime:
+        if value.tzinfo is None:
+            raise ValueError("as_of must carry a UTC offset, e.g. 2026-11-23T00:00:00Z")
+        return value.astimezone(dt.UTC)
+
+
+@dataclass
+class Export:
+    """A typed export: one frame per table, timestamps tz-aware UTC, dates as datetime64 (day).
+
+    Column dtypes, after loading:
+    * str columns: pandas ``string`` (nullable where the contract allows null);
+    * date columns: ``datetime64[s]`` at midnight (naive, a calendar date);
+    * timestamp columns: ``datetime64[us, UTC]``;
+    * money: ``float64``; bool: ``bool``; int: ``Int64``.
+    """
+
+    as_of: pd.Timestamp  # tz-aware UTC
+    accounts: pd.DataFrame
+    dues: pd.DataFrame
+    payments: pd.DataFrame
+    contacts: pd.DataFrame
+    promises: pd.DataFrame
+    contract_version: str = CONTRACT_VERSION
+    source: str = ""
+
+    def table(self, name: str) -> pd.DataFrame:
+        return getattr(self, name)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: self.table(name) for name in TABLES}
+
+    @property
+    def meta(self) -> ExportMeta:
+        return ExportMeta(contract_version="1", as_of=self.as_of.to_pydatetime())
+
+
+# ---------------------------------------------------------------------------------------
+# Section 2: operations
+
+
+class Shift(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: dt.time
+    end: dt.time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Shift:
+        if self.end <= self.start:
+            raise ValueError(f"shift end {self.end} must be after start {self.start}")
+        return self
+
+    def whole_hours(self) -> list[int]:
+        """Centre-local start hours of every whole hour inside the shift."""
+        first = self.start.hour + (1 if (self.start.minute or self.start.second) else 0)
+        return [hour for hour in range(first, 24) if hour + 1 <= self.end.hour + self.end.minute / 60]
+
+
+class Team(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    team: str = Field(min_length=1)
+    agents: int = Field(ge=0)
+    calls_per_agent_hour: int = Field(ge=0)
+    shift: Shift
+
+    @property
+    def hourly_capacity(self) -> int:
+        return self.agents * self.calls_per_agent_hour
+
+
+class PolicyRules(BaseModel):
+    """The numbers behind a compliance preset. `custom` policies give them in the YAML.
+
+    Hours are debtor-local; a call slot [h, h+1) is allowed when
+    ``call_window_start <= h`` and ``h + 1 <= call_window_end``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    call_window_start: int = Field(ge=0, le=23)
+    call_window_end: int = Field(ge=1, le=24)
+    # Per customer (debtor) per debtor-local day; None = no such limit.
+    max_unanswered_per_day: int | None = Field(default=None, ge=0)
+    max_connected_per_day: int | None = Field(default=None, ge=0)
+    # Per account (debt): at most N call attempts in any 7 consecutive days.
+    max_attempts_7d: int | None = Field(default=None, ge=0)
+    # No call within N days after a telephone conversation (the day of it is day 1).
+    quiet_days_after_conversation: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _window(self) -> PolicyRules:
+        if self.call_window_end <= self.call_window_start:
+            raise ValueError("call_window_end must be after call_window_start")
+        return self
+
+
+POLICY_PRESETS: dict[str, PolicyRules] = {
+    # China Banking Association 2026 / NIFA 2024: no collection 22:00-08:00 debtor-local;
+    # <= 6 unanswered attempts per number per day; <= 3 connected calls per debtor per day.
+    "cn": PolicyRules(
+        call_window_start=8,
+        call_window_end=22,
+        max_unanswered_per_day=6,
+        max_connected_per_day=3,
+    ),
+    # Regulation F (12 CFR 1006): 08:00-21:00 local; <= 7 attempts in 7 days per debt;
+    # none within 7 days after a telephone conversation about the debt.
+    "us_reg_f": PolicyRules(
+        call_window_start=8,
+        call_window_end=21,
+        max_attempts_7d=7,
+        quiet_days_after_conversation=7,
+    ),
+}
+
+
+class Operations(BaseModel):
+    """`operations.yaml`: what the centre can do on the list date.
+
+    `rules` is an extension of contract section 2 (backward compatible): required when
+    `policy: custom`, and it may tighten nothing else — presets are fixed by law.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    centre_timezone: str
+    policy: Literal["cn", "us_reg_f", "custom"]
+    teams: tuple[Team, ...] = Field(min_length=1)
+    rules: PolicyRules | None = None
+
+    @field_validator("centre_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if not is_valid_timezone(value):
+            raise ValueError(f"unknown IANA time zone {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _rules(self) -> Operations:
+        if self.policy == "custom" and self.rules is None:
+            raise ValueError("policy 'custom' needs a 'rules' section")
+        if self.policy != "custom" and self.rules is not None:
+            raise ValueError(f"policy {self.policy!r} is a fixed preset; use policy 'custom' to set rules")
+        names = [team.team for team in self.teams]
+        if len(set(names)) != len(names):
+            raise ValueError(f"team names must be unique, got {names}")
+        return self
+
+    @property
+    def policy_rules(self) -> PolicyRules:
+        return self.rules if self.rules is not None else POLICY_PRESETS[self.policy]
+
+    def team(self, name: str | None) -> Team | None:
+        """The team that owns accounts of `name`; unassigned (None) accounts go to `default`."""
+        wanted = "default" if name is None or pd.isna(name) else name
+        return next((team for team in self.teams if team.team == wanted), None)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Operations:
+        with open(path, encoding="utf-8") as handle:
+            return cls.model_validate(yaml.safe_load(handle))
+
+    def to_yaml(self, path: str | Path) -> None:
+        data = self.model_dump(mode="json", exclude_none=True)
+        for team in data["teams"]:
+            team["shift"] = {key: value[:5] for key, value in team["shift"].items()}
+        with open(path, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(data, handle, sort_keys=False)
+
+
+def is_valid_timezone(name: str) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not isinstance(name, str) or not name or name != name.strip():
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, IsADirectoryError):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------
+# Section 3: outputs
+
+SCORES_COLUMNS = (
+    "account_id",
+    "as_of",
+    "p_repay",
+    "best_hour_local",
+    "p_contact_best",
+    "amount_overdue",
+    "days_past_due",
+    "stage",
+    "eligible",
+    "model_version",
+)
+
+CALL_LIST_COLUMNS = (
+    "list_date",
+    "rank",
+    "account_id",
+    "customer_id",
+    "team",
+    "agent_id",
+    "call_at",
+    "local_hour",
+    "p_repay",
+    "p_contact",
+    "expected_value",
+    "amount_overdue",
+    "days_past_due",
+    "stage",
+    "reasons",
+    "model_version",
+)
+
+DEFAULT_HORIZON_DAYS = 14
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken contract rule: which table, which row, which column, which rule."""
+
+    table: str
+    row: str  # the row's key (e.g. the payment_id), or "line N" where it has none
+    column: str
+    rule: str
+    value: str = ""
+
+    def __str__(self) -> str:
+        shown = f" (value {self.value!r})" if self.value != "" else ""
+        return f"{self.table}: row {self.row}: column {self.column}: {self.rule}{shown}"
+
+
+@dataclass
+class LoadReport:
+    """What loading did: rows read, accepted and rejected per table (they reconcile)."""
+
+    read: dict[str, int] = field(default_factory=dict)
+    accepted: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    violations: list[Violation] = field(default_factory=list)
+
+    def reconciles(self) -> bool:
+        return all(
+            self.read[name] == self.accepted.get(name, 0) + self.rejected.get(name, 0)
+            for name in self.read
+        )
