@@ -1,0 +1,308 @@
+"""The `callq` command line: one Typer app, each command a thin shell over a library function.
+
+Every command exits non-zero with one line on stderr when it cannot do its job; the full
+traceback is shown only with CALLQ_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="callq",
+    help="Whom to call today, at what hour, and why: ML call lists for collection centres.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+class CommandError(Exception):
+    """A failure the user can act on: printed as one line, exit code 1."""
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _parse_date(value: str, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"{what} must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def _load(source: str, lenient: bool, rejects: Path | None):
+    from features.io import load_export
+
+    export, report = load_export(source, mode="lenient" if lenient else "strict", rejects_dir=rejects)
+    if report.rejected and any(report.rejected.values()):
+        rejected = ", ".join(f"{name} {count}" for name, count in report.rejected.items() if count)
+        console.print(f"rejected rows ({rejected}) written to {rejects}", highlight=False)
+    return export
+
+
+ExportArg = Annotated[str, typer.Option("--export", help="Export directory or SQLAlchemy URL.")]
+LenientOpt = Annotated[
+    bool,
+    typer.Option("--lenient", help="Drop bad rows into --rejects and go on, instead of stopping."),
+]
+RejectsOpt = Annotated[Path, typer.Option("--rejects", help="Where lenient loading writes rejected rows.")]
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the export into.")],
+    accounts: Annotated[int, typer.Option("--accounts", min=1, help="Accounts in the book.")] = 5000,
+    days: Annotated[int, typer.Option("--days", min=30, help="Days of history.")] = 180,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    policy: Annotated[str, typer.Option("--policy", help="cn or us_reg_f.")] = "cn",
+    timezones: Annotated[
+        str, typer.Option("--timezones", help="Comma-separated IANA zones of the debtors.")
+    ] = "",
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+) -> None:
+    """Write a synthetic export and an operations.yaml from a seeded collections simulation."""
+    from features.simulation import SimulationConfig, generate as generate_world
+
+    options = {"n_accounts": accounts, "days": days, "seed": seed, "policy": policy}
+    if timezones:
+        options["timezones"] = tuple(zone.strip() for zone in timezones.split(",") if zone.strip())
+    config = SimulationConfig(**options)
+    simulation = generate_world(out_dir, config, fmt=fmt)
+    counts = ", ".join(f"{name} {len(frame):,}" for name, frame in simulation.export.tables().items())
+    out.print(f"wrote {out_dir} (as_of {simulation.export.as_of.isoformat()}): {counts}", highlight=False)
+    out.print(f"wrote {out_dir / 'operations.yaml'}", highlight=False)
+
+
+@app.command()
+def validate(
+    export: Annotated[str, typer.Argument(help="Export directory or SQLAlchemy URL.")],
+    limit: Annotated[int, typer.Option("--limit", help="Lines shown per rule.")] = 20,
+) -> None:
+    """Check an export against the contract and report every violation."""
+    from features.io import read_raw
+    from features.validate import format_violations, validate_tables
+
+    as_of, raw = read_raw(export)
+    violations = validate_tables(as_of, raw)
+    if violations:
+        console.print(format_violations(violations, limit_per_rule=limit), highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    rows = ", ".join(f"{name} {len(frame):,}" for name, frame in raw.items() if frame is not None)
+    out.print(f"{export}: valid contract v1 export ({rows})", highlight=False)
+
+
+@app.command("features")
+def features_command(
+    export: Annotated[str, typer.Argument(help="Export directory or SQLAlchemy URL.")],
+    out_file: Annotated[str, typer.Option("--out", help="Output .csv/.parquet file or URL#table.")],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Comma-separated as-of dates (default: the export's as_of)."),
+    ] = None,
+    lenient: LenientOpt = False,
+    rejects: RejectsOpt = Path("rejects"),
+) -> None:
+    """Write point-in-time features for every account at one or more as-of dates."""
+    import pandas as pd
+
+    from features.build import build_features
+    from features.io import write_frame
+
+    loaded = _load(export, lenient, rejects)
+    snapshots = None
+    if as_of:
+        dates = [pd.Timestamp(_parse_date(part.strip(), "--as-of"), tz="UTC") for part in as_of.split(",")]
+        if any(date > loaded.as_of for date in dates):
+            raise CommandError(f"--as-of must not be after the export's as_of {loaded.as_of.isoformat()}")
+        ids = loaded.accounts["account_id"]
+        snapshots = pd.concat([pd.DataFrame({"account_id": ids, "as_of": date}) for date in dates])
+    frame = build_features(loaded, snapshots)
+    write_frame(frame, out_file)
+    out.print(f"wrote {len(frame):,} rows × {frame.shape[1]} columns to {out_file}", highlight=False)
+
+
+@app.command()
+def train(
+    export: ExportArg,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Experiment config YAML (default experiments/default.yaml).")
+    ] = None,
+    lenient: LenientOpt = False,
+    rejects: RejectsOpt = Path("rejects"),
+) -> None:
+    """Train the three models, log the run, register them, promote them if they beat the champions."""
+    from training.config import TrainConfig
+    from training.pipeline import train as train_models
+
+    train_config = TrainConfig.from_yaml(config) if config else TrainConfig()
+    result = train_models(_load(export, lenient, rejects), train_config)
+    out.print(result.summary(), highlight=False)
+
+
+@app.command()
+def score(
+    export: ExportArg,
+    out_file: Annotated[str, typer.Option("--out", help="Output .csv/.parquet file or URL#table.")],
+    lenient: LenientOpt = False,
+    rejects: RejectsOpt = Path("rejects"),
+) -> None:
+    """Write contract `scores` for every account with the champion models."""
+    from features.io import write_frame
+    from serving.pipeline import load_models, score_export
+
+    loaded = _load(export, lenient, rejects)
+    scored = score_export(loaded, load_models())
+    write_frame(scored.scores, out_file)
+    eligible = int(scored.scores["eligible"].sum())
+    out.print(f"wrote {len(scored.scores):,} scores ({eligible:,} eligible) to {out_file}", highlight=False)
+
+
+@app.command()
+def rank(
+    export: ExportArg,
+    ops: Annotated[Path, typer.Option("--ops", help="operations.yaml (contract section 2).")],
+    date: Annotated[str, typer.Option("--date", help="List date YYYY-MM-DD (centre-local).")],
+    out_file: Annotated[str, typer.Option("--out", help="Output .csv/.parquet file or URL#table.")],
+    special: Annotated[
+        str | None,
+        typer.Option("--special-out", help="Special-handling list (default: beside --out)."),
+    ] = None,
+    lenient: LenientOpt = False,
+    rejects: RejectsOpt = Path("rejects"),
+) -> None:
+    """Write the compliant, ranked call list for one list date."""
+    from features.contract import Operations
+    from serving.pipeline import load_models, run_day, write_day
+
+    operations = Operations.from_yaml(ops)
+    list_date = _parse_date(date, "--date")
+    run = run_day(_load(export, lenient, rejects), operations, list_date, load_models())
+    written = write_day(run, out_file, special)
+    out.print(
+        f"wrote {len(run.call_list):,} calls for {list_date} to {written.call_list} "
+        f"(expected value {run.call_list['expected_value'].sum():,.0f}); "
+        f"{len(run.special_handling):,} special-handling accounts to {written.special_handling}",
+        highlight=False,
+    )
+
+
+@app.command()
+def models() -> None:
+    """List registered model versions, their aliases and key metrics."""
+    from training.tracking import list_models
+
+    out.print(list_models())
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model name, e.g. callq-repayment.")],
+    version: Annotated[str, typer.Argument(help="Version to make champion.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the version).")],
+) -> None:
+    """Move the `champion` alias to a version, recording why."""
+    from training.tracking import promote as promote_version
+
+    out.print(promote_version(name, version, reason=reason), highlight=False)
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="Registered model name, e.g. callq-repayment.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the version).")],
+) -> None:
+    """Move the `champion` alias back to the previous champion, recording why."""
+    from training.tracking import rollback as rollback_version
+
+    out.print(rollback_version(name, reason=reason), highlight=False)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option("--dir", help="Where the demo writes everything.")] = Path(
+        "callq-out"
+    ),
+    accounts: Annotated[int, typer.Option("--accounts", min=100)] = 5000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Run the whole path on a synthetic book: generate, train, register, score, rank tomorrow."""
+    from serving.demo import run_demo
+
+    run_demo(workdir, accounts=accounts, seed=seed, console=out)
+
+
+@app.command()
+def serve(
+    export: ExportArg,
+    ops: Annotated[Path, typer.Option("--ops", help="operations.yaml (contract section 2).")],
+    date: Annotated[
+        str | None, typer.Option("--date", help="Default list date (default: the export's next day).")
+    ] = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+) -> None:
+    """Serve the HTTP API and the supervisor page."""
+    import uvicorn
+
+    from features.contract import Operations
+    from serving.api import create_app
+    from serving.pipeline import DailyProvider, load_models
+
+    provider = DailyProvider(
+        _load(export, False, None),
+        Operations.from_yaml(ops),
+        load_models(),
+        default_date=_parse_date(date, "--date") if date else None,
+    )
+    if not os.environ.get("CALLQ_API_TOKENS"):
+        console.print("CALLQ_API_TOKENS is not set: every request but /health will get 401.", highlight=False)
+    uvicorn.run(create_app(provider), host=host, port=port, workers=1, log_level="warning")
+
+
+def main() -> None:
+    """Console-script entry point: one clear line and a non-zero exit on any failure."""
+    from pydantic import ValidationError
+
+    try:
+        # Outside standalone mode click returns an Exit's code instead of raising it.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except SystemExit:
+        raise
+    except (KeyboardInterrupt, typer.Abort):
+        console.print("interrupted")
+        sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - the CLI boundary turns every failure into one line
+        if os.environ.get("CALLQ_DEBUG"):
+            raise
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, CommandError):
+            message = str(error)
+        elif isinstance(error, ValidationError):
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            message = f"invalid {error.title}: {where}: {first['msg']}"
+        else:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
