@@ -73,7 +73,8 @@ def generate(
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
 ) -> None:
     """Write a synthetic export and an operations.yaml from a seeded collections simulation."""
-    from features.simulation import SimulationConfig, generate as generate_world
+    from features.simulation import SimulationConfig
+    from features.simulation import generate as generate_world
 
     options = {"n_accounts": accounts, "days": days, "seed": seed, "policy": policy}
     if timezones:
@@ -137,7 +138,7 @@ def features_command(
 def train(
     export: ExportArg,
     config: Annotated[
-        Path | None, typer.Option("--config", help="Experiment config YAML (default experiments/default.yaml).")
+        Path | None, typer.Option("--config", help="Experiment config YAML (default: built-in defaults).")
     ] = None,
     lenient: LenientOpt = False,
     rejects: RejectsOpt = Path("rejects"),
