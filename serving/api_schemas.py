@@ -1,0 +1,322 @@
+"""Request and response models of the HTTP API: the shapes OpenAPI documents and tests check."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from features.contract import (
+    CONTACT_CHANNELS,
+    DIRECTIONS,
+    OUTCOMES_BY_CHANNEL,
+    PAYMENT_STATUSES,
+    is_valid_timezone,
+)
+
+# Bounds on one POST /scores body: the endpoint scores a few accounts on demand, the batch
+# command scores the book.
+MAX_POSTED_ACCOUNTS = 5_000
+MAX_POSTED_EVENTS = 500_000
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+Identifier = str
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------
+# POST /scores: a small export in JSON (contract section 1)
+
+
+class AccountIn(_Row):
+    account_id: Identifier = Field(min_length=1, examples=["A000123"])
+    customer_id: Identifier = Field(min_length=1, examples=["C000077"])
+    product: str = Field(min_length=1, examples=["credit_card"])
+    opened_date: dt.date = Field(examples=["2024-03-01"])
+    credit_limit: float | None = Field(default=None, ge=0, examples=[20000.0])
+    timezone: str = Field(examples=["Asia/Shanghai"])
+    team: str | None = Field(default=None, examples=["early"])
+    agent_id: str | None = None
+    do_not_call: bool
+    cease_contact: bool
+    dispute_open: bool
+    complaint_open: bool
+    hardship: bool
+    deceased: bool
+    bankruptcy: bool
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if not is_valid_timezone(value):
+            raise ValueError("timezone must be an IANA zone name, e.g. Asia/Shanghai")
+        return value
+
+
+class DueIn(_Row):
+    account_id: Identifier = Field(min_length=1)
+    due_date: dt.date
+    amount_due: float = Field(gt=0)
+
+
+class PaymentIn(_Row):
+    payment_id: Identifier = Field(min_length=1)
+    account_id: Identifier = Field(min_length=1)
+    paid_at: AwareDatetime
+    amount: float = Field(gt=0)
+    status: Literal[PAYMENT_STATUSES]  # type: ignore[valid-type]
+    channel: str | None = None
+
+
+class ContactIn(_Row):
+    contact_id: Identifier = Field(min_length=1)
+    account_id: Identifier = Field(min_length=1)
+    started_at: AwareDatetime
+    channel: Literal[CONTACT_CHANNELS]  # type: ignore[valid-type]
+    direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
+    outcome: str
+    agent_id: str | None = None
+    duration_s: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _outcome_fits_channel(self) -> ContactIn:
+        if self.outcome not in OUTCOMES_BY_CHANNEL[self.channel]:
+            raise ValueError(f"outcome {self.outcome!r} is not an outcome of channel {self.channel!r}")
+        return self
+
+
+class PromiseIn(_Row):
+    promise_id: Identifier = Field(min_length=1)
+    account_id: Identifier = Field(min_length=1)
+    created_at: AwareDatetime
+    promised_date: dt.date
+    promised_amount: float = Field(gt=0)
+    contact_id: str | None = None
+
+
+SCORE_REQUEST_EXAMPLE = {
+    "as_of": "2026-11-23T00:00:00Z",
+    "accounts": [
+        {
+            "account_id": "A000123",
+            "customer_id": "C000077",
+            "product": "credit_card",
+            "opened_date": "2024-03-01",
+            "credit_limit": 20000.0,
+            "timezone": "Asia/Shanghai",
+            "team": "early",
+            "agent_id": None,
+            "do_not_call": False,
+            "cease_contact": False,
+            "dispute_open": False,
+            "complaint_open": False,
+            "hardship": False,
+            "deceased": False,
+            "bankruptcy": False,
+        }
+    ],
+    "dues": [{"account_id": "A000123", "due_date": "2026-11-10", "amount_due": 850.0}],
+    "payments": [],
+    "contacts": [
+        {
+            "contact_id": "K1",
+            "account_id": "A000123",
+            "started_at": "2026-11-20T02:05:00Z",
+            "channel": "call",
+            "direction": "outbound",
+            "outcome": "no_answer",
+            "agent_id": "G7",
+            "duration_s": 0,
+        }
+    ],
+    "promises": [],
+}
+
+
+class ScoreRequest(BaseModel):
+    """An export in JSON: `as_of` and the contract's five tables as lists of rows."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={"examples": [SCORE_REQUEST_EXAMPLE]})
+
+    as_of: AwareDatetime = Field(description="The export's instant; every event lies strictly before it.")
+    accounts: list[AccountIn] = Field(min_length=1, max_length=MAX_POSTED_ACCOUNTS)
+    dues: list[DueIn] = Field(default_factory=list, max_length=MAX_POSTED_EVENTS)
+    payments: list[PaymentIn] = Field(default_factory=list, max_length=MAX_POSTED_EVENTS)
+    contacts: list[ContactIn] = Field(default_factory=list, max_length=MAX_POSTED_EVENTS)
+    promises: list[PromiseIn] = Field(default_factory=list, max_length=MAX_POSTED_EVENTS)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScoreRequest:
+        ids = [account.account_id for account in self.accounts]
+        known = set(ids)
+        if len(known) != len(ids):
+            raise ValueError("accounts: account_id must be unique")
+        for table in ("dues", "payments", "contacts", "promises"):
+            stray = next((row.account_id for row in getattr(self, table) if row.account_id not in known), None)
+            if stray is not None:
+                raise ValueError(f"{table}: account_id {stray!r} is not in accounts")
+        for table, column in (
+            ("payments", "paid_at"),
+            ("contacts", "started_at"),
+            ("promises", "created_at"),
+        ):
+            late = next((row for row in getattr(self, table) if getattr(row, column) >= self.as_of), None)
+            if late is not None:
+                raise ValueError(f"{table}: {column} must be before as_of")
+        return self
+
+
+class ScoreRow(_Row):
+    """One contract `scores` row."""
+
+    account_id: str = Field(examples=["A000123"])
+    as_of: dt.datetime
+    p_repay: float = Field(ge=0, le=1, examples=[0.42])
+    best_hour_local: int | None = Field(ge=0, le=23, examples=[9])
+    p_contact_best: float | None = Field(ge=0, le=1, examples=[0.31])
+    amount_overdue: float = Field(examples=[850.0])
+    days_past_due: int = Field(ge=0, examples=[13])
+    stage: str = Field(examples=["middle"])
+    eligible: bool
+    model_version: str = Field(examples=["repayment:3;contact:2;call-effect:2"])
+
+
+class ScoresResponse(_Row):
+    count: int = Field(description="Rows returned: one per posted account.")
+    rows: list[ScoreRow]
+
+
+# ---------------------------------------------------------------------------------------
+# Read endpoints
+
+
+class Health(_Row):
+    status: Literal["ok"] = "ok"
+
+
+class ModelInfo(_Row):
+    name: str = Field(examples=["callq-repayment"])
+    version: str = Field(examples=["3"])
+    metrics: dict[str, float | int | str | None] = Field(examples=[{"auc": 0.78, "brier": 0.17}])
+
+
+class ModelsResponse(_Row):
+    list_date: dt.date
+    model_version: str
+    models: list[ModelInfo]
+
+
+class TeamSummary(_Row):
+    team: str = Field(examples=["early"])
+    calls: int = Field(description="Calls on the team's list for the day.")
+    expected_value_total: float = Field(description="Money the day's calls are expected to bring in.")
+    capacity_total: int = Field(description="Calls the team can make over its shift.")
+    special_handling: int = Field(description="Accounts of the team routed to special handling.")
+
+
+class TeamsResponse(_Row):
+    list_date: dt.date
+    as_of: dt.datetime
+    centre_timezone: str = Field(examples=["Asia/Shanghai"])
+    model_version: str
+    teams: list[TeamSummary] = Field(description="Only the teams the caller's token covers.")
+
+
+class QueueRow(_Row):
+    """One scheduled call, as the supervisor page shows it."""
+
+    position: int = Field(ge=1, description="1 = first in this team's queue.")
+    rank: int = Field(ge=1, description="Rank in the whole centre's list (contract `rank`).")
+    account_id: str
+    customer_id: str
+    team: str
+    agent_id: str | None
+    call_at: dt.datetime = Field(description="Start of the scheduled hour slot, UTC.")
+    call_at_centre: dt.datetime = Field(description="The same instant in the centre's time zone.")
+    centre_hour: int = Field(ge=0, le=23, description="Centre-local hour of the slot.")
+    local_hour: int = Field(ge=0, le=23, description="Debtor-local hour of the slot.")
+    best_hour_local: int | None = Field(description="The debtor-local hour with the best contact chance.")
+    p_repay: float
+    p_contact: float
+    expected_value: float
+    amount_overdue: float
+    days_past_due: int
+    stage: str
+    reasons: list[str]
+    model_version: str
+
+
+class QueueQuery(_Row):
+    """Query parameters of a queue page: the date, paging and filters, validated in one model.
+
+    Unknown parameters are refused (422): a misspelt filter must not silently widen the queue.
+    """
+
+    date: dt.date | None = Field(
+        default=None,
+        description="Centre-local list date (YYYY-MM-DD); omitted = the date the server was started for.",
+        examples=["2026-11-23"],
+    )
+    page: int = Field(default=1, ge=1, description="1-based page number.")
+    page_size: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Rows per page.")
+    stage: str | None = Field(default=None, description="Only calls of this delinquency stage.", examples=["middle"])
+    min_amount: float | None = Field(default=None, ge=0, description="Only calls with at least this amount overdue.")
+    hour: int | None = Field(default=None, ge=0, le=23, description="Only calls scheduled in this centre-local hour.")
+
+
+class QueuePage(_Row):
+    team: str
+    list_date: dt.date
+    as_of: dt.datetime
+    centre_timezone: str
+    total: int = Field(description="Calls that match the filters.")
+    page: int
+    page_size: int
+    pages: int
+    expected_value_total: float = Field(description="Expected value of every call that matches the filters.")
+    stages: list[str] = Field(description="Stages present in the team's queue (for a filter).")
+    rows: list[QueueRow]
+
+
+class CapacityHour(_Row):
+    centre_hour: int = Field(ge=0, le=23)
+    call_at: dt.datetime
+    capacity: int
+    scheduled: int
+    utilisation: float | None = Field(description="scheduled / capacity; null when capacity is 0.")
+
+
+class CapacityResponse(_Row):
+    team: str
+    list_date: dt.date
+    centre_timezone: str
+    capacity_total: int
+    scheduled_total: int
+    expected_value_total: float
+    hours: list[CapacityHour]
+
+
+class Contribution(_Row):
+    feature: str = Field(examples=["promise_broken_7d"])
+    value: float | str | None
+    contribution: float = Field(description="The feature's contribution to the model's raw score.")
+
+
+class ExplanationResponse(_Row):
+    account_id: str
+    team: str | None
+    list_date: dt.date
+    score: ScoreRow | None
+    call: QueueRow | None = Field(description="The scheduled call, when the account is on the list.")
+    special_handling: str | None = Field(description="Why the account went to special handling, if it did.")
+    reasons: list[str]
+    contributions: list[Contribution] = Field(description="Top model contributions, largest first.")
+
+
+class ErrorBody(_Row):
+    detail: str

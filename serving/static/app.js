@@ -1,0 +1,303 @@
+// callq supervisor page: reads the API with the supervisor's bearer token (kept in sessionStorage).
+// Plain DOM and fetch; every value from the API is written with textContent, never as HTML.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "callq.token";
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const $ = (id) => document.getElementById(id);
+  const state = { page: 1, pages: 0, teams: [], listDate: null, timezone: null };
+
+  const money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const whole = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  const pct = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 0 });
+  const hh = (hour) => `${String(hour).padStart(2, "0")}:00`;
+
+  function token() { return sessionStorage.getItem(TOKEN_KEY); }
+
+  function setStatus(text, isError = false) {
+    const box = $("status");
+    box.textContent = text;
+    box.classList.toggle("error", isError);
+  }
+
+  async function api(path, params = {}) {
+    const url = new URL(path, window.location.origin);
+    for (const [key, value] of Object.entries(params)) {
+      if (value !== null && value !== undefined && value !== "") url.searchParams.set(key, value);
+    }
+    const response = await fetch(url, { headers: { Authorization: `Bearer ${token()}` } });
+    if (response.status === 401) {
+      signOut();
+      throw new Error("The token was not accepted. Please sign in again.");
+    }
+    if (!response.ok) {
+      let detail = response.statusText;
+      try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
+      throw new Error(typeof detail === "string" ? detail : "The request was not valid.");
+    }
+    return response;
+  }
+
+  function filterParams() {
+    return {
+      date: $("list-date").value,
+      stage: $("stage").value,
+      min_amount: $("min-amount").value,
+      hour: $("hour").value,
+    };
+  }
+
+  function el(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  }
+
+  function fillSelect(select, values, allLabel, labelOf = (v) => v) {
+    const keep = select.value;
+    select.replaceChildren(el("option", allLabel));
+    select.firstChild.value = "";
+    for (const value of values) {
+      const option = el("option", labelOf(value));
+      option.value = String(value);
+      select.appendChild(option);
+    }
+    if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+  }
+
+  async function loadTeams() {
+    const data = await (await api("/teams", { date: $("list-date").value })).json();
+    state.teams = data.teams;
+    state.listDate = data.list_date;
+    state.timezone = data.centre_timezone;
+    $("run-meta").textContent =
+      `List for ${data.list_date} · centre time ${data.centre_timezone} · data as of ` +
+      `${new Date(data.as_of).toISOString().slice(0, 16).replace("T", " ")} UTC · models ${data.model_version}`;
+    if (!$("list-date").value) $("list-date").value = data.list_date;
+    const select = $("team");
+    const keep = select.value;
+    select.replaceChildren(...data.teams.map((t) => {
+      const option = el("option", `${t.team} (${whole.format(t.calls)} calls)`);
+      option.value = t.team;
+      return option;
+    }));
+    if (data.teams.some((t) => t.team === keep)) select.value = keep;
+    $("signed-in-text").textContent =
+      `Signed in · ${data.teams.length} team${data.teams.length === 1 ? "" : "s"}`;
+    if (!data.teams.length) throw new Error("This token covers no team on this list.");
+  }
+
+  function currentTeam() { return state.teams.find((t) => t.team === $("team").value); }
+
+  async function loadQueue() {
+    const team = $("team").value;
+    const params = { ...filterParams(), page: state.page, page_size: $("page-size").value };
+    const data = await (await api(`/teams/${encodeURIComponent(team)}/queue`, params)).json();
+    state.pages = data.pages;
+    fillSelect($("stage"), data.stages, "All stages");
+    renderRows(data.rows);
+    $("kpi-calls").textContent = whole.format(data.total);
+    $("kpi-value").textContent = money.format(data.expected_value_total);
+    const summary = currentTeam();
+    $("kpi-special").textContent = summary ? whole.format(summary.special_handling) : "–";
+    $("queue-caption").textContent = `${whole.format(data.total)} calls · ranked by expected value`;
+    $("page-info").textContent = data.pages ? `Page ${data.page} of ${data.pages}` : "No calls match";
+    $("prev").disabled = data.page <= 1;
+    $("next").disabled = data.page >= data.pages;
+  }
+
+  function renderRows(rows) {
+    const body = $("queue").tBodies[0];
+    if (!rows.length) {
+      const cell = el("td", "No calls match these filters.", "empty");
+      cell.colSpan = 12;
+      const row = document.createElement("tr");
+      row.appendChild(cell);
+      body.replaceChildren(row);
+      return;
+    }
+    body.replaceChildren(...rows.map((r) => {
+      const tr = document.createElement("tr");
+      const stage = el("td");
+      stage.appendChild(el("span", r.stage, "stage"));
+      const reasons = el("td");
+      const list = el("ul", null, "reasons");
+      for (const reason of r.reasons) list.appendChild(el("li", reason));
+      reasons.appendChild(list);
+      tr.append(
+        el("td", r.position, "num"),
+        el("td", r.account_id, "account"),
+        stage,
+        el("td", money.format(r.amount_overdue), "num"),
+        el("td", r.days_past_due, "num"),
+        el("td", r.call_at_centre.slice(11, 16)),
+        el("td", hh(r.local_hour), "num"),
+        el("td", r.best_hour_local === null ? "–" : hh(r.best_hour_local), "num"),
+        el("td", pct.format(r.p_repay), "num"),
+        el("td", pct.format(r.p_contact), "num"),
+        el("td", money.format(r.expected_value), "num"),
+        reasons,
+      );
+      tr.dataset.account = r.account_id;
+      return tr;
+    }));
+  }
+
+  async function loadCapacity() {
+    const team = $("team").value;
+    const data = await (await api(`/teams/${encodeURIComponent(team)}/capacity`, { date: $("list-date").value })).json();
+    $("kpi-capacity").textContent = `${whole.format(data.scheduled_total)} / ${whole.format(data.capacity_total)}`;
+    fillSelect($("hour"), data.hours.map((h) => h.centre_hour), "Any hour", hh);
+    renderChart(data);
+  }
+
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // Whole-number gridlines at a 1/2/5 x 10^k step, about four of them up to the peak.
+  function niceTicks(peak) {
+    const raw = Math.max(1, peak / 4);
+    const power = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+    const ticks = [];
+    for (let tick = step; tick <= peak; tick += step) ticks.push(tick);
+    return ticks;
+  }
+
+  function renderChart(data) {
+    const figure = $("capacity-chart");
+    const hours = data.hours;
+    if (!hours.length) {
+      figure.replaceChildren(el("p", "This team has no shift hours on this day.", "muted"));
+      return;
+    }
+    const width = 960, height = 200, left = 36, bottom = 24, top = 18;
+    const peak = Math.max(1, ...hours.map((h) => Math.max(h.capacity, h.scheduled)));
+    const slot = (width - left) / hours.length;
+    const barWidth = Math.min(56, slot * 0.7);
+    const scale = (v) => ((height - bottom - top) * v) / peak;
+    const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-labelledby": "chart-title chart-desc" });
+    chart.appendChild(svg("title", { id: "chart-title" }, `Calls per hour against capacity for team ${data.team}`));
+    chart.appendChild(svg("desc", { id: "chart-desc" },
+      hours.map((h) => `${hh(h.centre_hour)}: ${h.scheduled} of ${h.capacity}`).join("; ")));
+    chart.appendChild(svg("line", { x1: left, x2: width, y1: height - bottom, y2: height - bottom, class: "axis" }));
+    for (const tick of niceTicks(peak)) {
+      const y = height - bottom - scale(tick);
+      chart.appendChild(svg("line", { x1: left, x2: width, y1: y, y2: y, class: "axis", "stroke-dasharray": "3 4" }));
+      chart.appendChild(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, whole.format(tick)));
+    }
+    hours.forEach((h, i) => {
+      const x = left + i * slot + (slot - barWidth) / 2;
+      const group = svg("g", { class: "hour", "data-hour": h.centre_hour });
+      group.appendChild(svg("title", {}, `${hh(h.centre_hour)}: ${h.scheduled} scheduled of ${h.capacity}`));
+      const capHeight = scale(h.capacity);
+      group.appendChild(svg("rect", {
+        x, width: barWidth, y: height - bottom - capHeight, height: capHeight, rx: 3, class: "bar-capacity",
+      }));
+      const doneHeight = scale(h.scheduled);
+      group.appendChild(svg("rect", {
+        x: x + barWidth * 0.2, width: barWidth * 0.6, y: height - bottom - doneHeight, height: doneHeight, rx: 2,
+        class: h.scheduled > h.capacity ? "bar-over" : "bar-scheduled",
+      }));
+      group.appendChild(svg("text", {
+        x: x + barWidth / 2, y: height - bottom - Math.max(capHeight, doneHeight) - 4, "text-anchor": "middle",
+        class: "value",
+      }, whole.format(h.scheduled)));
+      group.appendChild(svg("text", { x: x + barWidth / 2, y: height - 6, "text-anchor": "middle" }, hh(h.centre_hour)));
+      chart.appendChild(group);
+    });
+    figure.replaceChildren(chart);
+  }
+
+  async function refresh({ teams = false } = {}) {
+    setStatus("Loading…");
+    try {
+      if (teams) await loadTeams();
+      await Promise.all([loadQueue(), loadCapacity()]);
+      setStatus("");
+    } catch (error) {
+      setStatus(error.message, true);
+    }
+  }
+
+  async function downloadCsv() {
+    const team = $("team").value;
+    try {
+      const response = await api(`/teams/${encodeURIComponent(team)}/queue.csv`, filterParams());
+      const blob = await response.blob();
+      const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+      const link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = match ? match[1] : `callq-${team}.csv`;
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+    } catch (error) {
+      setStatus(error.message, true);
+    }
+  }
+
+  function showSignedIn(signedIn) {
+    $("token-form").hidden = signedIn;
+    $("signed-in").hidden = !signedIn;
+    $("workspace").hidden = !signedIn;
+  }
+
+  function signOut() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    showSignedIn(false);
+    $("token").value = "";
+  }
+
+  function start() {
+    $("token-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const value = $("token").value.trim();
+      if (!value) return;
+      sessionStorage.setItem(TOKEN_KEY, value);
+      $("token").value = "";
+      showSignedIn(true);
+      state.page = 1;
+      refresh({ teams: true });
+    });
+    $("sign-out").addEventListener("click", () => { signOut(); setStatus("Signed out."); });
+    $("filters").addEventListener("submit", (event) => {
+      event.preventDefault();
+      state.page = 1;
+      refresh();
+    });
+    $("team").addEventListener("change", () => {
+      state.page = 1;
+      $("stage").value = "";
+      $("hour").value = "";
+      refresh();
+    });
+    $("list-date").addEventListener("change", () => { state.page = 1; refresh({ teams: true }); });
+    $("reset").addEventListener("click", () => {
+      $("stage").value = "";
+      $("min-amount").value = "";
+      $("hour").value = "";
+      state.page = 1;
+      refresh();
+    });
+    $("download").addEventListener("click", downloadCsv);
+    $("prev").addEventListener("click", () => { if (state.page > 1) { state.page -= 1; refresh(); } });
+    $("next").addEventListener("click", () => { if (state.page < state.pages) { state.page += 1; refresh(); } });
+    $("page-size").addEventListener("change", () => { state.page = 1; refresh(); });
+    if (token()) {
+      showSignedIn(true);
+      refresh({ teams: true });
+    } else {
+      showSignedIn(false);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();
