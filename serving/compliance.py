@@ -1,0 +1,384 @@
+"""The compliance guard: re-derives every rule a call list must obey from the export and the operations file.
+
+It deliberately shares no code with the ranker (`serving.eligibility`, `serving.slots`): a bug
+there must not hide here. Rules (names as they appear in violations):
+
+* `columns`, `list_date`, `rank` (unique, exactly 1..n), `unknown_account`, `duplicate_account`,
+  `customer_mismatch`, `team_mismatch` (null team = `default`), `unknown_team`;
+* `shift_slot`: call_at is a whole centre-local hour of the team's shift on D; `slot_in_past`;
+  `local_hour`: equals call_at's hour in the account's zone; `capacity` per team and slot;
+* `no_call_flag` (do_not_call, cease_contact, deceased, bankruptcy on any account of the
+  customer), `special_handling` (dispute_open, complaint_open, hardship on the account),
+  `nothing_overdue` (no due up to as_of's date is left unpaid);
+* `call_window`: the whole hour inside the policy window in every zone of the customer;
+* `quiet_period`: no call on local days c..c+N-1 after a right-party call on day c (account);
+* `attempts_7d`: outbound call attempts of the account (history + list) in any 7 consecutive
+  local days within the limit;
+* `daily_unanswered` / `daily_connected`: per customer and customer-local day, history plus
+  list calls (each list call counted as both) within the limits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.contract import (
+    NO_CALL_FLAGS,
+    RIGHT_PARTY_OUTCOMES,
+    SPECIAL_HANDLING_FLAGS,
+    UNANSWERED_OUTCOMES,
+    Export,
+    Operations,
+)
+
+REQUIRED_COLUMNS = ("list_date", "rank", "account_id", "customer_id", "team", "call_at", "local_hour")
+
+
+@dataclass(frozen=True)
+class GuardViolation:
+    """One call that breaks one rule (account id only: no other debtor data in messages)."""
+
+    rule: str
+    account_id: str
+    call_at: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"account {self.account_id} at {self.call_at}: {self.rule}: {self.detail}"
+
+
+class ComplianceError(Exception):
+    """A call list broke at least one rule; the message has one line per broken rule and call."""
+
+    def __init__(self, violations: list[GuardViolation]):
+        self.violations = violations
+        lines = [str(violation) for violation in violations]
+        super().__init__(f"{len(violations)} compliance violation(s):\n" + "\n".join(lines))
+
+
+class _Collector:
+    """Gathers violations for the rows of the list where a rule fails."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.found: list[GuardViolation] = []
+
+    def add(self, rule: str, failed: np.ndarray | pd.Series, detail) -> None:
+        failed = np.asarray(failed, dtype=bool)
+        if not failed.any():
+            return
+        rows = self.frame[failed]
+        details = detail(rows) if callable(detail) else [detail] * len(rows)
+        for account_id, call_at, text in zip(rows["account_id"], rows["call_at_text"], details, strict=True):
+            self.found.append(GuardViolation(rule, str(account_id), call_at, str(text)))
+
+
+def _member(values, pool) -> np.ndarray:
+    """Membership test for id columns (pandas' Arrow-string isin loops in Python over a large pool)."""
+    index = pd.Index(np.asarray(pool, dtype=object)).unique()
+    return index.get_indexer(np.asarray(values, dtype=object)) >= 0
+
+
+def _local_parts(instants: pd.Series, zones: pd.Series) -> pd.DataFrame:
+    """Local day (days since epoch), hour and minute-of-day of UTC instants, each in its own zone."""
+    out = pd.DataFrame(index=instants.index, columns=["day", "hour", "minute"], dtype="int64")
+    for zone, index in instants.groupby(zones.to_numpy(), sort=False).groups.items():
+        local = pd.DatetimeIndex(instants.loc[index]).tz_convert(zone).tz_localize(None)
+        midnight = local.normalize()
+        out.loc[index, "day"] = ((midnight - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)).to_numpy()
+        out.loc[index, "hour"] = local.hour.to_numpy()
+        out.loc[index, "minute"] = ((local - midnight) // pd.Timedelta(minutes=1)).to_numpy()
+    return out.astype("int64")
+
+
+def _amount_overdue_upper(export: Export) -> pd.Series:
+    """Per account: dues up to and including as_of's UTC date less settled payments before as_of.
+
+    The generous reading of "amount overdue" (a due on as_of's date counts), so the guard never
+    flags an account the features call overdue; it catches lists with nothing to collect.
+    """
+    last_day = export.as_of.tz_convert("UTC").tz_localize(None).normalize()
+    dues = export.dues[export.dues["due_date"] <= last_day].groupby("account_id")["amount_due"].sum()
+    payments = export.payments
+    settled = payments[(payments["status"] == "settled") & (payments["paid_at"] < export.as_of)]
+    paid = settled.groupby("account_id")["amount"].sum()
+    return dues.sub(paid, fill_value=0.0)
+
+
+def check_call_list(
+    call_list: pd.DataFrame,
+    export: Export,
+    operations: Operations,
+    list_date: dt.date | str | pd.Timestamp,
+) -> list[GuardViolation]:
+    """Every rule the list breaks, one violation per (call, rule); empty when the list is compliant."""
+    missing = [column for column in REQUIRED_COLUMNS if column not in call_list.columns]
+    if missing:
+        return [GuardViolation("columns", "-", "-", f"call list lacks columns {missing}")]
+    day = pd.Timestamp(list_date).normalize()
+    rules = operations.policy_rules
+    calls = call_list.reset_index(drop=True).copy()
+    calls["call_at"] = pd.to_datetime(calls["call_at"], utc=True)
+    calls["call_at_text"] = calls["call_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").fillna("no time")
+    check = _Collector(calls)
+    if calls.empty:
+        return []
+
+    list_dates = pd.to_datetime(calls["list_date"], errors="coerce").dt.normalize()
+    check.add("list_date", (list_dates != day).to_numpy(), f"list_date is not {day.date()}")
+    _check_ranks(calls, check)
+    check.add("duplicate_account", calls["account_id"].duplicated().to_numpy(), "second call to the account")
+    check.add("missing_time", calls["call_at"].isna().to_numpy(), "call_at is empty")
+
+    accounts = export.accounts.set_index("account_id")
+    known = _member(calls["account_id"], accounts.index)
+    check.add("unknown_account", ~known, "account not in the export")
+    calls = calls[known & calls["call_at"].notna().to_numpy()].reset_index(drop=True)
+    check.frame = calls
+    if calls.empty:
+        return check.found
+    own = accounts.loc[calls["account_id"]]
+    zones = own["timezone"].astype(str).reset_index(drop=True)
+    owner_team = own["team"].astype("string").fillna("default").reset_index(drop=True)
+
+    check.add(
+        "customer_mismatch",
+        (calls["customer_id"].astype(str) != own["customer_id"].astype(str).to_numpy()).to_numpy(),
+        "customer_id differs from the accounts table",
+    )
+    check.add(
+        "team_mismatch",
+        (calls["team"].astype(str) != owner_team.astype(str)).to_numpy(),
+        lambda rows: [f"the account belongs to team {owner_team[i]}" for i in rows.index],
+    )
+    _check_slots(calls, owner_team, operations, day, export.as_of, check)
+
+    local = _local_parts(calls["call_at"], zones)
+    check.add(
+        "local_hour",
+        (pd.to_numeric(calls["local_hour"], errors="coerce").to_numpy() != local["hour"].to_numpy()),
+        lambda rows: [f"debtor-local hour is {local.loc[i, 'hour']}" for i in rows.index],
+    )
+
+    customers = export.accounts[_member(export.accounts["customer_id"], calls["customer_id"].astype(str))]
+    no_call_customers = customers.loc[customers[list(NO_CALL_FLAGS)].any(axis=1), "customer_id"]
+    check.add(
+        "no_call_flag",
+        _member(calls["customer_id"].astype(str), no_call_customers.astype(str)),
+        "the customer has do_not_call, cease_contact, deceased or bankruptcy set",
+    )
+    special = own[list(SPECIAL_HANDLING_FLAGS)].to_numpy(dtype=bool)
+    check.add(
+        "special_handling",
+        special.any(axis=1),
+        lambda rows: [
+            ";".join(np.asarray(SPECIAL_HANDLING_FLAGS)[special[i]]) + " is set: special handling only"
+            for i in rows.index
+        ],
+    )
+    upper = _amount_overdue_upper(export).reindex(calls["account_id"]).fillna(0.0).to_numpy()
+    listed = (
+        pd.to_numeric(calls["amount_overdue"], errors="coerce").fillna(0.0).to_numpy()
+        if "amount_overdue" in calls
+        else upper
+    )
+    check.add("nothing_overdue", (upper <= 0.005) | (listed <= 0), "nothing is overdue on the account")
+
+    _check_window(calls, customers, rules, check)
+    history = _recent_calls(export, calls, customers, rules)
+    _check_quiet_and_attempts(calls, zones, history, rules, check)
+    _check_customer_days(calls, customers, history, rules, check)
+    return check.found
+
+
+def _check_ranks(calls: pd.DataFrame, check: _Collector) -> None:
+    rank = pd.to_numeric(calls["rank"], errors="coerce")
+    check.add("rank", rank.duplicated(keep="first").to_numpy(), "rank used twice")
+    whole = rank.notna() & (rank == rank.round())
+    check.add("rank", (~whole).to_numpy(), "rank is not a whole number")
+    expected = np.arange(1, len(calls) + 1)
+    if whole.all() and not np.array_equal(np.sort(rank.to_numpy()), expected):
+        outside = (rank < 1) | (rank > len(calls))
+        check.add("rank", outside.to_numpy(), f"ranks must be exactly 1..{len(calls)}")
+
+
+def _check_slots(
+    calls: pd.DataFrame,
+    owner_team: pd.Series,
+    operations: Operations,
+    day: pd.Timestamp,
+    as_of: pd.Timestamp,
+    check: _Collector,
+) -> None:
+    """Each call sits on a whole shift hour of its team on D, not in the past, within capacity."""
+    teams = {team.team: team for team in operations.teams}
+    check.add("unknown_team", (~owner_team.isin(list(teams))).to_numpy(), "team not in the operations file")
+    centre = pd.DatetimeIndex(calls["call_at"]).tz_convert(operations.centre_timezone)
+    on_day = centre.tz_localize(None).normalize() == day
+    on_hour = (centre.minute == 0) & (centre.second == 0) & (centre.microsecond == 0) & (centre.nanosecond == 0)
+    shift_hour = _shift_hour_mask(owner_team, centre.hour, teams)
+    check.add(
+        "shift_slot",
+        ~(np.asarray(on_day) & np.asarray(on_hour) & shift_hour),
+        "not the start of a whole shift hour of the team on the list date",
+    )
+    check.add("slot_in_past", (calls["call_at"] < as_of).to_numpy(), "the slot starts before the export's as_of")
+    capacity = owner_team.map({name: team.hourly_capacity for name, team in teams.items()}).fillna(0)
+    by_rank = pd.to_numeric(calls["rank"], errors="coerce").fillna(np.inf)
+    order = pd.DataFrame({"team": owner_team, "call_at": calls["call_at"], "rank": by_rank})
+    order["seat"] = order.sort_values("rank").groupby(["team", "call_at"]).cumcount()
+    check.add(
+        "capacity",
+        (order["seat"] >= capacity).to_numpy(),
+        lambda rows: [f"team {owner_team[i]} holds {int(capacity[i])} calls in this hour" for i in rows.index],
+    )
+
+
+def _shift_hour_mask(owner_team: pd.Series, hours, teams: dict) -> np.ndarray:
+    """Whether each (team, centre hour) is a whole hour of the team's shift."""
+    allowed = {(name, hour) for name, team in teams.items() for hour in team.shift.whole_hours()}
+    pairs = pd.MultiIndex.from_arrays([owner_team.astype(str).to_numpy(), np.asarray(hours)])
+    return pairs.isin(list(allowed)) if allowed else np.zeros(len(owner_team), dtype=bool)
+
+
+def _check_window(calls: pd.DataFrame, customers: pd.DataFrame, rules, check: _Collector) -> None:
+    """The whole call hour lies inside the policy window in every zone the customer has an account in."""
+    zones = customers[["customer_id", "timezone"]].drop_duplicates().astype(str)
+    expanded = (
+        calls[["customer_id", "call_at"]].astype({"customer_id": str}).reset_index().merge(zones, on="customer_id")
+    )
+    start = _local_parts(expanded["call_at"], expanded["timezone"])
+    end = _local_parts(expanded["call_at"] + pd.Timedelta(hours=1), expanded["timezone"])
+    end_minute = (end["day"] - start["day"]) * 1440 + end["minute"]
+    outside = (start["minute"] < rules.call_window_start * 60) | (end_minute > rules.call_window_end * 60)
+    bad_rows = expanded.loc[outside.to_numpy(), "index"].unique()
+    failed = np.zeros(len(calls), dtype=bool)
+    failed[bad_rows] = True
+    check.add(
+        "call_window",
+        failed,
+        f"outside {rules.call_window_start:02d}:00-{rules.call_window_end:02d}:00 debtor-local time",
+    )
+
+
+def _recent_calls(export: Export, calls: pd.DataFrame, customers: pd.DataFrame, rules) -> pd.DataFrame:
+    """History telephone calls of the listed customers' accounts that can matter to D's limits."""
+    reach = max(8, rules.quiet_days_after_conversation + 1) + 2
+    since = calls["call_at"].min() - pd.Timedelta(days=reach)
+    contacts = export.contacts
+    recent = contacts[
+        (contacts["channel"] == "call")
+        & (contacts["started_at"] >= since)
+        & _member(contacts["account_id"], customers["account_id"])
+    ]
+    owners = customers.set_index("account_id")[["customer_id", "timezone"]].astype(str)
+    return recent.join(owners, on="account_id").reset_index(drop=True)
+
+
+def _check_quiet_and_attempts(
+    calls: pd.DataFrame, zones: pd.Series, history: pd.DataFrame, rules, check: _Collector
+) -> None:
+    """Reg F style per-account limits, in the account's local dates."""
+    call_day = _local_parts(calls["call_at"], zones)["day"].to_numpy()
+    listed = pd.DataFrame(
+        {"row": np.arange(len(calls)), "account_id": calls["account_id"].astype(str), "day": call_day}
+    )
+    history_day = _local_parts(history["started_at"], history["timezone"])["day"]
+    past = pd.DataFrame(
+        {
+            "account_id": history["account_id"].astype(str),
+            "day": history_day.to_numpy(),
+            "outbound": (history["direction"] == "outbound").to_numpy(),
+            "conversation": history["outcome"].isin(RIGHT_PARTY_OUTCOMES).to_numpy(),
+        }
+    )
+    quiet = rules.quiet_days_after_conversation
+    if quiet > 0:
+        talks = listed.merge(past[past["conversation"]], on="account_id", suffixes=("", "_talk"))
+        gap = talks["day"] - talks["day_talk"]
+        blocked = talks.loc[(gap >= 0) & (gap <= quiet - 1), "row"].unique()
+        failed = np.zeros(len(calls), dtype=bool)
+        failed[blocked] = True
+        check.add("quiet_period", failed, f"within {quiet} days of a telephone conversation (day of it = day 1)")
+    if rules.max_attempts_7d is not None:
+        attempts = pd.concat(
+            [past.loc[past["outbound"], ["account_id", "day"]], listed[["account_id", "day"]]],
+            ignore_index=True,
+        )
+        pairs = listed.merge(attempts, on="account_id", suffixes=("", "_attempt"))
+        offset = (pairs["day_attempt"] - pairs["day"]).to_numpy()
+        worst = np.zeros(len(calls), dtype=np.int64)
+        for shift in range(7):  # windows [d-6+shift, d+shift], all seven that contain the call's day
+            inside = (offset >= shift - 6) & (offset <= shift)
+            counts = np.bincount(pairs["row"].to_numpy()[inside], minlength=len(calls))
+            worst = np.maximum(worst, counts)
+        check.add(
+            "attempts_7d",
+            worst > rules.max_attempts_7d,
+            lambda rows: [
+                f"{worst[i]} call attempts within 7 days (limit {rules.max_attempts_7d})" for i in rows.index
+            ],
+        )
+
+
+def _check_customer_days(
+    calls: pd.DataFrame, customers: pd.DataFrame, history: pd.DataFrame, rules, check: _Collector
+) -> None:
+    """Per customer and customer-local day (each zone of the customer): unanswered and connected calls."""
+    if rules.max_unanswered_per_day is None and rules.max_connected_per_day is None:
+        return
+    zones = customers[["customer_id", "timezone"]].drop_duplicates().astype(str).rename(columns={"timezone": "zone"})
+    outbound = history[history["direction"] == "outbound"]
+    past = pd.DataFrame(
+        {
+            "customer_id": outbound["customer_id"].to_numpy(),
+            "at": outbound["started_at"].array,
+            "unanswered": outbound["outcome"].isin(UNANSWERED_OUTCOMES).to_numpy().astype(int),
+        }
+    )
+    past["connected"] = 1 - past["unanswered"]
+    past["row"] = -1
+    listed = pd.DataFrame(
+        {
+            "customer_id": calls["customer_id"].astype(str).to_numpy(),
+            "at": calls["call_at"].array,
+            "unanswered": 1,
+            "connected": 1,
+            "row": np.arange(len(calls)),
+        }
+    )
+    events = pd.concat([past, listed], ignore_index=True).merge(zones, on="customer_id")
+    events["at"] = pd.to_datetime(events["at"], utc=True)
+    events["day"] = _local_parts(events["at"], events["zone"])["day"].to_numpy()
+    totals = events.groupby(["customer_id", "zone", "day"])[["unanswered", "connected"]].transform("sum")
+    on_list = events["row"].to_numpy() >= 0
+    for rule, column, limit in (
+        ("daily_unanswered", "unanswered", rules.max_unanswered_per_day),
+        ("daily_connected", "connected", rules.max_connected_per_day),
+    ):
+        if limit is None:
+            continue
+        over = on_list & (totals[column].to_numpy() > limit)
+        failed = np.zeros(len(calls), dtype=bool)
+        failed[events.loc[over, "row"].to_numpy()] = True
+        check.add(
+            rule,
+            failed,
+            f"more than {limit} {column} calls to the customer on one customer-local day (history + list)",
+        )
+
+
+def assert_compliant(
+    call_list: pd.DataFrame,
+    export: Export,
+    operations: Operations,
+    list_date: dt.date | str | pd.Timestamp,
+) -> None:
+    """Raise ComplianceError, one line per broken rule and call, unless the list obeys every rule."""
+    violations = check_call_list(call_list, export, operations, list_date)
+    if violations:
+        raise ComplianceError(violations)

@@ -1,0 +1,335 @@
+"""Which (account, slot) calls the law and the centre allow on list date D: the ranker's candidate filter.
+
+Rules, in the order they exclude accounts (each count lands in `Candidates.excluded`):
+
+* no score row, nothing overdue (amount_overdue <= 0);
+* a no-call flag (do_not_call, cease_contact, deceased, bankruptcy) on ANY account of the
+  customer: these describe the person, so they stop calls about every debt of theirs;
+* a special-handling flag (dispute_open, complaint_open, hardship) on the account: not dialled,
+  listed for supervisors instead;
+* a team (null = `default`) missing from the operations file;
+* slots: a whole shift hour of the account's team on D, not before `as_of`, with capacity;
+* the policy's debtor-local window, which must hold in every zone of the customer's accounts
+  (unsure of the zone: the slot must be allowed in every candidate zone, as Reg F asks);
+* the quiet period after a telephone conversation (a right-party call, either direction), on
+  the account, counted in the account's local dates: a conversation on day c blocks c..c+N-1;
+* at most N outbound call attempts per account in any 7 consecutive local days: history of
+  the 6 days before the slot's local date and that date, plus the one call the list adds;
+* per customer and customer-local day: history unanswered (no_answer, busy, voicemail) and
+  connected (every other outcome) outbound calls, plus list calls counted as both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.contract import (
+    NO_CALL_FLAGS,
+    RIGHT_PARTY_OUTCOMES,
+    SPECIAL_HANDLING_FLAGS,
+    UNANSWERED_OUTCOMES,
+    Export,
+    Operations,
+)
+from serving.slots import (
+    as_list_date,
+    day_number,
+    in_call_window,
+    local_day_numbers,
+    local_slot_table,
+    team_slots,
+)
+
+NO_LIMIT = 1 << 30
+
+EXCLUSION_RULES = (
+    "no_score",
+    "nothing_overdue",
+    "no_call_flag",
+    "special_handling",
+    "unknown_team",
+    "no_open_slot",
+    "call_window",
+    "quiet_period",
+    "attempts_7d",
+    "customer_daily_limit",
+)
+
+
+@dataclass
+class Candidates:
+    """Allowed (account, slot) pairs, as parallel arrays, with what the ranker needs around them.
+
+    `account_pos` indexes rows of `accounts` (positional); `slot_id` indexes rows of `slots`.
+    `customer_cap[customer_code]` caps the calls the list may add for a customer (NO_LIMIT: none).
+    """
+
+    accounts: pd.DataFrame  # export accounts, positional, with resolved `team_name`
+    slots: pd.DataFrame  # team, centre_hour, call_at, capacity (only open slots)
+    account_pos: np.ndarray
+    slot_id: np.ndarray
+    local_hour: np.ndarray
+    local_weekday: np.ndarray
+    customer_code: np.ndarray  # per account row
+    customer_cap: np.ndarray  # per customer code
+    special_handling: pd.DataFrame
+    excluded: dict[str, int] = field(default_factory=dict)
+
+
+def _customer_zone_sets(customer_code: np.ndarray, zone_code: np.ndarray, n_zones: int):
+    """Code of each customer's set of zones; single-zone sets share the zone's own code."""
+    pairs = pd.DataFrame({"customer": customer_code, "zone": zone_code}).drop_duplicates()
+    n_customers = int(customer_code.max()) + 1 if len(customer_code) else 0
+    zone_set = np.zeros(n_customers, dtype=np.int64)
+    sizes = pairs.groupby("customer")["zone"].size()
+    single = pairs[pairs["customer"].isin(sizes.index[sizes == 1])]
+    zone_set[single["customer"].to_numpy()] = single["zone"].to_numpy()
+    multi = pairs[pairs["customer"].isin(sizes.index[sizes > 1])].sort_values(["customer", "zone"])
+    members: list[tuple[int, ...]] = [(zone,) for zone in range(n_zones)]
+    if len(multi):
+        tuples = multi.groupby("customer")["zone"].agg(tuple)
+        codes, uniques = pd.factorize(tuples)
+        zone_set[tuples.index.to_numpy()] = codes + n_zones
+        members.extend(uniques)
+    return zone_set, members, pairs
+
+
+def _history_calls(export: Export, account_index: pd.Index, since: pd.Timestamp) -> pd.DataFrame:
+    """Calls (channel `call`) at or after `since`, with the account's row position."""
+    contacts = export.contacts
+    recent = contacts[(contacts["channel"] == "call") & (contacts["started_at"] >= since)]
+    position = account_index.get_indexer(recent["account_id"])
+    recent = recent.assign(account_pos=position)
+    return recent[recent["account_pos"] >= 0]
+
+
+def find_candidates(
+    export: Export,
+    operations: Operations,
+    list_date: dt.date | str | pd.Timestamp,
+    account_scores: pd.DataFrame,
+) -> Candidates:
+    """Every allowed (account, slot) pair for list date D, with per-customer caps and exclusion counts."""
+    rules = operations.policy_rules
+    day = as_list_date(list_date)
+    accounts = export.accounts.reset_index(drop=True)
+    n_accounts = len(accounts)
+    account_index = pd.Index(accounts["account_id"])
+    excluded: dict[str, int] = {}
+
+    scores = account_scores.drop_duplicates("account_id").set_index("account_id")
+    has_score = (
+        pd.Index(np.asarray(scores.index, dtype=object)).get_indexer(np.asarray(account_index, dtype=object)) >= 0
+    )
+    overdue = scores["amount_overdue"].reindex(account_index).fillna(0.0).to_numpy() > 0
+    customer_code, _ = pd.factorize(accounts["customer_id"])
+    zone_code, zones = pd.factorize(accounts["timezone"])
+    zones = np.asarray(zones, dtype=object)
+    no_call_account = accounts[list(NO_CALL_FLAGS)].to_numpy(dtype=bool).any(axis=1)
+    n_customers = int(customer_code.max()) + 1 if n_accounts else 0
+    no_call = (np.bincount(customer_code, weights=no_call_account, minlength=n_customers) > 0)[customer_code]
+    special_flags = accounts[list(SPECIAL_HANDLING_FLAGS)].to_numpy(dtype=bool)
+    special = special_flags.any(axis=1)
+    team_name = accounts["team"].astype("string").fillna("default")
+    team_names = [team.team for team in operations.teams]
+    team_code = pd.Index(team_names).get_indexer(team_name)
+
+    alive = has_score.copy()
+    excluded["no_score"] = int((~has_score).sum())
+    for rule, blocked in (("nothing_overdue", ~overdue), ("no_call_flag", no_call)):
+        excluded[rule] = int((alive & blocked).sum())
+        alive &= ~blocked
+    special_rows = np.flatnonzero(alive & special)
+    excluded["special_handling"] = len(special_rows)
+    alive &= ~special
+    excluded["unknown_team"] = int((alive & (team_code < 0)).sum())
+    alive &= team_code >= 0
+
+    special_handling = _special_handling_frame(accounts, special_rows, special_flags, team_name, scores)
+    accounts = accounts.assign(team_name=team_name)
+
+    # Open slots: shift hours on D that start at or after as_of and have capacity.
+    slots = team_slots(operations, day)
+    slots = slots[(slots["call_at"] >= export.as_of) & (slots["capacity"] > 0)].reset_index(drop=True)
+    slot_team = pd.Index(team_names).get_indexer(slots["team"])
+    slots_per_team = np.bincount(slot_team, minlength=len(team_names))
+    team_first = np.r_[0, np.cumsum(slots_per_team)[:-1]]
+    has_slot = slots_per_team[np.maximum(team_code, 0)] > 0
+    excluded["no_open_slot"] = int((alive & ~has_slot).sum())
+    alive &= has_slot
+
+    rows = np.flatnonzero(alive)
+    counts = slots_per_team[team_code[rows]]
+    account_pos = np.repeat(rows, counts)
+    within = np.arange(len(account_pos)) - np.repeat(np.cumsum(counts) - counts, counts)
+    slot_id = team_first[team_code[account_pos]] + within
+
+    instants, instant_of_slot = _instants(slots)
+    table = local_slot_table(zones, instants)
+    zone_set, members, customer_zones = _customer_zone_sets(customer_code, zone_code, len(zones))
+    window = in_call_window(table["start_minute"], table["end_minute"], rules)
+    window_by_set = np.stack([window[list(zone_tuple)].all(axis=0) for zone_tuple in members]).reshape(
+        len(members), len(instants)
+    )
+
+    pair_zone = zone_code[account_pos]
+    pair_instant = instant_of_slot[slot_id]
+    pair_day = table["day"][pair_zone, pair_instant]
+    pair_customer = customer_code[account_pos]
+    keep = window_by_set[zone_set[pair_customer], pair_instant]
+    steps = [("call_window", keep)]
+
+    lookback = max(7, rules.quiet_days_after_conversation) + 2
+    first_day = int(table["day"].min()) if table["day"].size else day_number(day)
+    since = pd.Timestamp(first_day, unit="D", tz="UTC")
+    history = _history_calls(export, account_index, since - pd.Timedelta(days=lookback))
+    history_day = local_day_numbers(history["started_at"], zone_code[history["account_pos"].to_numpy()], zones)
+    history_pos = history["account_pos"].to_numpy()
+    outbound = (history["direction"] == "outbound").to_numpy()
+
+    if rules.quiet_days_after_conversation > 0:
+        conversation = history["outcome"].isin(RIGHT_PARTY_OUTCOMES).to_numpy()
+        last_conversation = np.full(n_accounts, np.iinfo(np.int64).min // 2)
+        np.maximum.at(last_conversation, history_pos[conversation], history_day[conversation])
+        quiet_ok = pair_day - last_conversation[account_pos] >= rules.quiet_days_after_conversation
+        steps.append(("quiet_period", quiet_ok))
+    if rules.max_attempts_7d is not None:
+        attempts_ok = np.ones(len(account_pos), dtype=bool)
+        for local_day in np.unique(pair_day):
+            in_window = outbound & (history_day >= local_day - 6) & (history_day <= local_day)
+            attempts = np.bincount(history_pos[in_window], minlength=n_accounts)
+            on_day = pair_day == local_day
+            attempts_ok[on_day] = attempts[account_pos[on_day]] + 1 <= rules.max_attempts_7d
+        steps.append(("attempts_7d", attempts_ok))
+    pair_remaining = np.full(len(account_pos), NO_LIMIT, dtype=np.int64)
+    if rules.max_unanswered_per_day is not None or rules.max_connected_per_day is not None:
+        pair_remaining = _customer_day_remaining(
+            history[outbound], customer_code, customer_zones, zones, table, pair_customer, pair_instant, rules
+        )
+        steps.append(("customer_daily_limit", pair_remaining > 0))
+
+    for rule, ok in steps:
+        before = np.bincount(account_pos[keep], minlength=n_accounts) > 0
+        keep = keep & ok
+        after = np.bincount(account_pos[keep], minlength=n_accounts) > 0
+        excluded[rule] = int((before & ~after).sum())
+    for rule in EXCLUSION_RULES:
+        excluded.setdefault(rule, 0)
+
+    customer_cap = np.full(n_customers, NO_LIMIT, dtype=np.int64)
+    np.minimum.at(customer_cap, pair_customer[keep], pair_remaining[keep])
+    return Candidates(
+        accounts=accounts,
+        slots=slots,
+        account_pos=account_pos[keep],
+        slot_id=slot_id[keep],
+        local_hour=table["hour"][pair_zone[keep], pair_instant[keep]],
+        local_weekday=table["weekday"][pair_zone[keep], pair_instant[keep]],
+        customer_code=customer_code,
+        customer_cap=customer_cap,
+        special_handling=special_handling,
+        excluded={rule: excluded[rule] for rule in EXCLUSION_RULES},
+    )
+
+
+def _instants(slots: pd.DataFrame) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """Distinct slot start instants, and each slot's instant code."""
+    codes, uniques = pd.factorize(slots["call_at"])
+    return pd.DatetimeIndex(uniques), codes.astype(np.int64)
+
+
+def _customer_day_remaining(
+    outbound_calls: pd.DataFrame,
+    customer_code: np.ndarray,
+    customer_zones: pd.DataFrame,
+    zones: np.ndarray,
+    table: dict[str, np.ndarray],
+    pair_customer: np.ndarray,
+    pair_instant: np.ndarray,
+    rules,
+) -> np.ndarray:
+    """Calls the list may still add per (customer, slot instant): the tightest customer-local day limit.
+
+    Each history call is dated in every zone of its customer; a list call counts as both an
+    unanswered and a connected attempt, so the room left is min(unanswered room, connected room).
+    """
+    max_unanswered = NO_LIMIT if rules.max_unanswered_per_day is None else rules.max_unanswered_per_day
+    max_connected = NO_LIMIT if rules.max_connected_per_day is None else rules.max_connected_per_day
+    default = min(max_unanswered, max_connected)
+    remaining = np.full(len(pair_customer), default, dtype=np.int64)
+    if len(outbound_calls) == 0 or len(pair_customer) == 0:
+        return remaining
+    calls = pd.DataFrame(
+        {
+            "customer": customer_code[outbound_calls["account_pos"].to_numpy()],
+            "started_at": outbound_calls["started_at"].array,
+            "unanswered": outbound_calls["outcome"].isin(UNANSWERED_OUTCOMES).to_numpy(),
+        }
+    ).merge(customer_zones, on="customer")
+    calls["day"] = local_day_numbers(calls["started_at"], calls["zone"].to_numpy(), zones)
+    calls["connected"] = ~calls["unanswered"]
+    per_day = calls.groupby(["customer", "zone", "day"], as_index=False)[["unanswered", "connected"]].sum()
+    per_day["room"] = np.minimum(
+        max_unanswered - per_day["unanswered"].to_numpy(), max_connected - per_day["connected"].to_numpy()
+    )
+    n_instants = table["day"].shape[1]
+    instant_days = pd.DataFrame(
+        {
+            "zone": np.repeat(np.arange(len(zones)), n_instants),
+            "instant": np.tile(np.arange(n_instants), len(zones)),
+            "day": table["day"].ravel(),
+        }
+    )
+    room = per_day.merge(instant_days, on=["zone", "day"]).groupby(["customer", "instant"])["room"].min()
+    if room.empty:
+        return remaining
+    keys = (
+        room.index.get_level_values("customer").to_numpy() * n_instants
+        + room.index.get_level_values("instant").to_numpy()
+    )
+    order = np.argsort(keys)
+    keys, values = keys[order], room.to_numpy()[order]
+    pair_keys = pair_customer * n_instants + pair_instant
+    found = np.searchsorted(keys, pair_keys)
+    found_clipped = np.minimum(found, len(keys) - 1)
+    hit = keys[found_clipped] == pair_keys
+    remaining[hit] = np.minimum(default, values[found_clipped[hit]])
+    return remaining
+
+
+def _special_handling_frame(
+    accounts: pd.DataFrame,
+    rows: np.ndarray,
+    special_flags: np.ndarray,
+    team_name: pd.Series,
+    scores: pd.DataFrame,
+) -> pd.DataFrame:
+    """Accounts for the supervisors' special-handling queue, with the flags that put them there."""
+    flags = special_flags[rows]
+    names = np.asarray(SPECIAL_HANDLING_FLAGS, dtype=object)
+    reason = _join_flags(flags, names)
+    picked = accounts.iloc[rows]
+    account_ids = picked["account_id"]
+    return pd.DataFrame(
+        {
+            "account_id": account_ids.to_numpy(),
+            "customer_id": picked["customer_id"].to_numpy(),
+            "team": team_name.iloc[rows].to_numpy(),
+            "reason": pd.array(reason, dtype="string"),
+            "amount_overdue": scores["amount_overdue"].reindex(account_ids).to_numpy(dtype=float),
+            "days_past_due": scores["days_past_due"].reindex(account_ids).to_numpy(),
+        }
+    ).astype({"account_id": "string", "customer_id": "string", "team": "string"})
+
+
+def _join_flags(flags: np.ndarray, names: np.ndarray) -> pd.Series:
+    """`;`-joined flag names per row, built once per distinct flag combination."""
+    codes = flags.astype(np.int64) @ (1 << np.arange(flags.shape[1]))
+    labels = {
+        int(code): ";".join(name for bit, name in enumerate(names) if (code >> bit) & 1) for code in np.unique(codes)
+    }
+    return pd.Series(codes).map(labels)

@@ -1,0 +1,107 @@
+"""Call slots of a list date: each team's whole shift hours, and what those hours are for a debtor.
+
+A slot is one whole centre-local hour of a team's shift on the list date D. Its start `call_at`
+is a UTC instant; the debtor-local hour, weekday and date of that instant follow from the
+account's IANA zone. Conversions run once per (zone, instant), never once per account.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from features.contract import Operations, PolicyRules
+
+UTC_DTYPE = "datetime64[us, UTC]"
+_EPOCH = pd.Timestamp("1970-01-01")
+
+
+def as_list_date(list_date: dt.date | str | pd.Timestamp) -> pd.Timestamp:
+    """The centre-local list date as a naive midnight Timestamp (rejects aware timestamps)."""
+    stamp = pd.Timestamp(list_date)
+    if stamp.tzinfo is not None:
+        raise ValueError(f"list_date must be a calendar date, got the instant {stamp}")
+    return stamp.normalize()
+
+
+def day_number(days: pd.Series | pd.DatetimeIndex | pd.Timestamp) -> np.ndarray | int:
+    """Days since 1970-01-01 of naive calendar dates (the integer form used to count day windows)."""
+    if isinstance(days, pd.Timestamp):
+        return int((days.normalize() - _EPOCH).days)
+    index = pd.DatetimeIndex(days)
+    return ((index.normalize() - _EPOCH) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
+
+
+def team_slots(operations: Operations, list_date: dt.date | str | pd.Timestamp) -> pd.DataFrame:
+    """One row per (team, whole shift hour) on centre-local date D: team, centre_hour, call_at, capacity.
+
+    DST: an hour that does not exist on D (spring forward) has no slot; an hour that occurs twice
+    (fall back) is taken at its first occurrence, so each shift hour is one slot.
+    """
+    day = as_list_date(list_date)
+    teams, hours = [], []
+    for team in operations.teams:
+        for hour in team.shift.whole_hours():
+            teams.append(team.team)
+            hours.append(hour)
+    naive = pd.DatetimeIndex([day + pd.Timedelta(hours=hour) for hour in hours], dtype="datetime64[us]")
+    local = naive.tz_localize(
+        operations.centre_timezone, ambiguous=np.ones(len(naive), dtype=bool), nonexistent="NaT"
+    )
+    capacity = {team.team: team.hourly_capacity for team in operations.teams}
+    slots = pd.DataFrame(
+        {
+            "team": pd.array(teams, dtype="string"),
+            "centre_hour": np.asarray(hours, dtype=np.int64),
+            "call_at": local.tz_convert("UTC").astype(UTC_DTYPE),
+            "capacity": np.asarray([capacity[name] for name in teams], dtype=np.int64),
+        }
+    )
+    return slots.dropna(subset=["call_at"]).reset_index(drop=True)
+
+
+def local_slot_table(zones: list[str] | np.ndarray, instants: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+    """Debtor-local view of every (zone, instant): arrays shaped [len(zones), len(instants)].
+
+    Keys: `day` (local date as a day number), `hour`, `weekday` (Mon=0), `start_minute` (minutes
+    after local midnight) and `end_minute` (the slot's end, counted from the same midnight, so a
+    slot crossing midnight or a DST change ends later than start + 60 would suggest).
+    """
+    instants = pd.DatetimeIndex(instants).tz_convert("UTC")
+    shape = (len(zones), len(instants))
+    out = {key: np.zeros(shape, dtype=np.int64) for key in ("day", "hour", "weekday", "start_minute")}
+    out["end_minute"] = np.zeros(shape, dtype=np.int64)
+    ends = instants + pd.Timedelta(hours=1)
+    for row, zone in enumerate(zones):
+        start = instants.tz_convert(zone)
+        end = ends.tz_convert(zone)
+        start_day = day_number(start.tz_localize(None))
+        end_day = day_number(end.tz_localize(None))
+        out["day"][row] = start_day
+        out["hour"][row] = start.hour
+        out["weekday"][row] = start.day_of_week
+        out["start_minute"][row] = start.hour * 60 + start.minute
+        out["end_minute"][row] = (end_day - start_day) * 1440 + end.hour * 60 + end.minute
+    return out
+
+
+def in_call_window(start_minute: np.ndarray, end_minute: np.ndarray, rules: PolicyRules) -> np.ndarray:
+    """Whether the whole slot lies inside the policy's debtor-local window (start and end inclusive)."""
+    return (start_minute >= rules.call_window_start * 60) & (end_minute <= rules.call_window_end * 60)
+
+
+def local_day_numbers(utc: pd.Series, zone_code: np.ndarray, zones: list[str] | np.ndarray) -> np.ndarray:
+    """Local calendar day number of each UTC instant in the zone `zones[zone_code[i]]`, converted per zone."""
+    values = pd.DatetimeIndex(utc).tz_convert("UTC")
+    out = np.zeros(len(values), dtype=np.int64)
+    if len(values) == 0:
+        return out
+    order = np.argsort(zone_code, kind="stable")
+    sorted_codes = zone_code[order]
+    bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
+    for part in np.split(order, bounds):
+        zone = zones[zone_code[part[0]]]
+        out[part] = day_number(values[part].tz_convert(zone).tz_localize(None))
+    return out
