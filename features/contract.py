@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +30,7 @@ ROW_KEY = {
 }
 
 
-class ColumnType(str, Enum):
+class ColumnType(StrEnum):
     STR = "str"
     DATE = "date"
     TIMESTAMP = "timestamp"
@@ -46,7 +46,7 @@ class Column:
     nullable: bool = False
 
 
-S, D, T, M, B, I = (
+S, D, T, M, B, INT = (
     ColumnType.STR,
     ColumnType.DATE,
     ColumnType.TIMESTAMP,
@@ -98,7 +98,7 @@ SCHEMAS: dict[str, tuple[Column, ...]] = {
         Column("direction", S),
         Column("outcome", S),
         Column("agent_id", S, nullable=True),
-        Column("duration_s", I, nullable=True),
+        Column("duration_s", INT, nullable=True),
     ),
     "promises": (
         Column("promise_id", S),
