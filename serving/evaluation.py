@@ -1,0 +1,101 @@
+"""Replaying call lists in a simulated world: callq's list against a supervisor's sort and an oracle.
+
+The oracle ranks with the world's true parameters (right-party chance per slot, the true gain
+from reaching the debtor, the money at stake) through the same assignment and compliance code,
+so the comparison isolates what the models know.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.simulation import Simulation
+from serving.pipeline import contact_probability, run_day, score_export
+from serving.ranking import rank_calls, supervisor_sort_list
+
+
+@dataclass(frozen=True)
+class ListOutcome:
+    name: str
+    calls: int
+    expected_value: float  # the list's own estimate (callq's models), NaN for lists without one
+    extra_collected: float  # true expected money beyond making no calls, from the world
+
+    def row(self) -> dict:
+        return {
+            "list": self.name,
+            "calls": self.calls,
+            "model_expected_value": self.expected_value,
+            "true_extra_collected": self.extra_collected,
+        }
+
+
+def local_slot_utc(zones: np.ndarray, local_hour: np.ndarray, weekday: np.ndarray, list_date: dt.date) -> pd.Series:
+    """UTC start of the debtor-local hour on the local day (within a day of list_date) with that weekday."""
+    base = pd.Timestamp(list_date)
+    offsets = ((np.asarray(weekday) - base.weekday() + 3) % 7) - 3  # nearest day with that weekday
+    naive = base + pd.to_timedelta(offsets, unit="D") + pd.to_timedelta(np.asarray(local_hour), unit="h")
+    result = pd.Series(pd.NaT, index=range(len(zones)), dtype="datetime64[us, UTC]")
+    naive = pd.Series(naive)
+    for zone in pd.unique(zones):
+        mask = zones == zone
+        local = naive[mask].dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
+        result[mask] = local.dt.tz_convert("UTC").to_numpy()
+    return result
+
+
+def oracle_list(simulation: Simulation, list_date: dt.date) -> pd.DataFrame:
+    """The call list drawn with full knowledge of the world, under the same rules and capacity."""
+    export, world = simulation.export, simulation.world
+    ids = export.accounts["account_id"].to_numpy()
+    p_none = world.true_p_repay(ids)
+    from features.build import build_features
+
+    features = build_features(export).set_index("account_id", drop=False)
+    features.index.name = None
+    scores = features.assign(
+        p_repay=p_none,
+        uplift=np.clip(world.true_p_repay_if_reached(ids) - p_none, 0.0, None),
+        value_at_stake=world.money_at_stake,
+        promise_followup=False,
+    )
+    zone_of = export.accounts.set_index("account_id")["timezone"]
+
+    def true_contact(rows: pd.DataFrame, local_hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
+        account_ids = rows["account_id"].to_numpy()
+        call_at = local_slot_utc(zone_of.loc[account_ids].to_numpy(), local_hour, weekday, list_date)
+        return world.true_p_contact(account_ids, call_at)
+
+    return rank_calls(export, simulation.operations, list_date, scores, true_contact).call_list
+
+
+def compare_lists(simulation: Simulation, champions, list_date: dt.date, run=None) -> pd.DataFrame:
+    """callq's list, the supervisor's sort and the oracle, replayed in the world (extra over no calls)."""
+    export, operations, world = simulation.export, simulation.operations, simulation.world
+    run = run or run_day(export, operations, list_date, champions)
+    scored = score_export(export, champions, day=list_date)
+    supervisor = supervisor_sort_list(
+        export, operations, list_date, scored.account_scores, contact_probability(champions)
+    ).call_list
+    oracle = oracle_list(simulation, list_date)
+
+    outcomes = [
+        ListOutcome(
+            "callq", len(run.call_list), float(run.call_list["expected_value"].sum()), world.replay(run.call_list).extra
+        ),
+        ListOutcome(
+            "supervisor sort",
+            len(supervisor),
+            float(supervisor["expected_value"].sum()),
+            world.replay(supervisor).extra,
+        ),
+        ListOutcome("oracle (true parameters)", len(oracle), float("nan"), world.replay(oracle).extra),
+    ]
+    table = pd.DataFrame([outcome.row() for outcome in outcomes])
+    oracle_extra = table.loc[table["list"].str.startswith("oracle"), "true_extra_collected"].iloc[0]
+    table["share_of_oracle"] = table["true_extra_collected"] / oracle_extra if oracle_extra > 0 else np.nan
+    return table

@@ -1,0 +1,230 @@
+"""Today's export → scores and a compliant call list, with the champion models.
+
+The CLI batch job, the HTTP API and the demo all call these functions; nothing here parses
+arguments or prints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.build import build_features
+from features.contract import CALL_LIST_COLUMNS, POLICY_PRESETS, SCORES_COLUMNS, Export, Operations
+from features.io import is_sql_url, write_frame
+from serving.compliance import assert_compliant
+from serving.daily import DailyRun
+from serving.ranking import rank_calls
+from serving.reasons import explain_calls
+
+# Without an operations file (batch scoring), the best hour is searched inside the window every
+# preset allows (08:00-21:00 debtor-local: the intersection of cn and us_reg_f).
+DEFAULT_CALL_HOURS = tuple(
+    range(
+        max(rules.call_window_start for rules in POLICY_PRESETS.values()),
+        min(rules.call_window_end for rules in POLICY_PRESETS.values()),
+    )
+)
+
+
+def load_models(tracking_uri: str | None = None):
+    """The champion models from the MLflow registry (`models:/callq-*@champion`)."""
+    from training.tracking import load_champions
+
+    return load_champions(tracking_uri)
+
+
+@dataclass
+class Scored:
+    """Features and model outputs for every account at the export's as_of."""
+
+    features: pd.DataFrame  # indexed by account_id
+    scores: pd.DataFrame  # contract `scores`
+    account_scores: pd.DataFrame  # what the ranker needs, indexed like `features`
+
+
+def _local_weekday(export: Export, day: dt.date) -> np.ndarray:
+    """Debtor-local weekday of `day` for every account (0 = Monday): the same date everywhere."""
+    return np.full(len(export.accounts), day.weekday(), dtype=int)
+
+
+def score_export(
+    export: Export,
+    champions,
+    *,
+    call_hours: tuple[int, ...] = DEFAULT_CALL_HOURS,
+    day: dt.date | None = None,
+) -> Scored:
+    """Contract `scores` for every account: p_repay, the best debtor-local hour, stage, eligibility."""
+    features = build_features(export).set_index("account_id", drop=False)
+    features.index.name = None
+    p_repay = champions.repayment.predict_proba(features)
+    # Contract p_repay: with nothing overdue the required payment is zero, so the event is certain.
+    p_repay = np.where(features["amount_overdue"].to_numpy() > 0, p_repay, 1.0)
+    uplift = np.clip(champions.call_effect.predict_uplift(features), 0.0, 1.0)
+
+    eligible = (
+        (features["amount_overdue"].to_numpy() > 0)
+        & ~features["no_call"].to_numpy(dtype=bool)
+        & ~features["special_handling"].to_numpy(dtype=bool)
+    )
+    day = day or export.as_of.date()
+    best_hour = np.full(len(features), np.nan)
+    p_best = np.full(len(features), np.nan)
+    if eligible.any() and call_hours:
+        rows = features.loc[eligible]
+        weekdays = np.full(len(rows), day.weekday(), dtype=int)
+        by_hour = champions.contact.predict_hours(rows, list(call_hours), weekdays)
+        best = by_hour.argmax(axis=1)
+        best_hour[eligible] = np.asarray(call_hours)[best]
+        p_best[eligible] = by_hour[np.arange(len(rows)), best]
+
+    scores = pd.DataFrame(
+        {
+            "account_id": features["account_id"].astype("string").to_numpy(),
+            "as_of": export.as_of,
+            "p_repay": p_repay.astype(float),
+            "best_hour_local": pd.array(best_hour, dtype="Int64"),
+            "p_contact_best": p_best,
+            "amount_overdue": features["amount_overdue"].round(2).to_numpy(),
+            "days_past_due": features["days_past_due"].astype("int64").to_numpy(),
+            "stage": features["stage"].astype("string").to_numpy(),
+            "eligible": eligible,
+            "model_version": champions.model_version,
+        }
+    )[list(SCORES_COLUMNS)]
+    account_scores = features.assign(
+        p_repay=p_repay,
+        uplift=uplift,
+        value_at_stake=value_at_stake(features),
+        promise_followup=promise_followup(features),
+    )
+    return Scored(features=features, scores=scores, account_scores=account_scores)
+
+
+def value_at_stake(features: pd.DataFrame) -> np.ndarray:
+    """Money a repayment brings in: what the label asks for, min(amount overdue, oldest unpaid due)."""
+    return np.minimum(
+        features["amount_overdue"].to_numpy(dtype=float),
+        features["oldest_unpaid_remaining"].to_numpy(dtype=float),
+    )
+
+
+def promise_followup(features: pd.DataFrame) -> np.ndarray:
+    """A promise broken in the last 7 days or falling due within a day: collectors follow up first."""
+    broken = features["promise_broken_7d"].fillna(False).to_numpy(dtype=bool)
+    due_soon = features["days_to_pending_promise"].between(0, 1).fillna(False).to_numpy(dtype=bool)
+    return broken | due_soon
+
+
+def contact_probability(champions):
+    """The ranker's view of the contact model: P(right-party contact) per (account row, local slot)."""
+    contact = champions.contact
+
+    def probability(rows: pd.DataFrame, local_hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
+        slots = rows.assign(local_hour=np.asarray(local_hour, dtype=int), weekday=np.asarray(weekday, dtype=int))
+        return contact.predict_proba(slots)
+
+    return probability
+
+
+def run_day(export: Export, operations: Operations, list_date: dt.date, champions) -> DailyRun:
+    """Score the book, rank the day's calls, explain them, and guard the list before anyone sees it."""
+    scored = score_export(
+        export,
+        champions,
+        call_hours=tuple(range(operations.policy_rules.call_window_start, operations.policy_rules.call_window_end)),
+        day=list_date,
+    )
+    contact = champions.contact
+
+    def contact_probability(rows: pd.DataFrame, local_hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
+        slots = rows.assign(local_hour=np.asarray(local_hour, dtype=int), weekday=np.asarray(weekday, dtype=int))
+        return contact.predict_proba(slots)
+
+    result = rank_calls(export, operations, list_date, scored.account_scores, contact_probability)
+    call_list = result.call_list.copy()
+    listed = scored.features.loc[call_list["account_id"].to_numpy()]
+    contributions = champions.call_effect.contributions(listed)
+    contributions.index = listed.index
+    reasons, explanations = explain_calls(call_list, scored.features, contributions)
+    call_list["reasons"] = reasons.to_numpy()
+    call_list["model_version"] = champions.model_version
+    call_list = call_list[list(CALL_LIST_COLUMNS)]
+    assert_compliant(call_list, export, operations, list_date)
+    return DailyRun(
+        as_of=export.as_of,
+        list_date=list_date,
+        centre_timezone=operations.centre_timezone,
+        scores=scored.scores,
+        call_list=call_list,
+        special_handling=result.special_handling,
+        capacity=result.capacity,
+        explanations=explanations,
+        models={
+            kind: {
+                "version": version,
+                "metrics": getattr(getattr(champions, kind), "metadata", {}).get("metrics", {}),
+            }
+            for kind, version in champions.versions.items()
+        },
+        model_version=champions.model_version,
+    )
+
+
+def default_list_date(as_of: pd.Timestamp, operations: Operations) -> dt.date:
+    """The first centre-local date whose earliest shift starts at or after the export's as_of."""
+    local = as_of.tz_convert(operations.centre_timezone)
+    earliest = min(team.shift.start for team in operations.teams)
+    return local.date() if local.time() <= earliest else local.date() + dt.timedelta(days=1)
+
+
+@dataclass
+class Written:
+    call_list: str
+    special_handling: str
+
+
+def write_day(run: DailyRun, target: str, special_target: str | None = None) -> Written:
+    """Write the call list (a file or `URL#table`, replacing that date's rows) and the special-handling list."""
+    write_frame(run.call_list, target, replace_where={"list_date": run.list_date})
+    if special_target is None:
+        if is_sql_url(target):
+            base, _, table = target.partition("#")
+            special_target = f"{base}#{table or 'call_list'}_special_handling"
+        else:
+            path = Path(target)
+            special_target = str(path.with_name(f"{path.stem}.special_handling{path.suffix}"))
+    special = run.special_handling.assign(list_date=run.list_date)
+    write_frame(special, special_target, replace_where={"list_date": run.list_date})
+    return Written(call_list=target, special_handling=special_target)
+
+
+class DailyProvider:
+    """Serves DailyRuns to the API: computed once per list date and cached (thread-safe)."""
+
+    def __init__(self, export: Export, operations: Operations, champions, default_date: dt.date | None = None):
+        self.export = export
+        self.operations = operations
+        self.champions = champions
+        self.default_date = default_date or default_list_date(export.as_of, operations)
+        self._runs: dict[dt.date, DailyRun] = {}
+        self._lock = threading.Lock()
+
+    def daily_run(self, list_date: dt.date | None = None) -> DailyRun:
+        wanted = list_date or self.default_date
+        earliest = self.export.as_of.tz_convert(self.operations.centre_timezone).date()
+        if wanted < earliest:
+            raise LookupError(f"list date {wanted} is before the export's as_of ({earliest}): its calls are past")
+        with self._lock:
+            if wanted not in self._runs:
+                self._runs[wanted] = run_day(self.export, self.operations, wanted, self.champions)
+            return self._runs[wanted]
+
+    def score(self, export: Export) -> pd.DataFrame:
+        return score_export(export, self.champions).scores

@@ -1,0 +1,163 @@
+"""Reasons a collector can read: why an account is on today's list, at this place and hour.
+
+Two sources, merged per call: business triggers read straight from the point-in-time
+features (a broken promise, a promise due, payday, the slot's answer chance), and the
+call-effect model's per-feature contributions (LightGBM `pred_contrib`), translated into
+words. Computed for the listed calls only, never for the whole book.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+MAX_REASONS = 4
+TOP_CONTRIBUTIONS = 5
+
+
+# Model features → a phrase that states the account's actual value in words a collector reads,
+# or None when the value says nothing worth showing. Phrases come from the value, so a reason is
+# always a true statement; the contribution only decides which features are worth a reason.
+def _count(value: float, one: str, many: str) -> str:
+    n = int(value)
+    return one if n == 1 else many.format(n=n)
+
+
+FEATURE_PHRASES: dict[str, Callable[[float], str | None]] = {
+    "refusals_disputes_90d": lambda v: _count(v, "refused once lately", "refused {n} times lately") if v > 0 else None,
+    "promises_kept_90d": lambda v: _count(v, "kept a promise lately", "kept {n} promises lately") if v > 0 else None,
+    "promise_kept_ratio": lambda v: "usually keeps promises" if v >= 0.5 else "often breaks promises",
+    "promises_broken_90d": lambda v: (
+        _count(v, "broke a promise lately", "broke {n} promises lately") if v > 0 else None
+    ),
+    "rpc_rate_90d": lambda v: f"answers {v:.0%} of calls",
+    "rpc_rate_30d": lambda v: f"answered {v:.0%} of calls this month",
+    "days_since_last_rpc": lambda v: f"not spoken to for {int(v)} days" if v >= 14 else None,
+    "unanswered_streak": lambda v: f"{int(v)} unanswered calls in a row: new hour" if v >= 3 else None,
+    "payments_settled_sum_30d": lambda v: f"paid {v:,.0f} in the last 30 days" if v > 0 else "no payment in 30 days",
+    "payments_settled_sum_90d": lambda v: f"paid {v:,.0f} in the last 90 days" if v > 0 else "no payment in 90 days",
+    "payments_partial_count_180d": lambda v: "pays in part: open to a plan" if v > 0 else None,
+    "payments_returned_count_90d": lambda v: "a payment bounced lately" if v > 0 else None,
+    "returned_share_180d": lambda v: "payments bounce" if v > 0.2 else None,
+    "days_since_last_payment": lambda v: f"last paid {int(v)} days ago",
+    "payment_lateness_trend_180d": lambda v: "payments getting later" if v > 3 else None,
+    "dues_covered_share_90d": lambda v: "covered most recent dues" if v >= 0.5 else None,
+    "dues_missed_in_row": lambda v: _count(v, "missed the last due", "missed {n} dues in a row") if v > 0 else None,
+    "limit_use": lambda v: "near the credit limit" if v >= 0.8 else None,
+    "inbound_contacts_90d": lambda v: "contacted us lately" if v > 0 else None,
+    "wrong_numbers_90d": lambda v: "number doubtful (wrong number lately)" if v > 0 else None,
+}
+
+
+def _money(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _days(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many.format(n=n)
+
+
+def trigger_reasons(row: pd.Series) -> list[tuple[float, str]]:
+    """Business triggers for one listed call, each with a priority (higher first)."""
+    reasons: list[tuple[float, str]] = []
+    broken_ago = row.get("days_since_last_broken_promise")
+    if bool(row.get("promise_broken_7d")) and pd.notna(broken_ago):
+        ago = int(broken_ago)
+        when = "today" if ago == 0 else _days(ago, "yesterday", "{n} days ago")
+        reasons.append((100.0, f"promise broken {when}"))
+    due_in = row.get("days_to_pending_promise")
+    if pd.notna(due_in) and 0 <= due_in <= 2:
+        when = ["today", "tomorrow", "in 2 days"][int(due_in)]
+        reasons.append((90.0, f"promise due {when}"))
+    payday_in = row.get("next_payday_in_days")
+    if pd.notna(payday_in) and 0 <= payday_in <= 3 and (row.get("payday_concentration") or 0) >= 0.5:
+        when = "today" if int(payday_in) == 0 else _days(int(payday_in), "in 1 day", "in {n} days")
+        reasons.append((70.0, f"payday {when}"))
+    hour = row.get("local_hour")
+    if pd.notna(hour):
+        hour = int(hour)
+        chance = row.get("p_contact")
+        shown = f" ({chance:.0%} answer chance)" if chance is not None and not math.isnan(chance) else ""
+        reasons.append((60.0, f"best reached {hour:02d}:00–{(hour + 1) % 24:02d}:00 local{shown}"))
+    dpd = row.get("days_past_due")
+    if pd.notna(dpd):
+        reasons.append((50.0, f"{int(dpd)} DPD and {_money(row.get('amount_overdue', 0.0))} overdue"))
+    return reasons
+
+
+def contribution_reasons(contributions: pd.Series, features: pd.Series) -> list[tuple[float, str]]:
+    """The features that raise this call's effect most, stated from their values, largest first."""
+    positive = contributions[contributions > 0].sort_values(ascending=False)
+    reasons = []
+    for name, size in positive.items():
+        value = features.get(name)
+        if name not in FEATURE_PHRASES or value is None or pd.isna(value):
+            continue
+        phrase = FEATURE_PHRASES[name](float(value))
+        if phrase:
+            reasons.append((float(size), phrase))
+    return reasons
+
+
+def explain_calls(
+    calls: pd.DataFrame, features: pd.DataFrame, contributions: pd.DataFrame
+) -> tuple[pd.Series, pd.DataFrame]:
+    """Reasons (`;`-separated, aligned with `calls`) and the long table of top contributions.
+
+    `calls` has account_id, local_hour, p_contact; `features` and `contributions` are indexed by
+    account_id (contributions: one column per model feature, from the call-effect model).
+    """
+    feature_rows = features.reindex(calls["account_id"].to_numpy())
+    contribution_rows = contributions.reindex(calls["account_id"].to_numpy())
+    texts = []
+    for (_, call), (_, feature_row), (_, contrib_row) in zip(
+        calls.iterrows(), feature_rows.iterrows(), contribution_rows.iterrows(), strict=True
+    ):
+        merged = pd.concat([feature_row, call[["local_hour", "p_contact"]]])
+        triggers = trigger_reasons(merged)
+        # Model reasons rank after the triggers (business rules first), by contribution size.
+        from_model = [(priority / 100.0, text) for priority, text in contribution_reasons(contrib_row, feature_row)]
+        chosen: list[str] = []
+        for _, text in sorted(triggers, key=lambda item: -item[0]) + from_model:
+            if text not in chosen:
+                chosen.append(text)
+            if len(chosen) == MAX_REASONS:
+                break
+        texts.append("; ".join(chosen))
+    explanations = top_contributions(contributions.loc[contributions.index.isin(calls["account_id"])], features)
+    return pd.Series(texts, index=calls.index, dtype="string"), explanations
+
+
+def top_contributions(contributions: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """The largest contributions per account in long form: account_id, feature, value, contribution."""
+    if contributions.empty:
+        return pd.DataFrame(columns=["account_id", "feature", "value", "contribution"])
+    model_columns = [column for column in contributions.columns if column != "bias"]
+    long = (
+        contributions[model_columns]
+        .rename_axis("account_id")
+        .reset_index()
+        .melt(id_vars="account_id", var_name="feature", value_name="contribution")
+    )
+    long["magnitude"] = long["contribution"].abs()
+    long = (
+        long.sort_values(["account_id", "magnitude"], ascending=[True, False], kind="stable")
+        .groupby("account_id", sort=False)
+        .head(TOP_CONTRIBUTIONS)
+    )
+    long["value"] = [
+        _as_text(features.at[account, feature]) if feature in features.columns else ""
+        for account, feature in zip(long["account_id"], long["feature"], strict=True)
+    ]
+    return long[["account_id", "feature", "value", "contribution"]].reset_index(drop=True)
+
+
+def _as_text(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float | np.floating):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,136 @@
+"""The `callq` batch interface (contract section 4), run as the case system runs it: a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS
+from features.io import write_export
+from tests.factories import tiny_export
+
+CALLQ = [sys.executable, "-m", "serving.cli"]
+
+
+def callq(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CALLQ, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("generated") / "export"
+    result = callq("generate", "--out", out, "--accounts", 300, "--days", 60, "--seed", 3)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_generated_export_passes_validate(generated):
+    result = callq("validate", generated)
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    assert (generated / "operations.yaml").exists()
+
+
+def test_generate_is_deterministic(generated, tmp_path):
+    again = tmp_path / "again"
+    assert callq("generate", "--out", again, "--accounts", 300, "--days", 60, "--seed", 3).returncode == 0
+    for name in ("accounts", "dues", "payments", "contacts", "promises"):
+        assert (generated / f"{name}.parquet").read_bytes() == (again / f"{name}.parquet").read_bytes()
+
+
+def test_validate_names_every_planted_fault(tmp_path):
+    export = tiny_export()
+    write_export(export, tmp_path / "bad", fmt="csv")
+    folder = tmp_path / "bad"
+    accounts = pd.read_csv(folder / "accounts.csv", dtype=str)
+    accounts.loc[1, "account_id"] = accounts.loc[0, "account_id"]  # duplicate id
+    accounts.loc[2, "timezone"] = "Mars/Olympus"  # bad timezone
+    accounts.to_csv(folder / "accounts.csv", index=False)
+    payments = pd.read_csv(folder / "payments.csv", dtype=str)
+    payments.loc[0, "account_id"] = "NO-SUCH-ACCOUNT"  # orphan
+    payments.loc[1, "amount"] = "-5.00"  # negative amount
+    payments.to_csv(folder / "payments.csv", index=False)
+    contacts = pd.read_csv(folder / "contacts.csv", dtype=str)
+    contacts.loc[0, "outcome"] = "abducted_by_aliens"  # unknown outcome
+    contacts.loc[1, "started_at"] = "2027-01-01T00:00:00Z"  # after as_of
+    contacts.to_csv(folder / "contacts.csv", index=False)
+    pd.read_csv(folder / "promises.csv", dtype=str).drop(columns=["promised_amount"]).to_csv(
+        folder / "promises.csv", index=False
+    )  # missing column
+
+    result = callq("validate", folder)
+    assert result.returncode == 1
+    report = result.stdout + result.stderr
+    for fragment in (
+        "accounts: row",
+        "Mars/Olympus",
+        "NO-SUCH-ACCOUNT",
+        "-5.00",
+        "abducted_by_aliens",
+        "2027-01-01",
+        "promised_amount",
+    ):
+        assert fragment in report, f"{fragment!r} not reported:\n{report}"
+
+
+def test_errors_are_one_line_without_traceback(tmp_path):
+    result = callq("rank", "--export", tmp_path / "missing", "--ops", tmp_path / "ops.yaml", "--date", "2026-11-23",
+                   "--out", tmp_path / "list.csv")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    bad_date = callq("features", tmp_path, "--out", tmp_path / "f.csv", "--as-of", "23/11/2026")
+    assert bad_date.returncode != 0 and "Traceback" not in bad_date.stderr
+
+
+def test_lenient_features_write_rejects_and_reconcile(tmp_path):
+    export = tiny_export()
+    write_export(export, tmp_path / "bad", fmt="csv")
+    payments = pd.read_csv(tmp_path / "bad" / "payments.csv", dtype=str)
+    payments.loc[0, "amount"] = "-1"
+    payments.to_csv(tmp_path / "bad" / "payments.csv", index=False)
+    strict = callq("features", tmp_path / "bad", "--out", tmp_path / "f.csv")
+    assert strict.returncode == 1 and "payments" in strict.stderr
+    rejects = tmp_path / "rejects"
+    lenient = callq("features", tmp_path / "bad", "--out", tmp_path / "f.csv", "--lenient", "--rejects", rejects)
+    assert lenient.returncode == 0, lenient.stderr
+    rejected = pd.read_csv(rejects / "payments.rejects.csv", dtype=str)
+    assert len(rejected) == 1 and "amount" in rejected.loc[0, "reason"]
+    features = pd.read_csv(tmp_path / "f.csv")
+    assert len(features) == len(export.accounts)
+
+
+@pytest.mark.slow
+def test_score_and_rank_write_contract_outputs(trained_book, tmp_path):
+    env = {"MLFLOW_TRACKING_URI": trained_book.tracking_uri}
+    scored = callq("score", "--export", trained_book.export_dir, "--out", tmp_path / "scores.parquet", env=env)
+    assert scored.returncode == 0, scored.stderr
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    assert list(scores.columns) == list(SCORES_COLUMNS)
+    assert len(scores) == len(trained_book.simulation.export.accounts)
+
+    url = f"sqlite:///{tmp_path / 'case.db'}"
+    args = ["rank", "--export", trained_book.export_dir, "--ops", trained_book.ops_path, "--date", "2026-11-23"]
+    ranked = callq(*args, "--out", tmp_path / "list.csv", env=env)
+    assert ranked.returncode == 0, ranked.stderr
+    calls = pd.read_csv(tmp_path / "list.csv")
+    assert list(calls.columns) == list(CALL_LIST_COLUMNS)
+    assert (tmp_path / "list.special_handling.csv").exists()
+    for _ in range(2):  # re-running a date replaces its rows
+        assert callq(*args, "--out", f"{url}#call_list", env=env).returncode == 0
+    import sqlalchemy as sa
+
+    with sa.create_engine(url).connect() as connection:
+        assert connection.execute(sa.text("SELECT COUNT(*) FROM call_list")).scalar_one() == len(calls)
