@@ -1,0 +1,147 @@
+"""Snapshots, labels and split gaps on hand-built frames."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from training.config import TrainConfig
+from training.snapshots import (
+    SnapshotSplits,
+    SplitLeakageError,
+    assert_split_gap,
+    local_hour_weekday,
+    repayment_labels,
+    snapshot_splits,
+    treatment_flags,
+)
+
+AS_OF = pd.Timestamp("2026-06-01", tz="UTC")
+
+
+def _payments(rows: list[tuple[str, str, float, str]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["account_id", "paid_at", "amount", "status"])
+    frame["paid_at"] = pd.to_datetime(frame["paid_at"], utc=True).astype("datetime64[us, UTC]")
+    frame["account_id"] = frame["account_id"].astype("string")
+    return frame
+
+
+def _rows(rows: list[tuple[str, float, float]], as_of: pd.Timestamp = AS_OF) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["account_id", "amount_overdue", "oldest_unpaid_remaining"])
+    frame["account_id"] = frame["account_id"].astype("string")
+    frame["as_of"] = pd.Series(as_of, index=frame.index).astype("datetime64[us, UTC]")
+    return frame
+
+
+def test_labels_window_boundaries_returned_payments_and_threshold():
+    rows = _rows(
+        [
+            ("at_start", 100.0, 100.0),  # paid exactly at as_of: inside [as_of, as_of + 14d)
+            ("at_end", 100.0, 100.0),  # paid exactly at as_of + 14d: outside
+            ("before", 100.0, 100.0),  # paid just before as_of: outside (feature history)
+            ("returned", 100.0, 100.0),  # only a returned payment: counts as not paid
+            ("oldest_due", 300.0, 80.0),  # needs min(300, 80) = 80, pays 80 in two parts
+            ("short", 300.0, 80.0),  # pays 79.99: one cent short
+            ("no_payment", 50.0, 50.0),
+        ]
+    )
+    payments = _payments(
+        [
+            ("at_start", "2026-06-01T00:00:00Z", 100.0, "settled"),
+            ("at_end", "2026-06-15T00:00:00Z", 100.0, "settled"),
+            ("before", "2026-05-31T23:59:59Z", 100.0, "settled"),
+            ("returned", "2026-06-03T10:00:00Z", 100.0, "returned"),
+            ("oldest_due", "2026-06-02T10:00:00Z", 50.0, "settled"),
+            ("oldest_due", "2026-06-14T23:59:59Z", 30.0, "settled"),
+            ("short", "2026-06-05T10:00:00Z", 79.99, "settled"),
+        ]
+    )
+    labels = repayment_labels(payments, rows, horizon_days=14)
+    assert dict(zip(rows["account_id"], labels, strict=True)) == {
+        "at_start": 1,
+        "at_end": 0,
+        "before": 0,
+        "returned": 0,
+        "oldest_due": 1,
+        "short": 0,
+        "no_payment": 0,
+    }
+
+
+def test_labels_are_per_snapshot():
+    rows = pd.concat([_rows([("a", 10.0, 10.0)]), _rows([("a", 10.0, 10.0)], AS_OF + pd.Timedelta(days=14))])
+    rows = rows.reset_index(drop=True)
+    payments = _payments([("a", "2026-06-16T00:00:00Z", 10.0, "settled")])
+    assert repayment_labels(payments, rows, 14).tolist() == [0, 1]
+
+
+def test_split_gap_assertion_fires_when_windows_overlap():
+    day = pd.Timedelta(days=1)
+    ok = SnapshotSplits((AS_OF,), (AS_OF + 14 * day,), (AS_OF + 28 * day,))
+    assert_split_gap(ok, horizon_days=14)
+    too_close = SnapshotSplits((AS_OF,), (AS_OF + 7 * day,), (AS_OF + 28 * day,))
+    with pytest.raises(SplitLeakageError, match="train ends"):
+        assert_split_gap(too_close, horizon_days=14)
+    with pytest.raises(SplitLeakageError, match="validation ends"):
+        assert_split_gap(SnapshotSplits((AS_OF,), (AS_OF + 14 * day,), (AS_OF + 27 * day,)), horizon_days=14)
+    with pytest.raises(SplitLeakageError):
+        assert_split_gap(SnapshotSplits((AS_OF,), (AS_OF + 14 * day,), (AS_OF + 21 * day,)), 14, gap_days=14)
+    with pytest.raises(SplitLeakageError, match="no snapshot"):
+        assert_split_gap(SnapshotSplits((), (AS_OF,), (AS_OF + 28 * day,)), horizon_days=14)
+
+
+def test_config_rejects_gap_shorter_than_horizon():
+    with pytest.raises(ValueError, match="gap_days"):
+        TrainConfig(horizon_days=14, gap_days=7)
+
+
+def test_snapshot_splits_are_weekly_gapped_and_end_a_horizon_before_as_of():
+    config = TrainConfig(train_snapshots=4, validation_snapshots=2, test_snapshots=2, min_history_days=0)
+    splits = snapshot_splits(AS_OF, config, AS_OF - pd.Timedelta(days=365))
+    assert max(splits.test) == AS_OF - pd.Timedelta(days=14)
+    assert [len(splits.train), len(splits.validation), len(splits.test)] == [4, 2, 2]
+    dates = splits.dates()
+    assert all(later - earlier >= pd.Timedelta(days=7) for earlier, later in zip(dates, dates[1:], strict=False))
+    assert min(splits.test) - max(splits.validation) >= pd.Timedelta(days=14)
+    assert min(splits.validation) - max(splits.train) >= pd.Timedelta(days=14)
+
+
+def test_snapshot_splits_drop_train_dates_without_history_and_fail_when_none_left():
+    config = TrainConfig(train_snapshots=10, validation_snapshots=1, test_snapshots=1, min_history_days=28)
+    start = AS_OF - pd.Timedelta(days=120)
+    splits = snapshot_splits(AS_OF, config, start)
+    assert 0 < len(splits.train) < 10
+    assert min(splits.train) >= start + pd.Timedelta(days=28)
+    with pytest.raises(ValueError, match="too short"):
+        snapshot_splits(AS_OF, config, AS_OF - pd.Timedelta(days=40))
+
+
+def test_treatment_counts_only_outbound_right_party_calls_in_window():
+    contacts = pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c", "d", "e"],
+            "started_at": pd.to_datetime(
+                [
+                    "2026-06-02T09:00Z",
+                    "2026-06-04T00:00Z",
+                    "2026-06-01T10:00Z",
+                    "2026-06-01T10:00Z",
+                    "2026-06-01T10:00Z",
+                ],  # fmt: skip
+                utc=True,
+            ),
+            "channel": ["call", "call", "call", "call", "sms"],
+            "direction": ["outbound", "outbound", "inbound", "outbound", "outbound"],
+            "outcome": ["promise_to_pay", "right_party", "right_party", "no_answer", "delivered"],
+        }
+    )
+    rows = _rows([(name, 1.0, 1.0) for name in "abcde"])
+    # b is reached exactly 3 days after as_of: outside [as_of, as_of + 3d).
+    assert treatment_flags(contacts, rows, window_days=3).tolist() == [1, 0, 0, 0, 0]
+
+
+def test_local_hour_and_weekday_follow_the_debtor_zone():
+    times = pd.Series(pd.to_datetime(["2026-06-01T01:30Z", "2026-06-01T01:30Z"], utc=True))
+    hours, weekdays = local_hour_weekday(times, pd.Series(["Asia/Shanghai", "America/Chicago"]))
+    assert hours.tolist() == [9, 20]
+    assert weekdays.tolist() == [0, 6]  # Monday in Shanghai, still Sunday evening in Chicago

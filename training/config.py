@@ -1,0 +1,160 @@
+"""Training configuration: a frozen pydantic model loaded from YAML (`experiments/*.yaml`).
+
+The resolved config is logged with every run, so a run can be repeated from its record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from features.contract import DEFAULT_HORIZON_DAYS
+
+
+class LightGBMParams(BaseModel):
+    """The LightGBM knobs callq uses; threads are always explicit (the machine is shared)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # With early stopping this is the most trees; the validation window picks how many are kept.
+    n_estimators: int = Field(default=600, ge=1)
+    early_stopping_rounds: int | None = Field(default=50, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    num_leaves: int = Field(default=15, ge=2)
+    max_depth: int = Field(default=-1, ge=-1)
+    min_child_samples: int = Field(default=100, ge=1)
+    subsample: float = Field(default=0.8, gt=0, le=1)
+    colsample_bytree: float = Field(default=0.8, gt=0, le=1)
+    reg_lambda: float = Field(default=1.0, ge=0)
+    num_threads: int = Field(default=2, ge=1)
+
+    def booster_params(self, seed: int) -> dict[str, Any]:
+        """Native `lightgbm.train` parameters for a binary objective."""
+        return {
+            "objective": "binary",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "max_depth": self.max_depth,
+            "min_data_in_leaf": self.min_child_samples,
+            "bagging_fraction": self.subsample,
+            "bagging_freq": 1 if self.subsample < 1 else 0,
+            "feature_fraction": self.colsample_bytree,
+            "lambda_l2": self.reg_lambda,
+            "num_threads": self.num_threads,
+            "seed": seed,
+            "deterministic": True,
+            "force_col_wise": True,
+            "verbosity": -1,
+        }
+
+
+class TuningConfig(BaseModel):
+    """Optional Optuna search, scored on the validation window only (test stays untouched)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_trials: int = Field(default=20, ge=1)
+    timeout_s: float | None = Field(default=None, gt=0)
+
+
+class RepaymentConfig(BaseModel):
+    """Repayment model: LightGBM + calibration fitted on validation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    params: LightGBMParams = LightGBMParams()
+    calibration: Literal["isotonic", "sigmoid"] = "sigmoid"
+    # Business priors the model must respect, feature -> +1 (never lowers) / -1 (never raises).
+    # Features absent from the feature set are ignored (logged), so configs survive renames.
+    monotone_constraints: dict[str, Literal[-1, 1]] = Field(
+        default_factory=lambda: {"promises_broken_90d": -1, "promise_broken_7d": -1}
+    )
+    tuning: TuningConfig | None = None
+
+
+class ContactConfig(BaseModel):
+    """Right-party-contact model; small, because serving scores it for candidates x hours."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    params: LightGBMParams = LightGBMParams(
+        n_estimators=150, early_stopping_rounds=30, learning_rate=0.08, num_leaves=31
+    )
+    calibration: Literal["isotonic", "sigmoid"] = "sigmoid"
+    # Calls scored at serving lie in this debtor-local window; evaluation picks hours in it.
+    candidate_hours: tuple[int, ...] = tuple(range(8, 21))
+    tuning: TuningConfig | None = None
+
+    @model_validator(mode="after")
+    def _serving_size(self) -> ContactConfig:
+        if self.params.n_estimators > 150 or self.params.num_leaves > 31:
+            raise ValueError("contact model must stay small: <= 150 trees and <= 31 leaves")
+        if not self.candidate_hours or any(not 0 <= hour <= 23 for hour in self.candidate_hours):
+            raise ValueError("candidate_hours must be debtor-local hours 0-23")
+        return self
+
+
+class UpliftConfig(BaseModel):
+    """Call-effect (uplift) learner settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    learner: Literal["t"] = "t"  # T-learner: one model per arm
+    treatment_window_days: int = Field(default=3, ge=1)
+    params: LightGBMParams = LightGBMParams(
+        n_estimators=300, early_stopping_rounds=30, num_leaves=15, min_child_samples=200, reg_lambda=5.0
+    )
+
+
+class TrainConfig(BaseModel):
+    """Everything one `callq train` run needs; splits are in snapshots, spaced weekly."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "default"
+    seed: int = 7
+    horizon_days: int = Field(default=DEFAULT_HORIZON_DAYS, ge=1)
+    snapshot_spacing_days: int = Field(default=7, ge=1)
+    # Contact rows: outbound calls in this many days after each snapshot.
+    contact_window_days: int = Field(default=7, ge=1)
+    train_snapshots: int = Field(default=12, ge=1)
+    validation_snapshots: int = Field(default=3, ge=1)
+    test_snapshots: int = Field(default=3, ge=1)
+    # Days between the last snapshot of one split and the first of the next (>= horizon).
+    gap_days: int = Field(default=DEFAULT_HORIZON_DAYS, ge=1)
+    # A snapshot needs this much history before it to give meaningful features.
+    min_history_days: int = Field(default=28, ge=0)
+    # Cap on training rows per model (uniform sample, seeded) to bound time and memory.
+    max_train_rows: int = Field(default=1_500_000, ge=1000)
+    # Cap on call rows (all splits, uniform seeded sample) built for the contact model.
+    max_contact_rows: int = Field(default=2_000_000, ge=1000)
+    repayment: RepaymentConfig = RepaymentConfig()
+    contact: ContactConfig = ContactConfig()
+    uplift: UpliftConfig = UpliftConfig()
+    # A candidate replaces the champion only if its test metric exceeds the champion's by this.
+    promotion_margin: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _windows(self) -> TrainConfig:
+        if self.gap_days < self.horizon_days:
+            raise ValueError(
+                f"gap_days ({self.gap_days}) must be >= horizon_days ({self.horizon_days}): "
+                "label windows would overlap across splits"
+            )
+        if self.contact_window_days > self.horizon_days:
+            raise ValueError("contact_window_days must not exceed horizon_days")
+        if self.uplift.treatment_window_days > self.horizon_days:
+            raise ValueError("uplift treatment window must not exceed horizon_days")
+        return self
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        with open(path, encoding="utf-8") as handle:
+            return cls.model_validate(yaml.safe_load(handle) or {})
+
+    def resolved(self) -> dict[str, Any]:
+        """The full config as plain data, defaults included (logged with each run)."""
+        return self.model_dump(mode="json")

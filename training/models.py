@@ -1,0 +1,351 @@
+"""The model objects: sklearn-contract LightGBM estimators and the MLflow pyfunc wrappers serving loads.
+
+Boosters travel as LightGBM text (`save_model` format) in MLflow artifacts, never pickled; the
+pyfunc object itself holds only plain data (feature names, category lists, calibration map).
+Serving reaches the rich methods through `mlflow.pyfunc.load_model(uri).unwrap_python_model()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from training.config import LightGBMParams
+
+BOOSTER_ARTIFACT = "booster"
+SLOT_COLUMNS = ("local_hour", "weekday", "rpc_rate_this_hour_bucket", "rpc_rate_this_weekday")
+
+
+class FeatureEncoder:
+    """Fixed column order and float matrix; string columns become codes of categories seen in fit."""
+
+    def __init__(self, feature_names: Sequence[str], categories: dict[str, list[str]] | None = None):
+        self.feature_names = list(feature_names)
+        self.categories = dict(categories or {})
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, feature_names: Sequence[str]) -> FeatureEncoder:
+        categories = {}
+        for name in feature_names:
+            column = frame[name]
+            if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
+                categories[name] = sorted(str(value) for value in column.dropna().unique())
+        return cls(feature_names, categories)
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [index for index, name in enumerate(self.feature_names) if name in self.categories]
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Float matrix in `feature_names` order; unknown categories and missing values are NaN."""
+        missing = [name for name in self.feature_names if name not in frame.columns]
+        if missing:
+            raise KeyError(f"features missing from the input frame: {missing}")
+        matrix = np.empty((len(frame), len(self.feature_names)), dtype=np.float64)
+        for index, name in enumerate(self.feature_names):
+            column = frame[name]
+            if name in self.categories:
+                known = pd.Index(self.categories[name], dtype="string")
+                codes = known.get_indexer(pd.Index(column.astype("string")))
+                matrix[:, index] = np.where(codes < 0, np.nan, codes)
+            else:
+                matrix[:, index] = pd.to_numeric(column, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+        return matrix
+
+
+class LightGBMClassifier(ClassifierMixin, BaseEstimator):
+    """Binary LightGBM on a features frame, with monotone constraints by feature name."""
+
+    def __init__(
+        self,
+        feature_names: Sequence[str] = (),
+        params: LightGBMParams | None = None,
+        seed: int = 0,
+        monotone_constraints: dict[str, int] | None = None,
+        categories: dict[str, list[str]] | None = None,
+    ):
+        self.feature_names = feature_names
+        self.params = params
+        self.seed = seed
+        self.monotone_constraints = monotone_constraints
+        self.categories = categories
+
+    def fit(
+        self, X: pd.DataFrame, y: Sequence[int], eval_set: tuple[pd.DataFrame, Sequence[int]] | None = None
+    ) -> LightGBMClassifier:
+        """Fit on (X, y); with `eval_set` and `early_stopping_rounds`, keep the trees up to the best
+        validation log loss (validation is the only data used to choose, never test)."""
+        params = self.params or LightGBMParams()
+        self.encoder_ = (
+            FeatureEncoder(self.feature_names, self.categories)
+            if self.categories is not None
+            else FeatureEncoder.fit(X, self.feature_names)
+        )
+        booster_params = params.booster_params(self.seed)
+        constraints = self.monotone_constraints or {}
+        if constraints:
+            booster_params["monotone_constraints"] = [
+                int(constraints.get(name, 0)) for name in self.encoder_.feature_names
+            ]
+            booster_params["monotone_constraints_method"] = "intermediate"
+        dataset = self._dataset(X, y)
+        valid_sets, callbacks = [], []
+        if eval_set is not None and params.early_stopping_rounds:
+            valid_sets = [self._dataset(eval_set[0], eval_set[1], reference=dataset)]
+            callbacks = [lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)]
+            booster_params["metric"] = "binary_logloss"
+        booster = lgb.train(
+            booster_params,
+            dataset,
+            num_boost_round=params.n_estimators,
+            valid_sets=valid_sets,
+            callbacks=callbacks,
+        )
+        self.best_iteration_ = int(booster.best_iteration or booster.current_iteration())
+        # Keep only the chosen trees, so the saved text and every prediction agree.
+        self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=self.best_iteration_))
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = len(self.encoder_.feature_names)
+        return self
+
+    def _dataset(self, X: pd.DataFrame, y: Sequence[int], reference: lgb.Dataset | None = None) -> lgb.Dataset:
+        return lgb.Dataset(
+            self.encoder_.transform(X),
+            label=np.asarray(y, dtype=np.float64),
+            feature_name=[_safe_name(name) for name in self.encoder_.feature_names],
+            categorical_feature=self.encoder_.categorical_indices or "auto",
+            reference=reference,
+            free_raw_data=True,
+        )
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        """Raw log-odds score (what calibration maps to a probability)."""
+        return self.booster_.predict(self.encoder_.transform(X), raw_score=True)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        positive = expit(self.decision_function(X))
+        return np.column_stack([1 - positive, positive])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+def _safe_name(name: str) -> str:
+    """LightGBM rejects some characters in feature names; callq names are snake_case already."""
+    return "".join(char if char.isalnum() or char == "_" else "_" for char in name)
+
+
+def calibration_map(calibrated: Any) -> dict[str, Any] | None:
+    """Plain-data copy of a fitted `CalibratedClassifierCV` (ensemble=False) calibrator, on raw scores."""
+    if calibrated is None:
+        return None
+    (pair,) = calibrated.calibrated_classifiers_
+    (calibrator,) = pair.calibrators
+    if calibrated.method == "isotonic":
+        return {
+            "method": "isotonic",
+            "x": np.asarray(calibrator.X_thresholds_, dtype=float).tolist(),
+            "y": np.asarray(calibrator.y_thresholds_, dtype=float).tolist(),
+        }
+    return {"method": "sigmoid", "a": float(calibrator.a_), "b": float(calibrator.b_)}
+
+
+def apply_calibration(raw: np.ndarray, calibration: dict[str, Any] | None) -> np.ndarray:
+    """Probability from raw score: the calibration map, else the logistic link."""
+    if calibration is None:
+        return expit(raw)
+    if calibration["method"] == "isotonic":
+        return np.interp(raw, np.asarray(calibration["x"]), np.asarray(calibration["y"]))
+    return expit(-(calibration["a"] * raw + calibration["b"]))
+
+
+class BoosterModel(mlflow.pyfunc.PythonModel):
+    """A LightGBM booster (text) + feature list + optional calibration map; `predict` gives P(label=1)."""
+
+    kind = "binary"
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        categories: dict[str, list[str]],
+        calibration: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        booster_text: str | None = None,
+    ):
+        self._feature_names = list(feature_names)
+        self.categories = dict(categories)
+        self.calibration = calibration
+        self.metadata = dict(metadata or {})
+        self._booster = lgb.Booster(model_str=booster_text) if booster_text else None
+
+    @classmethod
+    def from_estimator(cls, estimator: LightGBMClassifier, calibration=None, metadata=None) -> BoosterModel:
+        return cls(
+            estimator.encoder_.feature_names,
+            estimator.encoder_.categories,
+            calibration=calibration,
+            metadata=metadata,
+            booster_text=estimator.booster_.model_to_string(),
+        )
+
+    # --- pickling: the booster travels as a text artifact, never inside the pickle ---------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_booster"] = None
+        return state
+
+    def artifacts(self, folder: Path) -> dict[str, str]:
+        """Write the booster text into `folder`; returns the MLflow `artifacts` mapping."""
+        path = Path(folder) / f"{BOOSTER_ARTIFACT}.txt"
+        self._booster.save_model(str(path))
+        return {BOOSTER_ARTIFACT: str(path)}
+
+    def load_context(self, context) -> None:
+        self._booster = lgb.Booster(model_file=context.artifacts[BOOSTER_ARTIFACT])
+
+    # --- the methods serving uses -------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self._feature_names)
+
+    @property
+    def booster(self) -> lgb.Booster:
+        return self._booster
+
+    def _matrix(self, features: pd.DataFrame) -> np.ndarray:
+        return FeatureEncoder(self._feature_names, self.categories).transform(features)
+
+    def raw_score(self, features: pd.DataFrame) -> np.ndarray:
+        return self._booster.predict(self._matrix(features), raw_score=True)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of the positive label, one per row."""
+        return apply_calibration(self.raw_score(features), self.calibration)
+
+    def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Per-feature contributions to the raw (log-odds) score, plus `bias`; rows sum to the raw score.
+
+        Slow (~1k rows/s): compute it for a call list, not for the whole book.
+        """
+        values = self._booster.predict(self._matrix(features), pred_contrib=True)
+        return pd.DataFrame(values, columns=[*self._feature_names, "bias"], index=features.index)
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+        return self.predict_proba(model_input)
+
+
+class ContactModel(BoosterModel):
+    """P(right-party contact | account features, debtor-local hour, weekday)."""
+
+    kind = "contact"
+
+    def _with_slot_rates(self, frame: pd.DataFrame) -> pd.DataFrame:
+        from features.contacts import hour_bucket
+        from training.snapshots import add_slot_rates
+
+        if all(column in frame.columns for column in SLOT_COLUMNS):
+            return frame
+        return add_slot_rates(frame, hour_bucket)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Rows carry `local_hour` and `weekday`; the matching smoothed rates are added when absent."""
+        return super().predict_proba(self._with_slot_rates(features))
+
+    def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
+        return super().contributions(self._with_slot_rates(features))
+
+    def predict_hours(
+        self,
+        features: pd.DataFrame,
+        local_hours: Sequence[int],
+        weekdays: int | Sequence[int] | np.ndarray,
+    ) -> np.ndarray:
+        """P(RPC) for every account (row of `features`) at every debtor-local hour: shape (n, len(hours)).
+
+        `weekdays` (0 = Monday, debtor-local): one int, one per account, or an (n, hours) array.
+        """
+        hours = np.asarray(list(local_hours), dtype=int)
+        n_rows, n_hours = len(features), len(hours)
+        days = np.broadcast_to(
+            np.asarray(weekdays, dtype=int).reshape(-1, 1) if np.ndim(weekdays) == 1 else np.asarray(weekdays),
+            (n_rows, n_hours),
+        )
+        if n_rows == 0 or n_hours == 0:
+            return np.zeros((n_rows, n_hours))
+        expanded = features.iloc[np.repeat(np.arange(n_rows), n_hours)].reset_index(drop=True)
+        expanded["local_hour"] = np.tile(hours, n_rows)
+        expanded["weekday"] = days.reshape(-1)
+        expanded = expanded.drop(columns=["rpc_rate_this_hour_bucket", "rpc_rate_this_weekday"], errors="ignore")
+        return self.predict_proba(expanded).reshape(n_rows, n_hours)
+
+
+class CallEffectModel(mlflow.pyfunc.PythonModel):
+    """T-learner call effect: P(repay | reached) - P(repay | not reached), two boosters as text.
+
+    `predict` returns the uplift. It is an observational estimate: see `training.uplift`.
+    """
+
+    kind = "call_effect"
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        categories: dict[str, list[str]],
+        metadata: dict[str, Any] | None = None,
+        treated_text: str | None = None,
+        control_text: str | None = None,
+    ):
+        self._feature_names = list(feature_names)
+        self.categories = dict(categories)
+        self.metadata = dict(metadata or {})
+        self._treated = lgb.Booster(model_str=treated_text) if treated_text else None
+        self._control = lgb.Booster(model_str=control_text) if control_text else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_treated"] = state["_control"] = None
+        return state
+
+    def artifacts(self, folder: Path) -> dict[str, str]:
+        paths = {"treated": Path(folder) / "treated.txt", "control": Path(folder) / "control.txt"}
+        self._treated.save_model(str(paths["treated"]))
+        self._control.save_model(str(paths["control"]))
+        return {name: str(path) for name, path in paths.items()}
+
+    def load_context(self, context) -> None:
+        self._treated = lgb.Booster(model_file=context.artifacts["treated"])
+        self._control = lgb.Booster(model_file=context.artifacts["control"])
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self._feature_names)
+
+    def predict_components(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(P(repay | reached), P(repay | not reached)) per row."""
+        matrix = FeatureEncoder(self._feature_names, self.categories).transform(features)
+        return self._treated.predict(matrix), self._control.predict(matrix)
+
+    def predict_uplift(self, features: pd.DataFrame) -> np.ndarray:
+        treated, control = self.predict_components(features)
+        return treated - control
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Alias of `predict_uplift` so every champion answers the same call (a difference, in [-1, 1])."""
+        return self.predict_uplift(features)
+
+    def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Difference of the two arms' log-odds contributions: which features drive the call effect."""
+        matrix = FeatureEncoder(self._feature_names, self.categories).transform(features)
+        values = self._treated.predict(matrix, pred_contrib=True) - self._control.predict(matrix, pred_contrib=True)
+        return pd.DataFrame(values, columns=[*self._feature_names, "bias"], index=features.index)
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+        return self.predict_uplift(model_input)

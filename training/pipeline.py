@@ -1,0 +1,477 @@
+"""`train`: export -> labelled snapshots -> three models -> evaluation -> MLflow run, registry, report.
+
+A candidate is registered when it passes its quality gates, and becomes `champion` only when it
+beats the current champion re-evaluated on the SAME test window (first run: no champion, promote).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.contract import Export
+from training import plots, tracking
+from training.config import TrainConfig
+from training.contact import ContactFit, fit_contact
+from training.evaluation import safe_auc
+from training.repayment import RepaymentFit, fit_repayment
+from training.snapshots import TrainingData, build_training_data
+from training.uplift import UpliftFit, factual_auc, fit_uplift
+
+KINDS = ("repayment", "contact", "call_effect")
+
+
+@dataclass
+class ModelOutcome:
+    """What happened to one candidate: its registered version, and whether and why it was promoted."""
+
+    name: str
+    version: str
+    metric: str
+    candidate_value: float
+    champion_version: str | None
+    champion_value: float | None
+    promoted: bool
+    reason: str
+
+
+@dataclass
+class TrainResult:
+    """The outcome of one training run."""
+
+    run_id: str
+    models: dict[str, ModelOutcome]
+    metrics: dict[str, float]
+    report_path: Path
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def promoted(self) -> dict[str, bool]:
+        return {kind: outcome.promoted for kind, outcome in self.models.items()}
+
+    @property
+    def model_version(self) -> str:
+        """The candidates' versions, in the `repayment:3,contact:3,call-effect:3` form."""
+        return ",".join(f"{tracking.SHORT[kind]}:{outcome.version}" for kind, outcome in self.models.items())
+
+
+def _load(export_source: Export | str | Path) -> Export:
+    if isinstance(export_source, Export):
+        return export_source
+    from features.io import load_export
+
+    export, _ = load_export(export_source)
+    return export
+
+
+def _test(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["split"] == "test"]
+
+
+def champion_metric(kind: str, champion: Any, data: TrainingData) -> float:
+    """The champion's key test metric recomputed on this run's test window."""
+    if kind == "repayment":
+        test = _test(data.snapshots)
+        return safe_auc(test["label_repay"].to_numpy(), champion.predict_proba(test))
+    if kind == "contact":
+        test = _test(data.contacts)
+        return safe_auc(test["label_rpc"].to_numpy(), champion.predict_proba(test))
+    return factual_auc(champion, _test(data.snapshots))
+
+
+def decide(kind: str, candidate: float, data: TrainingData, config: TrainConfig, uri: str | None) -> tuple:
+    """(champion version, champion value on this window, promote?, reason)."""
+    version = tracking.champion_version(kind, uri)
+    metric = tracking.KEY_METRIC[kind]
+    if version is None:
+        return None, None, True, f"first champion ({metric} {candidate:.4f})"
+    try:
+        champion = tracking.load_version(kind, version, uri)
+        value = champion_metric(kind, champion, data)
+    except (KeyError, ValueError) as error:
+        # e.g. the champion was trained on a feature set this export no longer yields.
+        return version, None, True, f"champion v{version} cannot be evaluated on this window ({error})"
+    if not np.isfinite(value):
+        return version, value, True, f"champion v{version} gives no finite {metric} on this window"
+    if candidate > value + config.promotion_margin:
+        return (
+            version,
+            value,
+            True,
+            (
+                f"{metric} {candidate:.4f} beats champion v{version} {value:.4f} "
+                f"(+ margin {config.promotion_margin}) on the same test window"
+            ),
+        )
+    return (
+        version,
+        value,
+        False,
+        (
+            f"{metric} {candidate:.4f} does not beat champion v{version} {value:.4f} "
+            f"(+ margin {config.promotion_margin}) on the same test window"
+        ),
+    )
+
+
+def world_metrics(world: Any, export: Export, repayment: Any, call_effect: Any) -> dict[str, float]:
+    """Simulated data only: models against the world's ground truth on the export's as_of.
+
+    The world knows true probabilities at as_of only (not at past snapshots), so the ceiling is the
+    expected ROC AUC of the true P(repay) against labels drawn from it, next to the model's expected
+    AUC on the same accounts; and the call-effect model's correlation with the true effect of reaching
+    the debtor (true P(repay | reached) - true P(repay | no call)).
+    """
+    from features.build import build_features
+
+    features = build_features(export)
+    features = features[features["amount_overdue"] > 0].reset_index(drop=True)
+    if len(features) < 3:
+        return {}
+    ids = features["account_id"].to_numpy()
+    truth = np.asarray(world.true_p_repay(ids), dtype=float)
+    predicted = repayment.predict_proba(features)
+    metrics = {
+        "repayment.world_ceiling_expected_auc": expected_auc(truth, truth),
+        "repayment.world_model_expected_auc": expected_auc(predicted, truth),
+        "repayment.world_pearson": _correlation(predicted, truth),
+        "repayment.world_mean_truth": float(truth.mean()),
+        "repayment.world_mean_predicted": float(predicted.mean()),
+    }
+    true_effect = np.asarray(world.true_p_repay_if_reached(ids), dtype=float) - truth
+    uplift = call_effect.predict_uplift(features)
+    metrics.update(
+        {
+            "call_effect.world_pearson": _correlation(uplift, true_effect),
+            "call_effect.world_spearman": _correlation(
+                pd.Series(uplift).rank().to_numpy(), pd.Series(true_effect).rank().to_numpy()
+            ),
+            "call_effect.world_mean_true_effect": float(true_effect.mean()),
+            "call_effect.world_mean_predicted_effect": float(uplift.mean()),
+        }
+    )
+    return metrics
+
+
+def _correlation(left: np.ndarray, right: np.ndarray) -> float:
+    if np.std(left) == 0 or np.std(right) == 0:
+        return float("nan")
+    return float(np.corrcoef(left, right)[0, 1])
+
+
+def expected_auc(scores: np.ndarray, true_p: np.ndarray) -> float:
+    """E[ROC AUC] of `scores` when each label is an independent Bernoulli(true_p) draw.
+
+    Weighted Mann-Whitney: positives weigh p, negatives 1 - p, ties count half.
+    """
+    order = np.argsort(scores, kind="stable")
+    score, positive = np.asarray(scores, dtype=float)[order], np.asarray(true_p, dtype=float)[order]
+    negative = 1.0 - positive
+    _, start, counts = np.unique(score, return_index=True, return_counts=True)
+    group_negative = np.add.reduceat(negative, start)
+    group_positive = np.add.reduceat(positive, start)
+    below = np.concatenate([[0.0], np.cumsum(group_negative)[:-1]])
+    wins = np.sum(group_positive * (below + 0.5 * group_negative))
+    # Each row can be both a positive and a negative in expectation: remove self-pairs.
+    wins -= 0.5 * np.sum(positive * negative)
+    pairs = positive.sum() * negative.sum() - np.sum(positive * negative)
+    return float(wins / pairs) if pairs > 0 else float("nan")
+
+
+def train(
+    export_source: Export | str | Path,
+    config: TrainConfig,
+    *,
+    tracking_uri: str | None = None,
+    world: Any = None,
+    report_dir: str | Path | None = None,
+) -> TrainResult:
+    """Train, evaluate, log, register and (when better) promote the three models; deterministic for a seed.
+
+    Raises `training.repayment.ModelQualityError` (the MLflow run ends FAILED, nothing registered)
+    when a model fails its gate.
+    """
+    from features.build import FEATURE_SET_VERSION
+
+    export = _load(export_source)
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    data = build_training_data(export, config)
+    run_tags = {
+        "config": config.name,
+        "feature_set_version": FEATURE_SET_VERSION,
+        "export_as_of": export.as_of.isoformat(),
+        "seed": str(config.seed),
+    }
+    with tracking.start_run(f"train-{config.name}", uri, tags=run_tags) as run:
+        run.log_dict(config.resolved(), "config.json")
+        run.log_dict({"feature_set_version": FEATURE_SET_VERSION, "features": data.feature_names}, "features.json")
+        run.log_params(_params(config, data))
+        repayment = fit_repayment(data, config)
+        contact = fit_contact(data, config, export)
+        uplift = fit_uplift(data, config)
+        metrics = {
+            **{f"repayment.{key}": value for key, value in repayment.metrics.items()},
+            **{f"contact.{key}": value for key, value in contact.metrics.items()},
+            **{f"call_effect.{key}": value for key, value in uplift.metrics.items()},
+        }
+        if world is not None:
+            metrics.update(world_metrics(world, export, repayment.model, uplift.model))
+        fits = {"repayment": repayment, "contact": contact, "call_effect": uplift}
+        decisions = {
+            kind: decide(kind, fits[kind].metrics[tracking.KEY_METRIC[kind]], data, config, uri) for kind in KINDS
+        }
+        for kind, (_, value, _, _) in decisions.items():
+            if value is not None:
+                metrics[f"{kind}.champion_{tracking.KEY_METRIC[kind]}"] = value
+        run.log_metrics(metrics)
+
+        folder = Path(report_dir) if report_dir else tracking.callq_home() / "reports" / run.run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        samples = {
+            "repayment": _test(data.snapshots).head(20),
+            "contact": _test(data.contacts).head(20),
+            "call_effect": _test(data.snapshots).head(20),
+        }
+        outcomes: dict[str, ModelOutcome] = {}
+        for kind in KINDS:
+            fit = fits[kind]
+            columns = fit.model.feature_names
+            model_uri = tracking.log_model(kind, fit.model, samples[kind][columns])
+            candidate = fit.metrics[tracking.KEY_METRIC[kind]]
+            version = tracking.register(
+                kind,
+                model_uri,
+                run.run_id,
+                {
+                    tracking.KEY_METRIC[kind]: f"{candidate:.6f}",
+                    "feature_set_version": FEATURE_SET_VERSION,
+                    "config": config.name,
+                    "test_window": f"{min(data.splits.test):%Y-%m-%d}..{max(data.splits.test):%Y-%m-%d}",
+                },
+                uri,
+            )
+            champion_version, champion_value, promote, reason = decisions[kind]
+            if promote:
+                tracking.promote(kind, version, reason, uri)
+            else:
+                tracking.set_version_tag(kind, version, "not_promoted_reason", reason, uri)
+            outcomes[kind] = ModelOutcome(
+                name=tracking.REGISTERED[kind],
+                version=version,
+                metric=tracking.KEY_METRIC[kind],
+                candidate_value=float(candidate),
+                champion_version=champion_version,
+                champion_value=None if champion_value is None else float(champion_value),
+                promoted=promote,
+                reason=reason,
+            )
+        run.set_tags({f"promoted.{kind}": str(outcome.promoted) for kind, outcome in outcomes.items()})
+        notes = [*repayment.notes, *contact.notes, *uplift.notes]
+        report = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
+        run.log_artifact(folder, "report")
+        return TrainResult(run.run_id, outcomes, metrics, report, notes)
+
+
+def _params(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
+    """Flat run parameters: the config's key settings and the data's shape (no debtor data)."""
+    return {
+        "config": config.name,
+        "seed": config.seed,
+        "horizon_days": config.horizon_days,
+        "snapshot_spacing_days": config.snapshot_spacing_days,
+        "gap_days": config.gap_days,
+        "train_snapshots": len(data.splits.train),
+        "validation_snapshots": len(data.splits.validation),
+        "test_snapshots": len(data.splits.test),
+        "train_from": f"{min(data.splits.train):%Y-%m-%d}",
+        "test_to": f"{max(data.splits.test):%Y-%m-%d}",
+        "snapshot_rows": len(data.snapshots),
+        "contact_rows": len(data.contacts),
+        "n_features": len(data.feature_names),
+        "repayment_params": config.repayment.params.model_dump(),
+        "repayment_calibration": config.repayment.calibration,
+        "contact_params": config.contact.params.model_dump(),
+        "uplift_params": config.uplift.params.model_dump(),
+        "promotion_margin": config.promotion_margin,
+    }
+
+
+def _table(rows: list[tuple], header: tuple[str, ...]) -> str:
+    def cell(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(
+    folder: Path,
+    config: TrainConfig,
+    data: TrainingData,
+    repayment: RepaymentFit,
+    contact: ContactFit,
+    uplift: UpliftFit,
+    metrics: dict[str, float],
+    outcomes: dict[str, ModelOutcome],
+    notes: list[str],
+) -> Path:
+    """The Markdown training report with its plots, in `folder`; returns the report's path."""
+    from features.build import FEATURE_SET_VERSION as feature_set_version
+
+    plots.calibration_plot(repayment.calibration, folder / "calibration.png")
+    plots.gains_plot(
+        repayment.test_predictions,
+        folder / "gains.png",
+        {"model": "p_repay", "DPD-bucket rule": "baseline_stage", "logistic": "baseline_logistic"},
+    )
+    plots.importance_plot(repayment.importance, folder / "importance_repayment.png", "Repayment: feature gain")
+    plots.importance_plot(contact.importance, folder / "importance_contact.png", "Contact: feature gain")
+    plots.contact_heatmap_plot(contact.heatmap, folder / "contact_heatmap.png")
+    plots.qini_plot(uplift.qini, folder / "qini.png")
+    r, c, u = repayment.metrics, contact.metrics, uplift.metrics
+    split_rows = []
+    for name, dates in data.splits.by_split().items():
+        rows = data.snapshots[data.snapshots["split"] == name]
+        calls = data.contacts[data.contacts["split"] == name]
+        split_rows.append(
+            (name, f"{min(dates):%Y-%m-%d} .. {max(dates):%Y-%m-%d}", len(dates), len(rows),
+             float(rows["label_repay"].mean()), len(calls), float(calls["label_rpc"].mean()))
+        )  # fmt: skip
+    repay_rows = [
+        (label, *(r[f"{prefix}{name}"] for name in ("roc_auc", "pr_auc", "brier", "log_loss", "ece",
+                                                     "capture_top_10", "capture_top_20", "capture_top_30")))
+        for label, prefix in (("LightGBM + calibration", "test_"), ("DPD-bucket rule", "baseline_stage_"),
+                              ("logistic regression", "baseline_logistic_"))
+    ]  # fmt: skip
+    ceiling = metrics.get("repayment.world_ceiling_expected_auc")
+    world_line = (
+        f" Simulator ground truth at as_of (labels not yet seen): expected AUC of the true probabilities "
+        f"{ceiling:.4f} (the ceiling), of this model {metrics['repayment.world_model_expected_auc']:.4f}."
+        if ceiling is not None
+        else ""
+    )
+    lines = [
+        f"# callq training report: `{config.name}`",
+        "",
+        f"Feature set version {feature_set_version}: {len(data.feature_names)} model features; "
+        f"horizon {config.horizon_days} days; seed {config.seed}.",
+        "",
+        "## Data and time splits",
+        "Snapshots weekly; a gap of at least the horizon separates splits (asserted), so no label window "
+        "crosses a split.",
+        "",
+        _table(split_rows, ("split", "snapshots", "n", "rows", "repay rate", "calls", "RPC rate")),
+        "",
+        "## Registry decisions",
+        _table(
+            [
+                (
+                    o.name,
+                    o.version,
+                    o.metric,
+                    o.candidate_value,
+                    o.champion_version or "-",
+                    "-" if o.champion_value is None else o.champion_value,
+                    "yes" if o.promoted else "no",
+                    o.reason,
+                )
+                for o in outcomes.values()
+            ],
+            (
+                "model",
+                "version",
+                "metric",
+                "candidate",
+                "champion",
+                "champion (same window)",
+                "promoted",
+                "why",
+            ),
+        ),  # fmt: skip
+        "",
+        "## Repayment (test window)",
+        _table(
+            repay_rows,
+            ("model", "ROC AUC", "PR AUC", "Brier", "log loss", "ECE", "top 10%", "top 20%", "top 30%"),
+        ),  # fmt: skip
+        "",
+        f"Uncalibrated ROC AUC {r['test_roc_auc_uncalibrated']:.4f}; "
+        f"calibration: {config.repayment.calibration}, fitted on validation only." + world_line,
+        "",
+        "![calibration](calibration.png) ![gains](gains.png)",
+        "",
+        "![importance](importance_repayment.png)",
+        "",
+        "## Right-party contact (test window)",
+        _table(
+            [
+                ("LightGBM", c["test_roc_auc"], c["replay_model_rpc_rate"], int(c["replay_model_matched_calls"])),
+                (
+                    "collectors' rule (portfolio best hour per weekday)",
+                    c["baseline_rule_roc_auc"],
+                    c["replay_rule_rpc_rate"],
+                    int(c["replay_rule_matched_calls"]),
+                ),
+                (
+                    "debtor's raw best hour",
+                    c["baseline_debtor_roc_auc"],
+                    c["replay_debtor_rpc_rate"],
+                    int(c["replay_debtor_matched_calls"]),
+                ),
+                ("hours as placed", float("nan"), c["replay_as_placed_rpc_rate"], "all"),
+            ],
+            ("method", "ROC AUC", "replay RPC rate", "matched calls"),
+        ),  # fmt: skip
+        "",
+        "Replay estimate: the RPC rate of held-out calls that happened to be placed in the hour each method "
+        "picks for that account-day. Valid where historical call hours were partly random; where collectors "
+        "already chose hours by what worked it favours methods that agree with them.",
+        "",
+        "![heatmap](contact_heatmap.png) ![importance](importance_contact.png)",
+        "",
+        "## Call effect (uplift, test window)",
+        _table(
+            [
+                ("T-learner", u["test_qini"], u["test_factual_auc"]),
+                ("random ordering", u["baseline_random_qini"], float("nan")),
+            ],
+            ("model", "Qini coefficient", "factual AUC (promotion metric)"),
+        ),
+        "",
+        f"Mean predicted effect {u['test_mean_uplift']:.4f}; naive reached-vs-not difference "
+        f"{u['test_naive_difference']:.4f}; treated share {u['test_treated_share']:.3f}.",
+    ]
+    if "call_effect.world_pearson" in metrics:
+        lines.append(
+            "Against the simulator's true effect of reaching the debtor at as_of: "
+            f"Pearson {metrics['call_effect.world_pearson']:.3f}, "
+            f"Spearman {metrics['call_effect.world_spearman']:.3f} (true mean "
+            f"{metrics['call_effect.world_mean_true_effect']:.4f}, predicted mean "
+            f"{metrics['call_effect.world_mean_predicted_effect']:.4f})."
+        )
+    lines += [
+        "",
+        "It is observational: debtors who answer may be the willing ones (unobserved willingness confounds "
+        "it, usually upward), and it extrapolates where some debtors are almost never or always reached "
+        "(positivity). Validate against a random holdout of calls before trusting its scale.",
+        "",
+        "![qini](qini.png)",
+        "",
+        _table(
+            [
+                (int(row.decile) + 1, row.predicted_uplift, row.observed_uplift, int(row.rows))
+                for row in uplift.deciles.itertuples()
+            ],
+            ("decile", "predicted uplift", "observed reached - not reached", "rows"),
+        ),  # fmt: skip
+    ]
+    if notes:
+        lines += ["", "## Notes", *[f"* {note}" for note in notes]]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

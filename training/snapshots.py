@@ -1,0 +1,301 @@
+"""Labelled training snapshots: weekly as-of dates, repayment labels, contact rows, time splits.
+
+Leakage rules, all enforced here:
+* a snapshot's features see only events strictly before it (`features.build` does that);
+* its label window [as_of, as_of + horizon) ends at or before the export's as_of;
+* splits are ordered in time with a gap >= horizon, so no label window crosses a split
+  (`assert_split_gap` raises otherwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.contract import RIGHT_PARTY_OUTCOMES, Export
+from training.config import TrainConfig
+
+SPLITS = ("train", "validation", "test")
+# Money has at most 2 decimals: a payment within half a cent of the threshold covers it.
+MONEY_TOLERANCE = 0.005
+
+
+class SplitLeakageError(ValueError):
+    """Raised when time splits overlap or sit closer together than the label horizon."""
+
+
+@dataclass(frozen=True)
+class SnapshotSplits:
+    """Snapshot as-of dates (UTC) of each split, each tuple ascending."""
+
+    train: tuple[pd.Timestamp, ...]
+    validation: tuple[pd.Timestamp, ...]
+    test: tuple[pd.Timestamp, ...]
+
+    def by_split(self) -> dict[str, tuple[pd.Timestamp, ...]]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+    def dates(self) -> list[pd.Timestamp]:
+        return [*self.train, *self.validation, *self.test]
+
+    def split_of(self) -> dict[pd.Timestamp, str]:
+        return {date: name for name, dates in self.by_split().items() for date in dates}
+
+
+@dataclass
+class TrainingData:
+    """Labelled rows for the three models, each with a `split` column."""
+
+    splits: SnapshotSplits
+    # One row per (account, snapshot) in collections: features, `label_repay`, `treated`.
+    snapshots: pd.DataFrame
+    # One row per outbound call in the week after a snapshot: snapshot features + call columns.
+    contacts: pd.DataFrame
+    feature_names: list[str]
+
+
+def assert_split_gap(splits: SnapshotSplits, horizon_days: int, gap_days: int | None = None) -> None:
+    """Fail loudly unless train < validation < test with a gap >= horizon between them."""
+    horizon = pd.Timedelta(days=horizon_days)
+    gap = pd.Timedelta(days=max(gap_days or 0, horizon_days))
+    parts = splits.by_split()
+    for name, dates in parts.items():
+        if not dates:
+            raise SplitLeakageError(f"split {name!r} has no snapshot")
+        if list(dates) != sorted(dates):
+            raise SplitLeakageError(f"split {name!r} dates are not ascending")
+    for earlier, later in (("train", "validation"), ("validation", "test")):
+        last, first = max(parts[earlier]), min(parts[later])
+        # The earlier split's last label window [last, last + horizon) must end before the
+        # later split begins, else a payment would label rows on both sides.
+        if first - last < gap or last + horizon > first:
+            raise SplitLeakageError(
+                f"{earlier} ends {last:%Y-%m-%d} and {later} starts {first:%Y-%m-%d}: "
+                f"gap {(first - last).days} d < required {gap.days} d (label horizon {horizon_days} d)"
+            )
+
+
+def snapshot_splits(as_of: pd.Timestamp, config: TrainConfig, history_start: pd.Timestamp) -> SnapshotSplits:
+    """Weekly snapshot dates back from `as_of - horizon`: test latest, then validation, then train.
+
+    The earliest train snapshots are dropped when they would see less than
+    `min_history_days` of history; validation and test must fit in full.
+    """
+    spacing = pd.Timedelta(days=config.snapshot_spacing_days)
+    gap = pd.Timedelta(days=config.gap_days)
+    # A label needs its full horizon strictly before as_of: [s, s + horizon) with s + horizon <= as_of.
+    latest = as_of - pd.Timedelta(days=config.horizon_days)
+
+    def back_from(start: pd.Timestamp, count: int) -> list[pd.Timestamp]:
+        return sorted(start - k * spacing for k in range(count))
+
+    def first_grid_date_before(date: pd.Timestamp) -> pd.Timestamp:
+        # The latest date of the weekly grid anchored at `latest` that is at least `gap` before `date`.
+        steps = int(np.ceil((latest - (date - gap)) / spacing))
+        return latest - max(steps, 0) * spacing
+
+    test = back_from(latest, config.test_snapshots)
+    validation = back_from(first_grid_date_before(test[0]), config.validation_snapshots)
+    train = back_from(first_grid_date_before(validation[0]), config.train_snapshots)
+    earliest_useful = history_start + pd.Timedelta(days=config.min_history_days)
+    if validation[0] < earliest_useful:
+        raise ValueError(
+            f"the export's history (from {history_start:%Y-%m-%d}) is too short for "
+            f"{config.validation_snapshots} validation and {config.test_snapshots} test snapshots "
+            f"{config.snapshot_spacing_days} days apart with a {config.gap_days}-day gap"
+        )
+    train = [date for date in train if date >= earliest_useful]
+    if not train:
+        raise ValueError(
+            f"the export's history (from {history_start:%Y-%m-%d}) leaves no train snapshot "
+            f"before {validation[0]:%Y-%m-%d} minus the {config.gap_days}-day gap"
+        )
+    splits = SnapshotSplits(tuple(train), tuple(validation), tuple(test))
+    assert_split_gap(splits, config.horizon_days, config.gap_days)
+    return splits
+
+
+def history_start(export: Export) -> pd.Timestamp:
+    """The earliest event time in the export (UTC), where its history begins."""
+    candidates = [
+        export.payments["paid_at"].min(),
+        export.contacts["started_at"].min(),
+        export.promises["created_at"].min(),
+    ]
+    if len(export.dues):
+        candidates.append(pd.Timestamp(export.dues["due_date"].min()).tz_localize("UTC"))
+    present = [pd.Timestamp(value) for value in candidates if not pd.isna(value)]
+    return min(present) if present else export.as_of
+
+
+def _utc_date(as_of: pd.Timestamp) -> pd.Timestamp:
+    """The naive calendar date of a UTC timestamp, comparable with contract date columns."""
+    return as_of.tz_convert("UTC").normalize().tz_localize(None)
+
+
+def overdue_candidates(export: Export, dates: list[pd.Timestamp]) -> pd.DataFrame:
+    """Cheap pre-filter: (account_id, as_of) pairs opened before as_of with dues exceeding payments.
+
+    Amount overdue = dues fallen due before the day less settled payments before it; the
+    feature build computes the same quantity and rows are filtered on it again afterwards.
+    """
+    accounts = export.accounts[["account_id", "opened_date"]]
+    dues, payments = export.dues, export.payments
+    settled = payments[payments["status"] == "settled"]
+    frames = []
+    for as_of in dates:
+        day = _utc_date(as_of)
+        opened = accounts.loc[accounts["opened_date"] < day, "account_id"]
+        due = dues.loc[dues["due_date"] < day].groupby("account_id", sort=False)["amount_due"].sum()
+        paid = settled.loc[settled["paid_at"] < as_of].groupby("account_id", sort=False)["amount"].sum()
+        overdue = due.sub(paid, fill_value=0.0)
+        owing = overdue.index[overdue > MONEY_TOLERANCE]
+        ids = opened[opened.isin(owing)]
+        frames.append(pd.DataFrame({"account_id": ids.to_numpy(), "as_of": as_of}))
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["account_id", "as_of"])
+    rows["account_id"] = rows["account_id"].astype("string")
+    rows["as_of"] = pd.to_datetime(rows["as_of"], utc=True).astype("datetime64[us, UTC]")
+    return rows
+
+
+def repayment_labels(payments: pd.DataFrame, rows: pd.DataFrame, horizon_days: int) -> pd.Series:
+    """Contract `p_repay` label: settled payments in [as_of, as_of + horizon) cover
+    min(amount_overdue, oldest_unpaid_remaining). Returned payments count as not paid.
+
+    `rows` holds account_id, as_of, amount_overdue, oldest_unpaid_remaining; returns 0/1 aligned to it.
+    """
+    horizon = pd.Timedelta(days=horizon_days)
+    settled = payments.loc[payments["status"] == "settled", ["account_id", "paid_at", "amount"]]
+    paid = pd.Series(0.0, index=rows.index)
+    for as_of, group in rows.groupby("as_of", sort=True):
+        window = settled[(settled["paid_at"] >= as_of) & (settled["paid_at"] < as_of + horizon)]
+        total = window.groupby("account_id", sort=False)["amount"].sum()
+        paid.loc[group.index] = group["account_id"].map(total).fillna(0.0).to_numpy(dtype=float)
+    oldest = rows["oldest_unpaid_remaining"].astype(float)
+    need = np.fmin(rows["amount_overdue"].astype(float), oldest.where(oldest > 0))
+    return (paid >= need - MONEY_TOLERANCE).astype(np.int8).rename("label_repay")
+
+
+def local_hour_weekday(times_utc: pd.Series, timezones: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Debtor-local hour (0-23) and weekday (0 = Monday) of UTC instants, vectorised per zone."""
+    hours = np.zeros(len(times_utc), dtype=np.int16)
+    weekdays = np.zeros(len(times_utc), dtype=np.int16)
+    zones = timezones.astype(str).to_numpy()
+    instants = pd.DatetimeIndex(times_utc)
+    if instants.tz is None:
+        instants = instants.tz_localize("UTC")
+    for zone in pd.unique(zones):
+        mask = zones == zone
+        local = instants[mask].tz_convert(zone)
+        hours[mask] = local.hour
+        weekdays[mask] = local.day_of_week
+    return hours, weekdays
+
+
+def treatment_flags(contacts: pd.DataFrame, rows: pd.DataFrame, window_days: int) -> pd.Series:
+    """1 where an outbound call reached the debtor in [as_of, as_of + window); the uplift treatment."""
+    window = pd.Timedelta(days=window_days)
+    reached = contacts.loc[
+        (contacts["channel"] == "call")
+        & (contacts["direction"] == "outbound")
+        & contacts["outcome"].isin(RIGHT_PARTY_OUTCOMES),
+        ["account_id", "started_at"],
+    ]
+    treated = pd.Series(0, index=rows.index, dtype=np.int8)
+    for as_of, group in rows.groupby("as_of", sort=True):
+        hit = reached.loc[(reached["started_at"] >= as_of) & (reached["started_at"] < as_of + window), "account_id"]
+        treated.loc[group.index] = group["account_id"].isin(hit.unique()).to_numpy().astype(np.int8)
+    return treated.rename("treated")
+
+
+def contact_rows(
+    export: Export, snapshot_rows: pd.DataFrame, window_days: int, max_rows: int | None = None, seed: int = 0
+) -> pd.DataFrame:
+    """One row per outbound call in [as_of, as_of + window) of each snapshot, with that snapshot's
+    features (point-in-time valid: snapshot <= call time), the call's debtor-local hour and weekday,
+    and the label `label_rpc` (right-party contact). The snapshot must carry `split`.
+    With `max_rows`, a uniform seeded sample of the calls is kept (before the feature join, so a
+    large book's calls never all materialise with ~90 feature columns).
+    """
+    from features.contacts import hour_bucket
+
+    window = pd.Timedelta(days=window_days)
+    calls = export.contacts.loc[
+        (export.contacts["channel"] == "call") & (export.contacts["direction"] == "outbound"),
+        ["account_id", "started_at", "outcome"],
+    ]
+    calls = calls[calls["account_id"].isin(snapshot_rows["account_id"].unique())]
+    frames = []
+    for as_of in sorted(snapshot_rows["as_of"].unique()):
+        as_of = pd.Timestamp(as_of)
+        in_window = calls[(calls["started_at"] >= as_of) & (calls["started_at"] < as_of + window)]
+        frames.append(in_window.assign(as_of=as_of))
+    if not frames:
+        raise ValueError("no snapshot to attach calls to")
+    attempts = pd.concat(frames, ignore_index=True)
+    if max_rows is not None and len(attempts) > max_rows:
+        attempts = attempts.sample(n=max_rows, random_state=seed).sort_index()
+    attempts["as_of"] = attempts["as_of"].astype(snapshot_rows["as_of"].dtype)
+    joined = attempts.merge(snapshot_rows, on=["account_id", "as_of"], how="inner", validate="many_to_one")
+    zones = joined["account_id"].map(export.accounts.set_index("account_id")["timezone"])
+    hours, weekdays = local_hour_weekday(joined["started_at"], zones)
+    joined["local_hour"] = hours
+    joined["weekday"] = weekdays
+    joined = add_slot_rates(joined, hour_bucket)
+    joined["label_rpc"] = joined["outcome"].isin(RIGHT_PARTY_OUTCOMES).astype(np.int8)
+    return (
+        joined.drop(columns=["outcome"]).sort_values(["started_at", "account_id"], kind="stable").reset_index(drop=True)
+    )
+
+
+def add_slot_rates(frame: pd.DataFrame, hour_bucket) -> pd.DataFrame:
+    """Copy of `frame` with the account's smoothed RPC rate for the row's hour bucket and weekday.
+
+    Picks `rpc_rate_hour_bucket_<b>` / `rpc_rate_weekday_<d>` by the row's `local_hour` / `weekday`.
+    """
+    out = frame.copy()
+    buckets = np.asarray([hour_bucket(int(hour)) for hour in range(24)], dtype=object)[
+        out["local_hour"].to_numpy(dtype=int)
+    ]
+    out["rpc_rate_this_hour_bucket"] = _pick_by_key(out, "rpc_rate_hour_bucket_", buckets)
+    out["rpc_rate_this_weekday"] = _pick_by_key(out, "rpc_rate_weekday_", out["weekday"].to_numpy())
+    return out
+
+
+def _pick_by_key(frame: pd.DataFrame, prefix: str, keys: np.ndarray) -> np.ndarray:
+    """Row-wise pick of column `prefix + key` (NaN where that column does not exist)."""
+    picked = np.full(len(frame), np.nan)
+    for key in pd.unique(keys):
+        column = f"{prefix}{key}"
+        if column in frame.columns:
+            mask = keys == key
+            picked[mask] = frame.loc[mask, column].to_numpy(dtype=float)
+    return picked
+
+
+def build_training_data(export: Export, config: TrainConfig) -> TrainingData:
+    """Snapshots, labels, treatment flags and contact rows for every split of `config`."""
+    from features.build import MODEL_FEATURES, build_features
+
+    splits = snapshot_splits(export.as_of, config, history_start(export))
+    candidates = overdue_candidates(export, splits.dates())
+    features = build_features(export, candidates)
+    features = features[features["amount_overdue"] > MONEY_TOLERANCE].reset_index(drop=True)
+    features["split"] = features["as_of"].map(splits.split_of()).astype("string")
+    features["label_repay"] = repayment_labels(export.payments, features, config.horizon_days)
+    features["treated"] = treatment_flags(export.contacts, features, config.uplift.treatment_window_days)
+    contacts = contact_rows(
+        export,
+        features.drop(columns=["label_repay", "treated"]),
+        config.contact_window_days,
+        max_rows=config.max_contact_rows,
+        seed=config.seed,
+    )
+    return TrainingData(
+        splits=splits,
+        snapshots=features,
+        contacts=contacts,
+        feature_names=[name for name in MODEL_FEATURES if name in features.columns],
+    )

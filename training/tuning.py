@@ -1,0 +1,60 @@
+"""Optional Optuna search over LightGBM parameters, scored by ROC AUC on the validation window only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from training.config import LightGBMParams, TuningConfig
+from training.evaluation import safe_auc
+
+
+def tune_lightgbm(
+    base: LightGBMParams,
+    tuning: TuningConfig,
+    fit: Callable[[LightGBMParams], object],
+    validation: pd.DataFrame,
+    validation_labels: np.ndarray,
+    *,
+    seed: int,
+    max_trees: int = 600,
+    max_leaves: int = 127,
+) -> tuple[LightGBMParams, float]:
+    """Best params by validation AUC; `fit(params)` returns a fitted estimator with `decision_function`.
+
+    The test window is never seen here, so the test metrics of the tuned model stay honest.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = base.model_copy(
+            update={
+                "n_estimators": trial.suggest_int("n_estimators", 50, max_trees, log=True),
+                "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+                "num_leaves": trial.suggest_int("num_leaves", 4, max_leaves, log=True),
+                "min_child_samples": trial.suggest_int("min_child_samples", 20, 1000, log=True),
+                "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
+                "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+            }
+        )
+        estimator = fit(params)
+        auc = safe_auc(validation_labels, estimator.decision_function(validation))
+        return 0.5 if np.isnan(auc) else auc
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.enqueue_trial(
+        {
+            "n_estimators": min(base.n_estimators, max_trees),
+            "learning_rate": base.learning_rate,
+            "num_leaves": min(base.num_leaves, max_leaves),
+            "min_child_samples": min(max(base.min_child_samples, 20), 1000),
+            "colsample_bytree": max(base.colsample_bytree, 0.4),
+            "reg_lambda": min(max(base.reg_lambda, 1e-3), 30.0),
+        }
+    )
+    study.optimize(objective, n_trials=tuning.n_trials, timeout=tuning.timeout_s)
+    return base.model_copy(update=study.best_params), float(study.best_value)

@@ -1,0 +1,122 @@
+"""Call effect (uplift): how much reaching the debtor changes the chance of repayment.
+
+T-learner on snapshot rows: treatment = an outbound call reached the debtor (right-party
+contact) in the first `treatment_window_days` after the snapshot; outcome = the repayment
+label. One LightGBM per arm; uplift = P(repay | reached, x) - P(repay | not reached, x).
+
+What it can identify: the effect of a right-party contact *among debtors alike in the
+features* (DPD, amounts, payment, promise and contact history — which include what drives
+who gets reached), under no unmeasured confounding and positivity.
+What it cannot: debtors who answer may be the willing ones, and willingness is not fully
+observed, so the estimate mixes the call's effect with selection (it tends to overstate it);
+and where some debtors are (almost) never reached or always reached (positivity fails,
+e.g. wrong numbers), the treated arm is extrapolated. Also, being reached is not the same
+as being called: serving multiplies by P(contact). Check it against an experiment (random
+holdout of calls) before trusting its scale; on simulated data it is compared with the truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import log_loss
+
+from training.config import TrainConfig
+from training.evaluation import qini_coefficient, qini_curve, safe_auc, uplift_by_decile
+from training.models import CallEffectModel, FeatureEncoder, LightGBMClassifier
+from training.repayment import ModelQualityError, sample_rows
+from training.snapshots import TrainingData
+
+LABEL = "label_repay"
+TREATMENT = "treated"
+# Rows per arm below which an arm model is not worth fitting.
+MIN_ARM_ROWS = 50
+
+
+@dataclass
+class UpliftFit:
+    """A fitted call-effect model and what it measured."""
+
+    model: CallEffectModel
+    metrics: dict[str, float]
+    qini: pd.DataFrame
+    deciles: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
+    """Fit the two arms on train, evaluate the Qini curve on test; a random-scoring Qini is the baseline."""
+    snapshots = data.snapshots
+    train = sample_rows(snapshots[snapshots["split"] == "train"], config.max_train_rows, config.seed)
+    validation = snapshots[snapshots["split"] == "validation"]
+    test = snapshots[snapshots["split"] == "test"]
+    treated, control = train[train[TREATMENT] == 1], train[train[TREATMENT] == 0]
+    for name, arm in (("reached", treated), ("not reached", control)):
+        if len(arm) < MIN_ARM_ROWS or arm[LABEL].nunique() < 2:
+            raise ModelQualityError(f"call effect: too few usable train rows in the {name} arm ({len(arm)})")
+    features = data.feature_names
+    params = config.uplift.params
+    # Both arms share one encoder, so a category code means the same thing in either booster.
+    categories = FeatureEncoder.fit(train, features).categories
+    arms = {}
+    for name, arm in (("treated", treated), ("control", control)):
+        # Early stopping on the same arm of the validation window.
+        held = validation[validation[TREATMENT] == (1 if name == "treated" else 0)]
+        eval_set = (held, held[LABEL]) if held[LABEL].nunique() == 2 else None
+        arms[name] = LightGBMClassifier(features, params, config.seed, categories=categories).fit(
+            arm, arm[LABEL], eval_set=eval_set
+        )
+    arm_treated, arm_control = arms["treated"], arms["control"]
+    model = CallEffectModel(
+        arm_treated.encoder_.feature_names,
+        categories,
+        metadata={
+            "learner": config.uplift.learner,
+            "treatment": f"right-party outbound call within {config.uplift.treatment_window_days} days",
+            "outcome": LABEL,
+        },
+        treated_text=arm_treated.booster_.model_to_string(),
+        control_text=arm_control.booster_.model_to_string(),
+    )
+    return evaluate_uplift(model, test, train)
+
+
+def factual_auc(model: CallEffectModel, rows: pd.DataFrame) -> float:
+    """ROC AUC of each row's outcome under the arm it actually got (the only arm that can be checked).
+
+    This is what promotion compares: on observational data the Qini curve rewards confounding
+    (who got reached) as much as a true effect and is noisy, while factual accuracy is stable.
+    """
+    p_reached, p_not_reached = model.predict_components(rows)
+    treated = rows[TREATMENT].to_numpy().astype(bool)
+    return safe_auc(rows[LABEL].to_numpy(), np.where(treated, p_reached, p_not_reached))
+
+
+def evaluate_uplift(model: CallEffectModel, test: pd.DataFrame, train: pd.DataFrame) -> UpliftFit:
+    """Qini coefficient, uplift by decile and the observed (naive) treated-control difference on test."""
+    p_reached, p_not_reached = model.predict_components(test)
+    uplift = p_reached - p_not_reached
+    outcome, treated = test[LABEL].to_numpy(), test[TREATMENT].to_numpy().astype(bool)
+    rng = np.random.default_rng(0)
+    metrics = {
+        "test_factual_auc": factual_auc(model, test),
+        "test_factual_log_loss": float(
+            log_loss(outcome, np.clip(np.where(treated, p_reached, p_not_reached), 1e-6, 1 - 1e-6), labels=[0, 1])
+        ),
+        "test_qini": qini_coefficient(outcome, treated, uplift),
+        "baseline_random_qini": qini_coefficient(outcome, treated, rng.random(len(outcome))),
+        "test_mean_uplift": float(np.mean(uplift)) if len(uplift) else float("nan"),
+        "test_naive_difference": float(outcome[treated].mean() - outcome[~treated].mean())
+        if treated.any() and (~treated).any()
+        else float("nan"),
+        "test_treated_share": float(treated.mean()) if len(treated) else float("nan"),
+        "train_treated_share": float(train[TREATMENT].mean()),
+    }
+    return UpliftFit(
+        model=model,
+        metrics=metrics,
+        qini=qini_curve(outcome, treated, uplift),
+        deciles=uplift_by_decile(outcome, treated, uplift),
+    )
