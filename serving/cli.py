@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-out = Console()
+# Tables (the demo's queue, `callq models`) need room; a pipe or CI log gets 160 columns.
+out = Console(width=shutil.get_terminal_size((160, 40)).columns)
 
 
 class CommandError(Exception):
@@ -148,7 +150,14 @@ def train(
 
     train_config = TrainConfig.from_yaml(config) if config else TrainConfig()
     result = train_models(_load(export, lenient, rejects), train_config)
-    out.print(result.summary(), highlight=False)
+    out.print(f"run {result.run_id} ({train_config.name}); report {result.report_path}", highlight=False)
+    for outcome in result.models.values():
+        verdict = "promoted to champion" if outcome.promoted else "not promoted"
+        out.print(
+            f"  {outcome.name} v{outcome.version}: {outcome.metric} {outcome.candidate_value:.4f}, {verdict}"
+            f" — {outcome.reason}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -201,9 +210,21 @@ def rank(
 @app.command()
 def models() -> None:
     """List registered model versions, their aliases and key metrics."""
+    from rich.table import Table
+
     from training.tracking import list_models
 
-    out.print(list_models())
+    versions = list_models()
+    if versions.empty:
+        out.print("no registered models yet: run `callq train`")
+        return
+    table = Table(title="Registered models")
+    shown = [column for column in versions.columns if column not in ("run_id", "config")]
+    for column in shown:
+        table.add_column(column, overflow="fold")
+    for row in versions[shown].itertuples(index=False):
+        table.add_row(*("" if value is None or value != value else f"{value}" for value in row))
+    out.print(table)
 
 
 @app.command()
@@ -215,7 +236,8 @@ def promote(
     """Move the `champion` alias to a version, recording why."""
     from training.tracking import promote as promote_version
 
-    out.print(promote_version(name, version, reason=reason), highlight=False)
+    promote_version(name, version, reason=reason)
+    out.print(f"{name} v{version} is now champion ({reason})", highlight=False)
 
 
 @app.command()
@@ -226,7 +248,8 @@ def rollback(
     """Move the `champion` alias back to the previous champion, recording why."""
     from training.tracking import rollback as rollback_version
 
-    out.print(rollback_version(name, reason=reason), highlight=False)
+    restored = rollback_version(name, reason=reason)
+    out.print(f"{name}: champion rolled back to v{restored} ({reason})", highlight=False)
 
 
 @app.command()
@@ -273,7 +296,12 @@ def serve(
 
 def main() -> None:
     """Console-script entry point: one clear line and a non-zero exit on any failure."""
+    import logging
+
     from pydantic import ValidationError
+
+    # MLflow narrates every store migration and registration at INFO; callq reports what matters.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
     try:
         # Outside standalone mode click returns an Exit's code instead of raising it.

@@ -116,10 +116,14 @@ def value_at_stake(features: pd.DataFrame) -> np.ndarray:
 
 
 def promise_followup(features: pd.DataFrame) -> np.ndarray:
-    """A promise broken in the last 7 days or falling due within a day: collectors follow up first."""
-    broken = features["promise_broken_7d"].fillna(False).to_numpy(dtype=bool)
-    due_soon = features["days_to_pending_promise"].between(0, 1).fillna(False).to_numpy(dtype=bool)
-    return broken | due_soon
+    """A promise broken within the last day: the collectors' rule is to follow up within 24 hours.
+
+    Only the fresh breaks are forced to the front; older breaks and promises about to fall due
+    compete on expected value like every other call (the models see them as features), since
+    forcing every one of them ahead crowds out calls that bring in more.
+    """
+    since = features["days_since_last_broken_promise"].to_numpy(dtype=float, na_value=np.nan)
+    return np.nan_to_num(since, nan=np.inf) <= 1
 
 
 def contact_probability(champions):

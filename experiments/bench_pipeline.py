@@ -1,0 +1,102 @@
+"""Benchmark: `callq rank` end to end (load, features, scoring, assignment, reasons, guard, write).
+
+    python experiments/bench_pipeline.py --accounts 1000000 [--work bench-out/pipeline]
+
+Steps: simulate a book of N accounts (cached in --work), train champion models on a separate
+20,000-account book into a private MLflow store (cached), then run `callq rank` in a fresh
+process and report its wall time, stage times and peak RSS. Target: N = 1,000,000 in under
+120 s and 8 GiB on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STAGES = r"""
+import json, sys, time
+t0 = time.perf_counter(); marks = {}
+def mark(name):
+    marks[name] = round(time.perf_counter() - t0, 2)
+from features.contract import Operations
+from features.io import load_export
+import serving.pipeline as pipeline
+from serving.pipeline import load_models, run_day, write_day
+import datetime as dt
+mark("imports")
+export, _ = load_export(sys.argv[1]); mark("load_export")
+operations = Operations.from_yaml(sys.argv[2])
+champions = load_models(); mark("load_models")
+build = pipeline.build_features
+def timed_build(*args, **kwargs):
+    result = build(*args, **kwargs); mark("features"); return result
+pipeline.build_features = timed_build
+run = run_day(export, operations, dt.date.fromisoformat(sys.argv[3]), champions); mark("score+rank+reasons+guard")
+write_day(run, sys.argv[4]); mark("write")
+print(json.dumps({"marks": marks, "calls": len(run.call_list), "accounts": len(run.scores),
+                  "eligible": int(run.scores["eligible"].sum()),
+                  "expected_value": float(run.call_list["expected_value"].sum())}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=1_000_000)
+    parser.add_argument("--work", type=Path, default=Path("bench-out/pipeline"))
+    parser.add_argument("--calls-per-account-day", type=float, default=0.06)
+    args = parser.parse_args()
+
+    from features.simulation import SimulationConfig, generate
+    from serving.pipeline import default_list_date
+    from training.config import TrainConfig
+    from training.pipeline import train
+
+    work = args.work.resolve()
+    export_dir = work / f"export-{args.accounts}"
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+    work.mkdir(parents=True, exist_ok=True)
+    if not (export_dir / "export.json").exists():
+        started = time.perf_counter()
+        config = SimulationConfig(n_accounts=args.accounts, seed=1, calls_per_account_day=args.calls_per_account_day)
+        generate(export_dir, config)
+        print(f"simulated {args.accounts:,} accounts in {time.perf_counter() - started:.0f} s", flush=True)
+    if not (work / "trained").exists():
+        started = time.perf_counter()
+        small = generate(work / "train-export", SimulationConfig(n_accounts=20_000, seed=2))
+        train(small.export, TrainConfig(), report_dir=work / "report")
+        (work / "trained").touch()
+        print(f"trained champions on 20,000 accounts in {time.perf_counter() - started:.0f} s", flush=True)
+
+    from features.contract import Operations
+    from features.io import load_export
+
+    meta = json.loads((export_dir / "export.json").read_text())
+    ops_path = export_dir / "operations.yaml"
+    import pandas as pd
+
+    list_date = default_list_date(pd.Timestamp(meta["as_of"]), Operations.from_yaml(ops_path))
+    del load_export
+    started = time.perf_counter()
+    child = subprocess.run(
+        [sys.executable, "-c", STAGES, str(export_dir), str(ops_path), list_date.isoformat(),
+         str(work / "call_list.parquet")],
+        capture_output=True, text=True, check=False,
+    )
+    wall = time.perf_counter() - started
+    if child.returncode != 0:
+        print(child.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(child.returncode)
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
+    print(json.dumps({"accounts": args.accounts, "wall_s": round(wall, 1), "peak_rss_gib": round(peak_gib, 2),
+                      **result}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
