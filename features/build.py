@@ -1,0 +1,183 @@
+"""`build_features`: point-in-time features for any set of (account_id, as_of) snapshots.
+
+One code path for training snapshots and today's scoring. A feature for (account, as_of) sees
+only payments, contacts and promises strictly before as_of, and dues with due_date before the
+UTC date of as_of (upcoming dues only feed `next_due_*`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from features.contacts import (
+    HOUR_BUCKETS,
+    N_HOUR_BUCKETS,
+    N_WEEKDAYS,
+    build_contact_history,
+    contact_features,
+)
+from features.contract import FLAG_COLUMNS, Export
+from features.flags import flag_features
+from features.payments import COVERAGE_WINDOWS, PAYMENT_WINDOWS, payment_features
+from features.promises import build_promise_history, promise_features
+from features.stage import build_ledger, stage_features, stage_state
+from features.timeline import Snapshots, account_codes, account_zones, day_floor, to_us
+
+FEATURE_SET_VERSION = "1"
+KEY_COLUMNS = ("account_id", "as_of")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """A feature column: its name, family and one-line definition."""
+
+    name: str
+    family: str
+    description: str
+
+
+def _specs() -> list[FeatureSpec]:
+    stage = [
+        ("amount_overdue", "dues fallen due before the as_of date minus settled payments before as_of, >= 0"),
+        (
+            "days_past_due",
+            "days from the oldest fallen due not fully covered (oldest-first) to the as_of date",
+        ),
+        ("oldest_unpaid_remaining", "unpaid remainder of that oldest uncovered due; 0 if current"),
+        ("stage", "current, M1..M6 by 30-day cycles of DPD, M7+ past 180"),
+        ("stage_bucket", "current, early (1-5 DPD), middle (6-18), late (19-30), then M2..M6, M7+"),
+        ("months_delinquent", "30-day cycles of delinquency started: ceil(DPD / 30)"),
+        ("dues_missed_in_row", "latest fallen dues not fully covered, consecutive by the oldest-first rule"),
+        ("product", "the account's product (categorical)"),
+        ("limit_use", "amount_overdue / credit_limit; NaN without a positive limit"),
+        ("account_age_days", "days from opened_date to the as_of date"),
+        ("next_due_in_days", "days from the as_of date to the next due on or after it; NaN if none"),
+        ("next_due_amount", "amount of that next due; NaN if none"),
+    ]
+    payments = []
+    for kind in ("settled", "returned"):
+        for days in PAYMENT_WINDOWS:
+            payments.append((f"payments_{kind}_sum_{days}d", f"amount of {kind} payments in the last {days} days"))
+            payments.append((f"payments_{kind}_count_{days}d", f"number of {kind} payments in the last {days} days"))
+    payments += [
+        ("returned_share_180d", "returned / all payments in the last 180 days; NaN with none"),
+        *(
+            (f"dues_covered_share_{d}d", f"share of dues fallen due in the last {d} days now fully covered")
+            for d in COVERAGE_WINDOWS
+        ),
+        ("days_since_last_payment", "days since the last settled payment; NaN if none"),
+        (
+            "payment_lateness_mean_90d",
+            "mean days after its due's date of settled payments in the last 90 days",
+        ),
+        ("payment_lateness_trend_180d", "mean lateness of the last 90 days minus that of the 90 days before"),
+        ("payments_partial_count_180d", "settled payments in 180 days smaller than the due they went to"),
+        ("payday_day_of_month", "circular mean of the debtor-local day of month of settled payments"),
+        ("payday_concentration", "mean resultant length of those days (1 = always the same day)"),
+        ("next_payday_in_days", "days from the as_of date to the next payday_day_of_month"),
+    ]
+    contacts = []
+    for days in (7, 30, 90):
+        contacts += [
+            (f"call_attempts_{days}d", f"outbound calls in the last {days} days"),
+            (f"rpc_{days}d", f"outbound calls reaching the debtor (right-party) in the last {days} days"),
+            (f"rpc_rate_{days}d", f"rpc_{days}d / call_attempts_{days}d; NaN without attempts"),
+        ]
+    contacts += [
+        ("days_since_last_rpc", "days since the last right-party outbound call; NaN if none"),
+        ("days_since_last_call_attempt", "days since the last outbound call; NaN if none"),
+        ("unanswered_streak", "outbound calls since the last right-party contact"),
+        ("wrong_numbers_90d", "contacts with outcome wrong_number in the last 90 days"),
+        ("inbound_contacts_90d", "inbound contacts of any channel in the last 90 days"),
+        ("refusals_disputes_90d", "contacts with outcome refused or dispute in the last 90 days"),
+    ]
+    for bucket in range(N_HOUR_BUCKETS):
+        hours = "other hours" if bucket not in HOUR_BUCKETS else "{:02d}-{:02d}h".format(*HOUR_BUCKETS[bucket])
+        contacts.append((f"rpc_rate_hour_bucket_{bucket}", f"smoothed right-party rate of calls at local {hours}"))
+    for day in range(N_WEEKDAYS):
+        contacts.append((f"rpc_rate_weekday_{day}", f"smoothed right-party rate of calls on local weekday {day}"))
+    contacts.append(("best_hour_bucket_hist", "hour bucket 0-5 with the highest smoothed right-party rate"))
+    promises = [
+        ("promises_made_90d", "promises created in the last 90 days"),
+        ("promises_kept_90d", "of those, kept by as_of"),
+        ("promises_broken_90d", "of those, broken by as_of (deadline passed unpaid)"),
+        ("promises_pending", "promises neither kept nor past their deadline"),
+        ("days_to_pending_promise", "days from the as_of date to the earliest pending promised_date"),
+        ("promise_broken_7d", "a promise broke (deadline passed unpaid) in the last 7 days"),
+        ("days_since_last_broken_promise", "days since the latest broken promise's deadline"),
+        ("promise_kept_ratio", "kept / (kept + broken) over all promises before as_of"),
+    ]
+    flags = [(name, f"accounts.{name} as of the export (today), not as of the snapshot") for name in FLAG_COLUMNS]
+    flags += [
+        ("no_call", "do_not_call, cease_contact, deceased or bankruptcy: no call at all"),
+        ("special_handling", "dispute, complaint or hardship: special-handling queue"),
+    ]
+    families = {
+        "stage": stage,
+        "payments": payments,
+        "contacts": contacts,
+        "promises": promises,
+        "flags": flags,
+    }
+    return [FeatureSpec(name, family, text) for family, rows in families.items() for name, text in rows]
+
+
+FEATURES: dict[str, FeatureSpec] = {spec.name: spec for spec in _specs()}
+# Columns models may use: behaviour only. Case-system flags describe today (they would leak into
+# historical snapshots); `stage`/`stage_bucket` are presentation of days_past_due.
+_NOT_FOR_MODELS = {"stage", "stage_bucket"}
+MODEL_FEATURES: tuple[str, ...] = tuple(
+    spec.name for spec in FEATURES.values() if spec.family != "flags" and spec.name not in _NOT_FOR_MODELS
+)
+
+
+def resolve_snapshots(export: Export, snapshots: pd.DataFrame | None) -> tuple[pd.DataFrame, Snapshots]:
+    """Validate the snapshot frame and turn it into account rows and int64 times."""
+    account_ids = export.accounts["account_id"].astype("string")
+    index = pd.Index(account_ids)
+    if snapshots is None:
+        snapshots = pd.DataFrame(
+            {"account_id": account_ids.to_numpy(), "as_of": pd.Series(export.as_of, index=range(len(account_ids)))}
+        )
+    missing = [column for column in KEY_COLUMNS if column not in snapshots.columns]
+    if missing:
+        raise ValueError(f"snapshots need columns {list(KEY_COLUMNS)}; missing {missing}")
+    ids = snapshots["account_id"].astype("string").reset_index(drop=True)
+    as_of = pd.to_datetime(snapshots["as_of"], utc=True).astype("datetime64[us, UTC]").reset_index(drop=True)
+    rows = account_codes(ids, index)
+    if (rows < 0).any():
+        raise ValueError(f"{int((rows < 0).sum())} snapshot account_id(s) are not in the export's accounts")
+    if as_of.isna().any():
+        raise ValueError("snapshot as_of must not be null")
+    as_of_us = to_us(as_of)
+    if len(as_of_us) and as_of_us.max() > to_us(pd.Series([export.as_of]))[0]:
+        raise ValueError("a snapshot as_of is after the export's as_of: its history would be incomplete")
+    keys = pd.DataFrame({"account_id": ids, "as_of": as_of})
+    return keys, Snapshots(account=rows, as_of=as_of_us, as_of_day=day_floor(as_of_us))
+
+
+def build_features(export: Export, snapshots: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per snapshot (in snapshot order): `account_id`, `as_of`, then every column of FEATURES."""
+    keys, snaps = resolve_snapshots(export, snapshots)
+    index = pd.Index(export.accounts["account_id"].astype("string"))
+    zone_of_account, zones = account_zones(export.accounts)
+    ledger = build_ledger(export, index)
+    state = stage_state(ledger, snaps)
+    columns: dict[str, object] = {}
+    columns.update(stage_features(ledger, state, export.accounts, snaps))
+    columns.update(payment_features(ledger, state, snaps, zone_of_account, zones))
+    columns.update(contact_features(build_contact_history(export, index, zone_of_account, zones), snaps))
+    columns.update(promise_features(build_promise_history(export, index, ledger), snaps))
+    columns.update(flag_features(export.accounts, snaps))
+    frame = pd.DataFrame({name: columns[name] for name in FEATURES})
+    return pd.concat([keys, frame], axis=1)
+
+
+def model_frame(features: pd.DataFrame, names: tuple[str, ...] | list[str] = MODEL_FEATURES) -> pd.DataFrame:
+    """The model-input columns of a feature frame, in the given (logged) order."""
+    unknown = [name for name in names if name not in features.columns]
+    if unknown:
+        raise KeyError(f"feature columns missing from the frame: {unknown}")
+    return features.loc[:, list(names)]

@@ -1,0 +1,191 @@
+"""Contact features: how often the debtor is tried and reached, and at which local hours.
+
+An attempt is an outbound `call`; a right-party contact (RPC) is an attempt whose outcome is
+in `RIGHT_PARTY_OUTCOMES`. Hours and weekdays are local to the debtor (accounts.timezone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.contract import RIGHT_PARTY_OUTCOMES, Export
+from features.timeline import Snapshots, Stream, account_codes, days_between, local_parts, to_us
+
+CALL_WINDOWS = (7, 30, 90)
+# Debtor-local hour buckets: bucket -> [start hour, end hour). Every other hour is bucket 6.
+HOUR_BUCKETS: dict[int, tuple[int, int]] = {
+    0: (8, 10),
+    1: (10, 12),
+    2: (12, 14),
+    3: (14, 17),
+    4: (17, 19),
+    5: (19, 22),
+}
+OTHER_HOUR_BUCKET = 6
+N_HOUR_BUCKETS = 7
+N_WEEKDAYS = 7
+# Empirical-Bayes prior strength: a debtor's bucket rate counts like k extra portfolio attempts.
+SMOOTHING_ATTEMPTS = 5.0
+
+_BUCKET_OF_HOUR = np.full(24, OTHER_HOUR_BUCKET, dtype="int8")
+for _bucket, (_start, _end) in HOUR_BUCKETS.items():
+    _BUCKET_OF_HOUR[_start:_end] = _bucket
+
+
+def hour_bucket(local_hour: int | np.ndarray) -> int | np.ndarray:
+    """Bucket of a debtor-local hour 0-23 (scalar or array), after `HOUR_BUCKETS`."""
+    if np.ndim(local_hour) == 0:
+        return int(_BUCKET_OF_HOUR[int(local_hour)])
+    return _BUCKET_OF_HOUR[np.asarray(local_hour, dtype="int64")]
+
+
+@dataclass(frozen=True)
+class ContactHistory:
+    """Outbound calls (the attempts) and every other contact, each sorted by (account, time)."""
+
+    calls: Stream  # columns: rpc, wrong, refusal (bool), bucket, weekday (int8)
+    other: Stream  # columns: wrong, refusal, inbound (bool)
+    last_rpc_position: np.ndarray  # per call: position of the latest RPC at or before it, -1 if none
+
+
+def build_contact_history(
+    export: Export, index: pd.Index, zone_of_account: np.ndarray, zones: list[str]
+) -> ContactHistory:
+    """Split contacts into outbound calls and the rest, with outcome indicators and local parts."""
+    contacts = export.contacts
+    n = len(index)
+    codes = account_codes(contacts["account_id"], index)
+    time = to_us(contacts["started_at"])
+    outcome = contacts["outcome"].astype("string")
+    is_call = (
+        (contacts["channel"].astype("string") == "call") & (contacts["direction"] == "outbound")
+    ).fillna(False)
+    is_call = is_call.to_numpy(dtype=bool) & (codes >= 0)
+    rpc = outcome.isin(RIGHT_PARTY_OUTCOMES).fillna(False).to_numpy(dtype=bool)
+    wrong = (outcome == "wrong_number").fillna(False).to_numpy(dtype=bool)
+    refusal = outcome.isin(("refused", "dispute")).fillna(False).to_numpy(dtype=bool)
+    inbound = (contacts["direction"].astype("string") == "inbound").fillna(False).to_numpy(dtype=bool)
+    hour, weekday, _ = local_parts(time[is_call], zone_of_account[codes[is_call]], zones)
+    calls = Stream(
+        codes[is_call],
+        time[is_call],
+        n,
+        rpc=rpc[is_call],
+        wrong=wrong[is_call],
+        refusal=refusal[is_call],
+        bucket=hour_bucket(hour),
+        weekday=weekday,
+    )
+    rest = ~is_call
+    other = Stream(
+        codes[rest], time[rest], n, wrong=wrong[rest], refusal=refusal[rest], inbound=inbound[rest]
+    )
+    positions = np.where(calls.columns["rpc"], np.arange(len(calls)), -1)
+    return ContactHistory(calls, other, np.maximum.accumulate(positions) if len(positions) else positions)
+
+
+def _rate(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
+
+
+def call_attempts_and_rpc(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
+    """call_attempts_{7,30,90}d, rpc_{7,30,90}d and rpc_rate_{7,30,90}d (NaN without attempts)."""
+    calls = history.calls
+    end, starts = calls.windows(snaps.account, snaps.as_of, CALL_WINDOWS)
+    rpc_cum = calls.cumulative(calls.columns["rpc"].astype("int64"))
+    out = {}
+    for days in CALL_WINDOWS:
+        attempts = end - starts[days]
+        reached = rpc_cum[end] - rpc_cum[starts[days]]
+        out[f"call_attempts_{days}d"] = attempts
+        out[f"rpc_{days}d"] = reached
+        out[f"rpc_rate_{days}d"] = _rate(reached, attempts)
+    return out
+
+
+def recency_and_streak(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
+    """days_since_last_rpc, days_since_last_call_attempt, unanswered_streak (attempts since the last RPC)."""
+    calls = history.calls
+    end = calls.before(snaps.account, snaps.as_of)
+    start = calls.start(snaps.account)
+    any_call = end > start
+    last = np.where(any_call, history.last_rpc_position[np.maximum(end - 1, 0)] if len(calls) else -1, -1)
+    reached = any_call & (last >= start)
+    last_rpc_time = np.where(reached, calls.time[np.maximum(last, 0)] if len(calls) else 0, 0)
+    return {
+        "days_since_last_rpc": days_between(snaps.as_of, last_rpc_time, reached),
+        "days_since_last_call_attempt": days_between(
+            snaps.as_of, calls.last_time(snaps.account, end), any_call
+        ),
+        "unanswered_streak": np.where(reached, end - 1 - last, end - start),
+    }
+
+
+def outcome_counts_90d(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
+    """wrong_numbers_90d, refusals_disputes_90d (any contact) and inbound_contacts_90d."""
+    out: dict[str, np.ndarray] = {
+        "wrong_numbers_90d": np.zeros(len(snaps), "int64"),
+        "refusals_disputes_90d": np.zeros(len(snaps), "int64"),
+        "inbound_contacts_90d": np.zeros(len(snaps), "int64"),
+    }
+    for stream in (history.calls, history.other):
+        end, starts = stream.windows(snaps.account, snaps.as_of, (90,))
+        for column, name in (
+            ("wrong", "wrong_numbers_90d"),
+            ("refusal", "refusals_disputes_90d"),
+            ("inbound", "inbound_contacts_90d"),
+        ):
+            if column in stream.columns:
+                cum = stream.cumulative(stream.columns[column].astype("int64"))
+                out[name] = out[name] + cum[end] - cum[starts[90]]
+    return out
+
+
+def smoothed_rpc_rates(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
+    """rpc_rate_hour_bucket_<b> and rpc_rate_weekday_<d>: (rpc + k·p) / (attempts + k), where p is the
+    portfolio's RPC rate for that bucket/weekday before as_of; plus best_hour_bucket_hist, the argmax
+    over the callable buckets 0-5 (NaN without any history)."""
+    calls = history.calls
+    n = len(snaps)
+    out = {f"rpc_rate_hour_bucket_{b}": np.full(n, np.nan) for b in range(N_HOUR_BUCKETS)}
+    out |= {f"rpc_rate_weekday_{d}": np.full(n, np.nan) for d in range(N_WEEKDAYS)}
+    rpc = calls.columns["rpc"].astype("int64")
+    # One pass per distinct as_of (training uses a few dozen): bincount over (account, part, rpc).
+    for as_of in np.unique(snaps.as_of):
+        rows = np.flatnonzero(snaps.as_of == as_of)
+        seen = calls.time < as_of
+        for column, width, prefix in (
+            ("bucket", N_HOUR_BUCKETS, "rpc_rate_hour_bucket_"),
+            ("weekday", N_WEEKDAYS, "rpc_rate_weekday_"),
+        ):
+            key = (calls.group[seen] * width + calls.columns[column][seen]) * 2 + rpc[seen]
+            counts = np.bincount(key, minlength=calls.n_groups * width * 2).reshape(calls.n_groups, width, 2)
+            attempts_all = counts.sum(axis=2)
+            portfolio_attempts = attempts_all.sum(axis=0)
+            portfolio_rpc = counts[:, :, 1].sum(axis=0)
+            overall = portfolio_rpc.sum() / portfolio_attempts.sum() if portfolio_attempts.sum() else np.nan
+            prior = np.where(
+                portfolio_attempts > 0, portfolio_rpc / np.maximum(portfolio_attempts, 1), overall
+            )
+            mine = counts[snaps.account[rows]]
+            smoothed = (mine[:, :, 1] + SMOOTHING_ATTEMPTS * prior) / (mine.sum(axis=2) + SMOOTHING_ATTEMPTS)
+            for part in range(width):
+                out[f"{prefix}{part}"][rows] = smoothed[:, part]
+    callable_rates = np.column_stack([out[f"rpc_rate_hour_bucket_{b}"] for b in HOUR_BUCKETS])
+    has = ~np.isnan(callable_rates).all(axis=1)
+    best = np.argmax(np.where(np.isnan(callable_rates), -np.inf, callable_rates), axis=1)
+    out["best_hour_bucket_hist"] = np.where(has, best, np.nan)
+    return out
+
+
+def contact_features(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
+    """Every contacts-family column for the snapshots."""
+    out = call_attempts_and_rpc(history, snaps)
+    out.update(recency_and_streak(history, snaps))
+    out.update(outcome_counts_90d(history, snaps))
+    out.update(smoothed_rpc_rates(history, snaps))
+    return out

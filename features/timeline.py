@@ -1,0 +1,196 @@
+"""The one time rule: point-in-time lookups over events sorted by (account, time).
+
+Every feature family goes through `Stream.before`, which counts the events of a group that
+happened strictly before a query time. Times are int64 microseconds since the epoch (UTC),
+money is int64 cents, so counts and sums are exact and deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features.contract import is_valid_timezone
+
+US_PER_DAY = 86_400_000_000
+
+
+def to_us(values: pd.Series) -> np.ndarray:
+    """int64 microseconds since the epoch (UTC) of a date or timestamp column."""
+    series = pd.Series(values)
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    return series.astype("datetime64[us]").to_numpy().view("int64")
+
+
+def to_cents(values: pd.Series) -> np.ndarray:
+    """Money as exact int64 cents (the contract allows at most 2 decimals)."""
+    return np.rint(np.asarray(values, dtype="float64") * 100.0).astype("int64")
+
+
+def day_floor(time_us: np.ndarray) -> np.ndarray:
+    """The UTC midnight of each time, in microseconds."""
+    return time_us - np.mod(time_us, US_PER_DAY)
+
+
+def account_codes(account_ids: pd.Series, index: pd.Index) -> np.ndarray:
+    """Row of each id in the accounts table (-1 for ids the accounts table lacks).
+
+    Arrow hashing (no Python object per row): tens of millions of event ids take seconds.
+    """
+    values = pa.array(pd.Series(account_ids).astype("string").array, type=pa.large_string())
+    value_set = pa.array(pd.Series(index).astype("string").array, type=pa.large_string())
+    codes = pc.index_in(values, value_set=value_set)
+    return codes.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64")
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """The (account, as_of) pairs to compute features for, as arrays in snapshot order."""
+
+    account: np.ndarray  # int64 row in the accounts table
+    as_of: np.ndarray  # int64 µs UTC
+    as_of_day: np.ndarray  # int64 µs of the UTC date of as_of (dues compare against it)
+
+    def __len__(self) -> int:
+        return len(self.account)
+
+
+class Stream:
+    """Events of one kind, sorted by (group, time), with exact strictly-before lookups.
+
+    `group` is usually the account row; any non-negative int64 works (e.g. account × bucket).
+    Columns passed as keyword arguments come back in the same sorted order in `columns`.
+    """
+
+    def __init__(self, group: np.ndarray, time: np.ndarray, n_groups: int, **columns: np.ndarray) -> None:
+        group = np.asarray(group, dtype="int64")
+        time = np.asarray(time, dtype="int64")
+        keep = group >= 0
+        if not keep.all():
+            group, time = group[keep], time[keep]
+            columns = {name: np.asarray(col)[keep] for name, col in columns.items()}
+        order = _sort_order(group, time)
+        if order is not None:
+            group, time = group[order], time[order]
+            columns = {name: np.asarray(col)[order] for name, col in columns.items()}
+        self.group = group
+        self.time = time
+        self.n_groups = int(n_groups)
+        self.columns = {name: np.asarray(col) for name, col in columns.items()}
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    def before(self, group: np.ndarray, time: np.ndarray) -> np.ndarray:
+        """Global end position of each group's events strictly before `time` (vectorised).
+
+        Query times are ranked among their distinct values, so (group, rank) becomes one
+        int64 key that is monotone along the sorted events: one searchsorted does it all.
+        """
+        group = np.asarray(group, dtype="int64")
+        time = np.asarray(time, dtype="int64")
+        distinct = np.unique(time)
+        width = np.int64(len(distinct) + 1)
+        if self.n_groups * int(width) >= 2**62:
+            raise OverflowError("too many distinct query times for one lookup; split the queries")
+        event_key = self.group * width + np.searchsorted(distinct, self.time, side="right")
+        query_key = group * width + np.searchsorted(distinct, time, side="left")
+        return np.searchsorted(event_key, query_key, side="right")
+
+    def start(self, group: np.ndarray) -> np.ndarray:
+        """Global position of each group's first event."""
+        return np.searchsorted(self.group, np.asarray(group, dtype="int64"), side="left")
+
+    def end(self, group: np.ndarray) -> np.ndarray:
+        """Global position just past each group's last event."""
+        return np.searchsorted(self.group, np.asarray(group, dtype="int64"), side="right")
+
+    def cumulative(self, values: np.ndarray) -> np.ndarray:
+        """Prefix sums with a leading zero: the sum over [i, j) is cum[j] - cum[i]."""
+        values = np.asarray(values)
+        dtype = "float64" if values.dtype.kind == "f" else "int64"
+        out = np.zeros(len(values) + 1, dtype=dtype)
+        np.cumsum(values, out=out[1:])
+        return out
+
+    def windows(
+        self, group: np.ndarray, end_time: np.ndarray, days: tuple[int, ...]
+    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """End position before `end_time` and start position of each [end - days, end) window."""
+        n = len(group)
+        starts_at = [end_time - d * US_PER_DAY for d in days]
+        positions = self.before(np.tile(group, len(days) + 1), np.concatenate([end_time, *starts_at]))
+        return positions[:n], {d: positions[(i + 1) * n : (i + 2) * n] for i, d in enumerate(days)}
+
+    def last_time(self, group: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Time of the group's last event before position `end` (NaN-free: -1 where none)."""
+        has = end > self.start(group)
+        out = np.full(len(group), -1, dtype="int64")
+        out[has] = self.time[end[has] - 1]
+        return out
+
+
+def _sort_order(group: np.ndarray, time: np.ndarray) -> np.ndarray | None:
+    """Permutation that sorts by (group, time), or None when already sorted (common for exports)."""
+    if len(group) < 2:
+        return None
+    if _is_sorted(group, time):
+        return None
+    # One stable argsort of a (group, millisecond) int64 key is ~10x faster than np.lexsort.
+    # Sub-millisecond ties can leave times out of order within a key: then fall back to lexsort.
+    low = int(time.min())
+    span_ms = (int(time.max()) - low) // 1000 + 1
+    if (int(group.max()) + 1) * span_ms < 2**62:
+        order = np.argsort(group * np.int64(span_ms) + (time - low) // 1000, kind="stable")
+        if _is_sorted(group[order], time[order]):
+            return order
+    return np.lexsort((time, group))
+
+
+def _is_sorted(group: np.ndarray, time: np.ndarray) -> bool:
+    group_step = np.diff(group)
+    return bool((group_step >= 0).all() and ((group_step > 0) | (np.diff(time) >= 0)).all())
+
+
+def days_between(later_us: np.ndarray, earlier_us: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(later - earlier) in fractional days, NaN where not `valid`."""
+    out = (later_us - earlier_us) / US_PER_DAY
+    return np.where(valid, out, np.nan)
+
+
+def local_parts(time_us: np.ndarray, zone_code: np.ndarray, zones: list[str]) -> tuple[np.ndarray, ...]:
+    """Debtor-local (hour, weekday 0=Mon, day of month) of UTC times.
+
+    Vectorised per zone: events are grouped by zone code with one radix sort, and each
+    zone's slice is converted at once. Unknown zones fall back to UTC (validate reports them).
+    """
+    n = len(time_us)
+    hour = np.zeros(n, dtype="int8")
+    weekday = np.zeros(n, dtype="int8")
+    day = np.zeros(n, dtype="int8")
+    if n == 0:
+        return hour, weekday, day
+    codes = np.asarray(zone_code, dtype="int16" if len(zones) < 2**15 else "int32")
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(zones) + 1))
+    for z, zone in enumerate(zones):
+        rows = order[bounds[z] : bounds[z + 1]]
+        if len(rows) == 0:
+            continue
+        stamps = pd.DatetimeIndex(time_us[rows].view("datetime64[us]"), tz="UTC")
+        local = stamps.tz_convert(zone if is_valid_timezone(zone) else "UTC")
+        hour[rows] = local.hour
+        weekday[rows] = local.day_of_week
+        day[rows] = local.day
+    return hour, weekday, day
+
+
+def account_zones(accounts: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Zone code of every account row and the list of zone names (sorted, deterministic)."""
+    codes, names = pd.factorize(accounts["timezone"].astype("string").fillna("UTC"), sort=True)
+    return codes.astype("int64"), [str(name) for name in names]
