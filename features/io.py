@@ -1,0 +1,702 @@
+"""Read and write exports (a directory of CSV/Parquet files or a SQL database) and output frames.
+
+Loading parses each column once, vectorised, through `features.validate`; strict mode refuses a
+bad export, lenient mode drops bad rows (and rows hanging off dropped accounts) into reject files.
+Files are written atomically (temp file + rename), SQL in one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from features.contract import (
+    CONTRACT_VERSION,
+    SCHEMAS,
+    TABLES,
+    ColumnType,
+    Export,
+    LoadReport,
+    Violation,
+)
+from features.validate import (
+    META_TABLE,
+    WHOLE,
+    ExportCheck,
+    check_meta,
+    check_tables,
+    contract_dtypes,
+)
+
+META_FILE = "export.json"
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_ISO_DATE_RE = r"\d{4}-\d{2}-\d{2}"
+_ISO_TIMESTAMP_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)"
+_COPY_CHUNK_ROWS = 500_000
+REPORT_VIOLATIONS_PER_RULE = 1000  # violations kept per rule in a lenient `LoadReport`
+_INSERT_CHUNK_ROWS = 50_000
+# Output columns that hold text even when every value looks like a number (ids keep leading zeros).
+_TEXT_OUTPUT_COLUMNS = ("account_id", "customer_id", "team", "agent_id", "stage", "reasons", "model_version")
+
+
+class ExportError(Exception):
+    """An export that breaks the contract; the message is one line naming table, row, column and rule."""
+
+
+def is_sql_url(source: str | Path) -> bool:
+    """True for a SQLAlchemy URL (`sqlite:///x.db`, `postgresql+psycopg://...`), False for a path."""
+    return isinstance(source, str) and bool(_URL_RE.match(source))
+
+
+def _normalise_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs that name no driver (psycopg2 is not installed)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _engine(url: str) -> sa.Engine:
+    return sa.create_engine(_normalise_url(url))
+
+
+def _is_postgres(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+# ---------------------------------------------------------------------------------------
+# Raw reading: as stored, no typing
+
+
+@dataclass
+class RawExport:
+    """An export as read: the meta record and each table's frame (None where missing), untyped."""
+
+    source: str
+    meta: dict | None
+    tables: dict[str, pd.DataFrame | None]
+    meta_table: str = META_FILE
+    meta_error: str | None = None
+
+
+def _read_csv_text(path: Path) -> pd.DataFrame:
+    """Read a CSV with every column as text: an unquoted empty field is null, a quoted one is ''."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), None)
+    if not header:
+        return pd.DataFrame()
+    table = pa_csv.read_csv(
+        path,
+        convert_options=pa_csv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            null_values=[""],
+        ),
+    )
+    return table.to_pandas()
+
+
+def _read_parquet_raw(path: Path) -> pd.DataFrame:
+    return pq.read_table(path).to_pandas(date_as_object=False)
+
+
+def _read_dir_raw(directory: Path) -> RawExport:
+    meta, meta_error = None, None
+    meta_path = directory / META_FILE
+    if meta_path.exists():
+        try:
+            loaded = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta = loaded if isinstance(loaded, dict) else None
+            meta_error = None if meta is not None else "not a JSON object"
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            meta_error = f"not valid JSON ({error.__class__.__name__})"
+    tables: dict[str, pd.DataFrame | None] = {}
+    for name in TABLES:
+        parquet, csv_path = directory / f"{name}.parquet", directory / f"{name}.csv"
+        path = parquet if parquet.exists() else csv_path if csv_path.exists() else None
+        try:
+            if path is None:
+                tables[name] = None
+            elif path.suffix == ".parquet":
+                tables[name] = _read_parquet_raw(path)
+            else:
+                tables[name] = _read_csv_text(path)
+        except (pa.ArrowException, UnicodeDecodeError, csv.Error) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+            raise ExportError(f"{name}: row -: column -: unreadable file {path.name} ({reason})") from error
+    return RawExport(str(directory), meta, tables, META_FILE, meta_error)
+
+
+def _quote(engine: sa.Engine, name: str) -> str:
+    return engine.dialect.identifier_preparer.quote(name)
+
+
+def _copy_out_text(connection: sa.Connection, query: str) -> pd.DataFrame:
+    """PostgreSQL: stream `query` through COPY into a temp file, then parse it as text CSV."""
+    driver = connection.connection.driver_connection
+    with tempfile.NamedTemporaryFile(suffix=".csv") as spool:
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)") as copy,
+        ):
+            for chunk in copy:
+                spool.write(chunk)
+        spool.flush()
+        return _read_csv_text(Path(spool.name))
+
+
+def _read_sql_raw(url: str) -> RawExport:
+    engine = _engine(url)
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            present = set(inspector.get_table_names())
+            postgres = _is_postgres(engine)
+            if postgres:
+                connection.exec_driver_sql("SET TIME ZONE 'UTC'")
+
+            def text_query(table: str, columns: list[str]) -> str:
+                # Every column as text: one parser for every source, and PostgreSQL's bool::text
+                # is 'true'/'false', timestamptz::text an ISO time with its offset.
+                cast = ", ".join(f"CAST({_quote(engine, c)} AS TEXT) AS {_quote(engine, c)}" for c in columns)
+                return f"SELECT {cast} FROM {_quote(engine, table)}"
+
+            def read(table: str) -> pd.DataFrame:
+                columns = [column["name"] for column in inspector.get_columns(table)]
+                query = text_query(table, columns)
+                if postgres:
+                    return _copy_out_text(connection, query)
+                frame = pd.read_sql_query(sa.text(query), connection)
+                return frame.astype({column: "string" for column in frame.columns})
+
+            tables = {name: read(name) if name in present else None for name in TABLES}
+            meta, meta_error = None, None
+            if META_TABLE in present:
+                rows = read(META_TABLE)
+                if len(rows) != 1:
+                    meta_error = f"must hold exactly one row, holds {len(rows)}"
+                else:
+                    meta = {key: (None if pd.isna(value) else value) for key, value in rows.iloc[0].items()}
+    finally:
+        engine.dispose()
+    return RawExport(url, meta, tables, META_TABLE, meta_error)
+
+
+def read_raw_export(source: str | Path) -> RawExport:
+    """Read an export as stored (directory or SQLAlchemy URL), without typing or checks."""
+    if is_sql_url(source):
+        url = sa.engine.make_url(_normalise_url(str(source)))
+        shown = url.render_as_string(hide_password=True)
+        if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
+            if not Path(url.database).is_file():
+                # SQLite would silently create an empty database: say what is wrong instead.
+                raise ExportError(f"export {shown}: no such SQLite database file")
+        try:
+            return _read_sql_raw(str(source))
+        except sa.exc.SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            raise ExportError(f"export {shown}: cannot read ({reason})") from error
+    directory = Path(source)
+    if not directory.is_dir():
+        raise ExportError(f"export {source}: not a directory or a SQLAlchemy URL")
+    return _read_dir_raw(directory)
+
+
+def _check_raw(raw: RawExport, *, max_per_rule: int | None = None) -> ExportCheck:
+    if raw.meta_error is not None:
+        as_of, meta_violations = None, [Violation(raw.meta_table, WHOLE, WHOLE, raw.meta_error)]
+    else:
+        as_of, meta_violations = check_meta(raw.meta, table=raw.meta_table)
+    result = check_tables(as_of, raw.tables, max_per_rule=max_per_rule)
+    result.violations[:0] = meta_violations
+    for violation in meta_violations:
+        key = (violation.table, violation.column, violation.rule)
+        result.totals[key] = result.totals.get(key, 0) + 1
+    return result
+
+
+def check_export(source: str | Path, *, max_per_rule: int | None = None) -> ExportCheck:
+    """Read an export as stored and check it against every rule of contract section 1 (meta included)."""
+    return _check_raw(read_raw_export(source), max_per_rule=max_per_rule)
+
+
+def validate_export(source: str | Path, *, max_per_rule: int | None = None) -> list[Violation]:
+    """Every contract violation of the export at `source` (`callq validate`)."""
+    return check_export(source, max_per_rule=max_per_rule).violations
+
+
+# ---------------------------------------------------------------------------------------
+# Typed loading
+
+
+def _first_error(check: ExportCheck, table: str) -> ExportError:
+    first = next(v for v in check.violations if v.table == table)
+    more = check.total(table) - 1
+    suffix = f" (and {more} more violation{'s' if more != 1 else ''} in {table})" if more else ""
+    return ExportError(f"{first}{suffix}")
+
+
+def _write_rejects(check: ExportCheck, rejects_dir: Path) -> None:
+    rejects_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in check.tables.items():
+        rows = np.flatnonzero(table.rejected)
+        frame = table.raw.iloc[rows].copy()
+        frame["reason"] = table.reasons.loc[rows].to_numpy()
+        _atomic_write(rejects_dir / f"{name}.rejects.csv", lambda path, f=frame: f.to_csv(path, index=False))
+
+
+def load_export(
+    source: str | Path,
+    *,
+    mode: Literal["strict", "lenient"] = "strict",
+    rejects_dir: str | Path | None = None,
+) -> tuple[Export, LoadReport]:
+    """Load and type an export; strict raises `ExportError` on the first bad table, lenient drops bad rows.
+
+    A missing table, a missing column or a bad `export.json`/`export_meta` fails in both modes:
+    rows cannot be judged one by one then. Lenient mode writes `rejects_dir/<table>.rejects.csv`.
+    """
+    if mode not in ("strict", "lenient"):
+        raise ValueError(f"mode must be 'strict' or 'lenient', got {mode!r}")
+    raw = read_raw_export(source)
+    # Strict mode needs one violation per rule to name; lenient keeps a sample per rule in the report
+    # (every rejected row, with its reason, goes to the rejects files).
+    check = _check_raw(raw, max_per_rule=1 if mode == "strict" else REPORT_VIOLATIONS_PER_RULE)
+    bad = [name for name in (raw.meta_table, *TABLES) if check.total(name)]
+    if mode == "lenient":
+        # Only a broken meta record, a missing table or a missing column stop a lenient load.
+        bad = [name for name in bad if name == raw.meta_table or check.tables[name].structural]
+    if bad:
+        raise _first_error(check, bad[0])
+
+    report = LoadReport(violations=list(check.violations))
+    frames: dict[str, pd.DataFrame] = {}
+    for name in TABLES:
+        table = check.tables[name]
+        kept = table.typed.loc[~table.rejected].reset_index(drop=True)
+        frames[name] = kept.astype(contract_dtypes(name))
+        report.read[name] = table.read
+        report.accepted[name] = len(kept)
+        report.rejected[name] = int(table.rejected.sum())
+    if rejects_dir is not None and mode == "lenient":
+        _write_rejects(check, Path(rejects_dir))
+    export = Export(as_of=check.as_of, source=str(source), **frames)
+    return export, report
+
+
+# ---------------------------------------------------------------------------------------
+# Writing exports
+
+
+_ARROW_TYPES = {
+    ColumnType.STR: pa.string(),
+    ColumnType.DATE: pa.date32(),
+    ColumnType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    ColumnType.MONEY: pa.float64(),
+    ColumnType.BOOL: pa.bool_(),
+    ColumnType.INT: pa.int64(),
+}
+
+
+def _arrow_array(series: pd.Series) -> pa.Array:
+    """A column as Arrow, nulls kept, tz-aware times as UTC (avoids pandas' deprecated `.values`)."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        naive = pa.array(series.dt.tz_convert(None).to_numpy(), from_pandas=True)
+        return naive.cast(pa.timestamp(naive.type.unit, tz="UTC"))
+    values = series.array if isinstance(series.dtype, pd.api.extensions.ExtensionDtype) else series.to_numpy()
+    return pa.array(values, from_pandas=True)
+
+
+def _arrow_table(name: str, frame: pd.DataFrame) -> pa.Table:
+    """The contract columns of a typed table as Arrow, with the contract's storage types."""
+    arrays, fields = [], []
+    for column in SCHEMAS[name]:
+        series = frame[column.name]
+        if column.type is ColumnType.DATE:
+            series = pd.to_datetime(series).astype("datetime64[s]")
+        elif column.type is ColumnType.TIMESTAMP:
+            series = pd.to_datetime(series, utc=True)
+        array = _arrow_array(series)
+        arrays.append(array.cast(_ARROW_TYPES[column.type]))
+        fields.append(pa.field(column.name, _ARROW_TYPES[column.type], nullable=column.nullable))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _iso_utc(array: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """UTC timestamps as ISO-8601 text ending in Z, to the second where no value has a fraction."""
+    seconds = array.cast(pa.timestamp("s", tz="UTC"), safe=False)
+    whole = pc.all(pc.equal(seconds.cast(array.type), array)).as_py() in (True, None)
+    if whole:
+        return pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
+    return pc.strftime(array.cast(pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+
+
+def _money_text(array: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Money as plain decimals with two places ("1234567.80"), never exponent notation."""
+    values = pc.if_else(pc.is_nan(array), pa.scalar(None, pa.float64()), array)
+    cents = pc.round(pc.multiply(values, 100.0)).cast(pa.int64())
+    magnitude = pc.abs(cents)
+    whole = pc.divide(magnitude, 100)
+    fraction = pc.subtract(magnitude, pc.multiply(whole, 100))
+    sign = pc.if_else(pc.less(cents, 0), "-", "")
+    return pc.binary_join_element_wise(
+        sign, whole.cast(pa.string()), ".", pc.utf8_lpad(fraction.cast(pa.string()), 2, "0"), ""
+    )
+
+
+def _csv_ready(table: pa.Table, money: tuple[str, ...] = ()) -> pa.Table:
+    """Text forms the contract fixes for CSV: timestamps ISO-8601 with Z, money plain decimals."""
+    columns = []
+    for field_, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_timestamp(field_.type) and field_.type.tz is not None:
+            column = _iso_utc(column)
+        elif field_.name in money:
+            column = _money_text(column)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _money_columns(name: str) -> tuple[str, ...]:
+    return tuple(column.name for column in SCHEMAS[name] if column.type is ColumnType.MONEY)
+
+
+def _write_csv_table(table: pa.Table, sink, money: tuple[str, ...] = ()) -> None:
+    pa_csv.write_csv(_csv_ready(table, money), sink, write_options=pa_csv.WriteOptions(quoting_style="needed"))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call `write(temp_path)` next to `path`, then rename over it: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(temp)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _meta_json(export: Export) -> str:
+    as_of = pd.Timestamp(export.as_of).tz_convert("UTC")
+    return json.dumps({"contract_version": CONTRACT_VERSION, "as_of": _iso_text(as_of)}) + "\n"
+
+
+def _iso_text(timestamp: pd.Timestamp) -> str:
+    text = timestamp.tz_convert("UTC").tz_localize(None).isoformat()
+    return text + "Z"
+
+
+def _write_dir(export: Export, directory: Path, fmt: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    other = "csv" if fmt == "parquet" else "parquet"
+    for name in TABLES:
+        table = _arrow_table(name, export.table(name))
+        if fmt == "parquet":
+            _atomic_write(directory / f"{name}.parquet", lambda path, t=table: pq.write_table(t, path))
+        else:
+            _atomic_write(
+                directory / f"{name}.csv",
+                lambda path, t=table, n=name: _write_csv_table(t, path, _money_columns(n)),
+            )
+        # A stale file of the other format would shadow or confuse the one just written.
+        (directory / f"{name}.{other}").unlink(missing_ok=True)
+    _atomic_write(directory / META_FILE, lambda path: Path(path).write_text(_meta_json(export), encoding="utf-8"))
+
+
+_PG_TYPES = {
+    ColumnType.STR: "TEXT",
+    ColumnType.DATE: "DATE",
+    ColumnType.TIMESTAMP: "TIMESTAMPTZ",
+    ColumnType.MONEY: "NUMERIC(18, 2)",
+    ColumnType.BOOL: "BOOLEAN",
+    ColumnType.INT: "BIGINT",
+}
+# SQLite and other databases without date types keep dates and timestamps as ISO-8601 text.
+_GENERIC_TYPES = {
+    ColumnType.STR: "TEXT",
+    ColumnType.DATE: "TEXT",
+    ColumnType.TIMESTAMP: "TEXT",
+    ColumnType.MONEY: "REAL",
+    ColumnType.BOOL: "BOOLEAN",
+    ColumnType.INT: "INTEGER",
+}
+
+
+def _create_table_sql(engine: sa.Engine, name: str) -> str:
+    types = _PG_TYPES if _is_postgres(engine) else _GENERIC_TYPES
+    columns = ", ".join(
+        f"{_quote(engine, c.name)} {types[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in SCHEMAS[name]
+    )
+    return f"CREATE TABLE {_quote(engine, name)} ({columns})"
+
+
+def _copy_in(connection: sa.Connection, name: str, table: pa.Table) -> None:
+    driver = connection.connection.driver_connection
+    columns = ", ".join(f'"{column}"' for column in table.column_names)
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f'COPY "{name}" ({columns}) FROM STDIN WITH (FORMAT csv)') as copy,
+    ):
+        for batch in table.to_batches(max_chunksize=_COPY_CHUNK_ROWS):
+            sink = pa.BufferOutputStream()
+            pa_csv.write_csv(
+                _csv_ready(pa.Table.from_batches([batch]), _money_columns(name)),
+                sink,
+                write_options=pa_csv.WriteOptions(include_header=False, quoting_style="needed"),
+            )
+            copy.write(sink.getvalue().to_pybytes())
+
+
+def _generic_rows(table: pa.Table) -> Iterator[list[tuple]]:
+    """Rows for a DBAPI executemany, dates and timestamps as ISO text, in chunks."""
+    columns = []
+    for field_, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_timestamp(field_.type):
+            column = _iso_utc(column)
+        elif pa.types.is_date(field_.type):
+            column = pc.strftime(column.cast(pa.timestamp("s")), format="%Y-%m-%d")
+        columns.append(column)
+    for start in range(0, table.num_rows, _INSERT_CHUNK_ROWS):
+        chunk = [column.slice(start, _INSERT_CHUNK_ROWS).to_pylist() for column in columns]
+        yield list(zip(*chunk, strict=True))
+
+
+def _write_sql(export: Export, url: str) -> None:
+    engine = _engine(url)
+    try:
+        with engine.begin() as connection:
+            postgres = _is_postgres(engine)
+            for name in (*TABLES, META_TABLE):
+                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {_quote(engine, name)}")
+            for name in TABLES:
+                connection.exec_driver_sql(_create_table_sql(engine, name))
+                table = _arrow_table(name, export.table(name))
+                if postgres:
+                    _copy_in(connection, name, table)
+                    continue
+                marks = ", ".join("?" if engine.dialect.paramstyle == "qmark" else "%s" for _ in table.column_names)
+                insert = f"INSERT INTO {_quote(engine, name)} VALUES ({marks})"
+                for rows in _generic_rows(table):
+                    if rows:
+                        connection.exec_driver_sql(insert, rows)
+            as_of_type = "TIMESTAMPTZ" if postgres else "TEXT"
+            connection.exec_driver_sql(
+                f"CREATE TABLE {META_TABLE} (contract_version TEXT NOT NULL, as_of {as_of_type} NOT NULL)"
+            )
+            connection.execute(
+                sa.text(f"INSERT INTO {META_TABLE} (contract_version, as_of) VALUES (:version, :as_of)"),
+                {"version": CONTRACT_VERSION, "as_of": _iso_text(pd.Timestamp(export.as_of))},
+            )
+    finally:
+        engine.dispose()
+
+
+def write_export(export: Export, target: str | Path, *, fmt: Literal["parquet", "csv"] = "parquet") -> None:
+    """Write a typed export to a directory (`export.json` + one file per table) or a SQLAlchemy URL.
+
+    SQL targets get every table and `export_meta` replaced in one transaction; `fmt` is for directories.
+    """
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"fmt must be 'parquet' or 'csv', got {fmt!r}")
+    if is_sql_url(target):
+        _write_sql(export, str(target))
+    else:
+        _write_dir(export, Path(target), fmt)
+
+
+# ---------------------------------------------------------------------------------------
+# Output frames (scores, call lists): files or URL#table
+
+
+def _frame_target(target: str | Path) -> tuple[str, str] | Path:
+    """(url, table) for `URL#table`, else the file path (which must end in .csv or .parquet)."""
+    if is_sql_url(target):
+        url, _, table = str(target).rpartition("#")
+        if not url or not table:
+            raise ValueError(f"a SQL frame target must look like URL#table, got {target!r}")
+        return url, table
+    path = Path(target)
+    if path.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"a frame file must end in .csv or .parquet, got {target!r}")
+    return path
+
+
+def _is_date_column(series: pd.Series) -> bool:
+    """A naive datetime column whose values are all midnights holds calendar dates."""
+    if not pd.api.types.is_datetime64_dtype(series.dtype) or isinstance(series.dtype, pd.DatetimeTZDtype):
+        return False
+    values = series.dropna()
+    return bool((values == values.dt.normalize()).all())
+
+
+def _typed_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Type text columns read back from CSV or SQLite: ISO dates and timestamps, the rest `string`."""
+    out = {}
+    for name, series in frame.items():
+        if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
+            text = series.astype("string")
+            present = text.dropna()
+            if name not in _TEXT_OUTPUT_COLUMNS and len(present):
+                if present.str.fullmatch(_ISO_TIMESTAMP_RE).all():
+                    series = pd.to_datetime(text, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
+                elif present.str.fullmatch(_ISO_DATE_RE).all():
+                    series = pd.to_datetime(text, format="%Y-%m-%d").astype("datetime64[s]")
+                else:
+                    series = text
+            else:
+                series = text
+        elif isinstance(series.dtype, pd.DatetimeTZDtype):
+            series = series.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+        elif pd.api.types.is_datetime64_dtype(series.dtype):
+            series = series.astype("datetime64[s]") if _is_date_column(series) else series
+        out[name] = series
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _read_csv_frame(path: Path) -> pd.DataFrame:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), None) or []
+    table = pa_csv.read_csv(
+        path,
+        convert_options=pa_csv.ConvertOptions(
+            column_types={name: pa.string() for name in header if name in _TEXT_OUTPUT_COLUMNS},
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            timestamp_parsers=[],  # dates and timestamps are typed by `_typed_text`, one rule for all
+        ),
+    )
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_integer(column.type) and column.null_count:
+            columns[name] = column.to_pandas(types_mapper={column.type: pd.Int64Dtype()}.get)
+        elif pa.types.is_boolean(column.type) and column.null_count:
+            columns[name] = column.to_pandas(types_mapper={column.type: pd.BooleanDtype()}.get)
+        else:
+            columns[name] = column.to_pandas(date_as_object=False)
+    return _typed_text(pd.DataFrame(columns))
+
+
+def read_frame(source: str | Path) -> pd.DataFrame:
+    """Read an output frame from a `.csv`/`.parquet` file or `URL#table`, with dates and times typed."""
+    target = _frame_target(source)
+    if isinstance(target, Path):
+        if target.suffix == ".parquet":
+            return _typed_text(pd.read_parquet(target))
+        return _read_csv_frame(target)
+    url, table = target
+    engine = _engine(url)
+    try:
+        with engine.connect() as connection:
+            return _typed_text(pd.read_sql_table(table, connection))
+    finally:
+        engine.dispose()
+
+
+def _csv_frame_table(frame: pd.DataFrame) -> pa.Table:
+    table = pa.Table.from_arrays([_arrow_array(frame[name]) for name in frame.columns], names=list(frame.columns))
+    columns = []
+    for field_, column in zip(table.schema, table.columns, strict=True):
+        if pa.types.is_timestamp(field_.type) and field_.type.tz is not None:
+            column = _iso_utc(column)
+        elif pa.types.is_timestamp(field_.type) and _is_date_column(frame[field_.name]):
+            column = column.cast(pa.date32())
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _write_parquet_frame(frame: pd.DataFrame, path: str) -> None:
+    # pandas' own writer keeps the exact dtypes (string, Int64, ...) in the file's metadata; the
+    # warning it raises comes from pyarrow reading tz-aware columns through `.values` and is harmless.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.Pandas4Warning)
+        frame.to_parquet(path, index=False)
+
+
+def _sql_value(value: object, postgres: bool) -> object:
+    """A `replace_where` value in the form the column was written in."""
+    if isinstance(value, str | dt.date | pd.Timestamp | np.datetime64) and not isinstance(value, bool):
+        try:
+            stamp = pd.Timestamp(value)
+        except ValueError:
+            return value
+        if stamp.tzinfo is None and stamp == stamp.normalize():
+            return stamp.date() if postgres else stamp.strftime("%Y-%m-%d")
+        if stamp.tzinfo is not None:
+            return stamp.tz_convert("UTC").to_pydatetime() if postgres else _iso_text(stamp)
+    return value
+
+
+def _sql_frame(frame: pd.DataFrame, postgres: bool) -> tuple[pd.DataFrame, dict]:
+    """The frame as stored: dates as DATE (or ISO text), timestamps as TIMESTAMPTZ (or ISO text)."""
+    out, types = {}, {}
+    for name, series in frame.items():
+        if _is_date_column(series):
+            if postgres:
+                series, types[name] = series.dt.date.astype(object).where(series.notna(), None), sa.Date()
+            else:
+                series, types[name] = series.dt.strftime("%Y-%m-%d"), sa.Text()
+        elif isinstance(series.dtype, pd.DatetimeTZDtype):
+            if postgres:
+                types[name] = sa.DateTime(timezone=True)
+            else:
+                text = pd.Series(_iso_utc(_arrow_array(series)).to_pandas(), index=series.index)
+                series, types[name] = text, sa.Text()
+        elif isinstance(series.dtype, pd.StringDtype) or series.dtype == object:
+            types[name] = sa.Text()
+        out[name] = series
+    return pd.DataFrame(out, index=frame.index), types
+
+
+@contextmanager
+def _sql_transaction(url: str) -> Iterator[tuple[sa.Connection, sa.Engine]]:
+    engine = _engine(url)
+    try:
+        with engine.begin() as connection:
+            yield connection, engine
+    finally:
+        engine.dispose()
+
+
+def write_frame(frame: pd.DataFrame, target: str | Path, *, replace_where: Mapping[str, object] | None = None) -> None:
+    """Write an output frame to `.csv`/`.parquet` (atomically) or `URL#table` (one transaction).
+
+    For SQL, `replace_where={"list_date": d}` first deletes the table's rows matching it, so re-running
+    a date replaces that date's rows; the table is created when absent. Files are always replaced.
+    """
+    destination = _frame_target(target)
+    if isinstance(destination, Path):
+        if destination.suffix == ".parquet":
+            _atomic_write(destination, lambda path: _write_parquet_frame(frame, path))
+        else:
+            _atomic_write(destination, lambda path: _write_csv_table(_csv_frame_table(frame), path))
+        return
+    url, table = destination
+    with _sql_transaction(url) as (connection, engine):
+        postgres = _is_postgres(engine)
+        if replace_where and sa.inspect(connection).has_table(table):
+            condition = " AND ".join(f"{_quote(engine, column)} = :p{i}" for i, column in enumerate(replace_where))
+            params = {f"p{i}": _sql_value(value, postgres) for i, value in enumerate(replace_where.values())}
+            connection.execute(sa.text(f"DELETE FROM {_quote(engine, table)} WHERE {condition}"), params)
+        stored, types = _sql_frame(frame, postgres)
+        stored.to_sql(table, connection, if_exists="append", index=False, dtype=types, chunksize=_INSERT_CHUNK_ROWS)

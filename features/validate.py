@@ -1,0 +1,637 @@
+"""Every rule of contract section 1, checked on raw tables as read, as a list of `Violation`s.
+
+The checks are boolean masks over whole columns (exports hold tens of millions of rows); only the
+rows that break a rule become `Violation` objects. The same pass types the columns, so the loader
+(`features.io`) reuses it instead of parsing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features.contract import (
+    CONTACT_CHANNELS,
+    CONTRACT_VERSION,
+    DIRECTIONS,
+    EVENT_TIME,
+    MAX_DUE_DAYS_AHEAD,
+    OUTCOMES_BY_CHANNEL,
+    PAYMENT_STATUSES,
+    ROW_KEY,
+    SCHEMAS,
+    TABLES,
+    VOICE_CHANNELS,
+    Column,
+    ColumnType,
+    Violation,
+    is_valid_timezone,
+)
+
+META_TABLE = "export_meta"
+WHOLE = "-"  # the `row` of a violation that concerns a whole table, column or the meta record
+
+_DATE_RE = r"\d{4}-\d{2}-\d{2}"
+_TIME_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?"
+_OFFSET_RE = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)"
+_MONEY_RE = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
+# A non-zero digit in the third decimal place or beyond: "12.300" is fine, "12.305" is not.
+_TOO_PRECISE_RE = r"[^.]*\.\d{2}\d*[1-9]\d*"
+_INT_RE = r"[+-]?\d+"
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
+
+RULE_MISSING_TABLE = "missing table"
+RULE_MISSING_COLUMN = "missing column"
+RULE_NULL = "must not be null"
+RULE_EMPTY_ID = "empty identifier"
+RULE_NOT_UNIQUE = "not unique"
+RULE_NOT_IN_ACCOUNTS = "not in accounts"
+RULE_NOT_IN_CONTACTS = "not in contacts"
+RULE_DATE = "not a date (YYYY-MM-DD)"
+RULE_NAIVE_TIMESTAMP = "timestamp without UTC offset"
+RULE_TIMESTAMP = "not an ISO-8601 timestamp"
+RULE_NUMBER = "not a decimal number"
+RULE_DECIMALS = "more than 2 decimals"
+RULE_BOOL = "not a boolean (true/false/1/0)"
+RULE_INT = "not an integer"
+RULE_TIMEZONE = "not an IANA time zone"
+RULE_POSITIVE = "must be > 0"
+RULE_NON_NEGATIVE = "must be >= 0"
+RULE_AFTER_AS_OF = "after as_of"
+RULE_NOT_BEFORE_AS_OF = "not before as_of"
+RULE_DUE_TOO_LATE = f"more than {MAX_DUE_DAYS_AHEAD} days after as_of"
+RULE_PROMISE_BEFORE_CREATED = "before the date of created_at"
+RULE_UNKNOWN_OUTCOME = "unknown outcome"
+RULE_OUTCOME_FOR_CHANNEL = "outcome not valid for the channel"
+RULE_DURATION_CHANNEL = "duration only for calls and visits"
+# Rejection reasons of the lenient loader that are consequences, not contract breaks of the row.
+REASON_ACCOUNT_REJECTED = "account_id: account rejected"
+REASON_CONTACT_REJECTED = "contact_id: contact rejected"
+
+_ALL_OUTCOMES = tuple(dict.fromkeys(o for outcomes in OUTCOMES_BY_CHANNEL.values() for o in outcomes))
+_CHANNEL_OUTCOME_PAIRS = tuple(f"{c}|{o}" for c, outcomes in OUTCOMES_BY_CHANNEL.items() for o in outcomes)
+
+
+@dataclass
+class _Problem:
+    """One rule broken by the rows in `mask` of one column."""
+
+    column: str
+    rule: str
+    mask: np.ndarray
+    reported: bool = True  # False for cascaded rejections, which are not violations themselves
+
+
+@dataclass
+class TableCheck:
+    """One table after checking: typed columns, rows that broke a rule, and why."""
+
+    name: str
+    raw: pd.DataFrame | None
+    typed: pd.DataFrame | None  # None when the table or one of its columns is missing
+    rejected: np.ndarray  # boolean per raw row: broke at least one rule (or its account was rejected)
+    reasons: pd.Series  # one `; `-joined reason string per rejected row, indexed by row position
+
+    @property
+    def read(self) -> int:
+        return 0 if self.raw is None else len(self.raw)
+
+    @property
+    def structural(self) -> bool:
+        """True when the table or a required column is missing: rows cannot be judged one by one."""
+        return self.typed is None
+
+
+@dataclass
+class ExportCheck:
+    """The result of checking every table: violations (possibly capped per rule), totals, tables."""
+
+    as_of: pd.Timestamp | None
+    violations: list[Violation] = field(default_factory=list)
+    # (table, column, rule) -> rows that broke it, uncapped.
+    totals: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    tables: dict[str, TableCheck] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.totals
+
+    def total(self, table: str | None = None) -> int:
+        return sum(n for (name, _, _), n in self.totals.items() if table is None or name == table)
+
+
+# ---------------------------------------------------------------------------------------
+# Meta
+
+
+def check_meta(
+    meta: Mapping[str, object] | None, *, table: str = META_TABLE
+) -> tuple[pd.Timestamp | None, list[Violation]]:
+    """Check `export.json` / `export_meta`: present, contract_version "1", as_of with an offset."""
+    if meta is None:
+        return None, [Violation(table, WHOLE, WHOLE, RULE_MISSING_TABLE)]
+    violations: list[Violation] = []
+    version = meta.get("contract_version")
+    if version is None:
+        violations.append(Violation(table, WHOLE, "contract_version", RULE_MISSING_COLUMN))
+    elif str(version) != CONTRACT_VERSION:
+        violations.append(Violation(table, WHOLE, "contract_version", f"must be {CONTRACT_VERSION!r}", str(version)))
+    if meta.get("as_of") is None:
+        violations.append(Violation(table, WHOLE, "as_of", RULE_MISSING_COLUMN))
+        return None, violations
+    value = meta["as_of"]
+    parsed = _parse_timestamp(pd.Series([value], dtype=object))
+    broken = [rule for rule, mask in parsed.issues if mask.any()]
+    if broken:
+        violations.append(Violation(table, WHOLE, "as_of", broken[0], str(value)))
+        return None, violations
+    return pd.Timestamp(parsed.values.iloc[0]), violations
+
+
+# ---------------------------------------------------------------------------------------
+# Column parsing: typed values plus a mask per type rule broken
+
+
+@dataclass
+class _Parsed:
+    values: pd.Series  # typed; null where the raw value was null or broke a type rule
+    issues: list[tuple[str, np.ndarray]]
+
+
+def _bool_array(mask: pd.Series | np.ndarray) -> np.ndarray:
+    if isinstance(mask, pd.Series):
+        if mask.dtype == bool:
+            return mask.to_numpy()
+        return mask.fillna(False).to_numpy(dtype=bool)
+    return np.asarray(mask, dtype=bool)
+
+
+def _is_text(raw: pd.Series) -> bool:
+    return raw.dtype == object or isinstance(raw.dtype, pd.StringDtype)
+
+
+def _as_text(raw: pd.Series) -> pd.Series:
+    """The column as pandas `string` (pd.NA for null), whatever it was read as."""
+    if isinstance(raw.dtype, pd.StringDtype) and raw.dtype.na_value is pd.NA:
+        return raw
+    return raw.astype("string")
+
+
+def _match(text: pd.Series, pattern: str) -> np.ndarray:
+    return _bool_array(text.str.fullmatch(pattern))
+
+
+def _parse_str(raw: pd.Series) -> _Parsed:
+    return _Parsed(_as_text(raw), [])
+
+
+def _parse_date(raw: pd.Series) -> _Parsed:
+    null = _bool_array(raw.isna())
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        values = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[s]")
+        return _Parsed(values, [(RULE_DATE, ~null)])
+    if pd.api.types.is_datetime64_dtype(raw.dtype):
+        values = raw.astype("datetime64[s]")
+        bad = _bool_array(values != values.dt.normalize()) & ~null
+        return _Parsed(values.mask(bad), [(RULE_DATE, bad)])
+    text = _as_text(raw)
+    shaped = _match(text, _DATE_RE)
+    parsed = pd.to_datetime(text.where(shaped), format="%Y-%m-%d", errors="coerce")
+    bad = ~null & _bool_array(parsed.isna())
+    return _Parsed(parsed.astype("datetime64[s]"), [(RULE_DATE, bad)])
+
+
+def _parse_timestamp(raw: pd.Series) -> _Parsed:
+    null = _bool_array(raw.isna())
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        return _Parsed(raw.dt.tz_convert("UTC").astype("datetime64[us, UTC]"), [])
+    if pd.api.types.is_datetime64_dtype(raw.dtype):
+        values = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
+        return _Parsed(values, [(RULE_NAIVE_TIMESTAMP, ~null)])
+    if raw.dtype == object:
+        # Python datetimes (from a database driver) print as ISO-8601, with an offset when aware.
+        raw = raw.map(lambda v: v.isoformat() if hasattr(v, "isoformat") else v, na_action="ignore")
+    text = _as_text(raw)
+    with_offset = _match(text, _TIME_RE + _OFFSET_RE)
+    naive = ~with_offset & _match(text, _TIME_RE + r"|" + _DATE_RE)
+    parsed = pd.to_datetime(text.where(with_offset), utc=True, format="ISO8601", errors="coerce")
+    bad = ~null & ~naive & _bool_array(parsed.isna())
+    return _Parsed(parsed.astype("datetime64[us, UTC]"), [(RULE_NAIVE_TIMESTAMP, naive), (RULE_TIMESTAMP, bad)])
+
+
+def _parse_money(raw: pd.Series) -> _Parsed:
+    null = _bool_array(raw.isna())
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        values = raw.astype("float64")
+        numbers = values.to_numpy()
+        with np.errstate(invalid="ignore"):
+            cents = numbers * 100.0
+            not_finite = ~null & ~np.isfinite(numbers)
+            too_precise = ~null & ~not_finite & ~np.isclose(cents, np.round(cents), rtol=0.0, atol=1e-6)
+        return _Parsed(values.mask(not_finite | too_precise), [(RULE_NUMBER, not_finite), (RULE_DECIMALS, too_precise)])
+    if not _is_text(raw):
+        values = pd.Series(np.nan, index=raw.index, dtype="float64")
+        return _Parsed(values, [(RULE_NUMBER, ~null)])
+    text = _as_text(raw)
+    shaped = _match(text, _MONEY_RE)
+    numbers = pd.to_numeric(text.where(shaped), errors="coerce").astype("float64")
+    bad = ~null & (~shaped | _bool_array(numbers.isna()))
+    too_precise = ~bad & _match(text, _TOO_PRECISE_RE)
+    return _Parsed(numbers.mask(too_precise), [(RULE_NUMBER, bad), (RULE_DECIMALS, too_precise)])
+
+
+def _parse_bool(raw: pd.Series) -> _Parsed:
+    null = _bool_array(raw.isna())
+    if pd.api.types.is_bool_dtype(raw.dtype):
+        return _Parsed(raw.astype("boolean"), [])
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        numbers = raw.astype("float64")
+        bad = ~null & ~_bool_array(numbers.isin([0.0, 1.0]))
+        return _Parsed((numbers == 1.0).astype("boolean").mask(null | bad), [(RULE_BOOL, bad)])
+    # Case-insensitive on purpose: many tools (pandas among them) write True/False.
+    lowered = _as_text(raw).str.strip().str.lower()
+    values = lowered.map(_BOOL_TEXT, na_action="ignore").astype("boolean")
+    bad = ~null & _bool_array(values.isna())
+    return _Parsed(values, [(RULE_BOOL, bad)])
+
+
+def _parse_int(raw: pd.Series) -> _Parsed:
+    null = _bool_array(raw.isna())
+    if pd.api.types.is_integer_dtype(raw.dtype):
+        return _Parsed(raw.astype("Int64"), [])
+    if pd.api.types.is_float_dtype(raw.dtype):
+        numbers = raw.to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = ~null & ~(np.isfinite(numbers) & (numbers == np.round(numbers)))
+        values = pd.Series(np.where(bad | null, np.nan, numbers), index=raw.index).astype("Int64")
+        return _Parsed(values, [(RULE_INT, bad)])
+    if not _is_text(raw):
+        return _Parsed(pd.Series(pd.NA, index=raw.index, dtype="Int64"), [(RULE_INT, ~null)])
+    text = _as_text(raw).str.strip()
+    shaped = _match(text, _INT_RE)
+    numbers = pd.to_numeric(text.where(shaped), errors="coerce")
+    bad = ~null & _bool_array(numbers.isna())
+    return _Parsed(numbers.astype("Int64"), [(RULE_INT, bad)])
+
+
+_PARSERS = {
+    ColumnType.STR: _parse_str,
+    ColumnType.DATE: _parse_date,
+    ColumnType.TIMESTAMP: _parse_timestamp,
+    ColumnType.MONEY: _parse_money,
+    ColumnType.BOOL: _parse_bool,
+    ColumnType.INT: _parse_int,
+}
+
+_FINAL_DTYPE = {
+    ColumnType.STR: "string",
+    ColumnType.DATE: "datetime64[s]",
+    ColumnType.TIMESTAMP: "datetime64[us, UTC]",
+    ColumnType.MONEY: "float64",
+    ColumnType.BOOL: "bool",
+    ColumnType.INT: "Int64",
+}
+
+
+def contract_dtypes(table: str) -> dict[str, str]:
+    """The pandas dtype of each column of `table` in a typed `Export`."""
+    return {column.name: _FINAL_DTYPE[column.type] for column in SCHEMAS[table]}
+
+
+# ---------------------------------------------------------------------------------------
+# Table checks
+
+
+def _arrow_text(values: pd.Series | Sequence[str] | np.ndarray) -> pa.Array | pa.ChunkedArray:
+    if isinstance(values, pd.Series):
+        return pa.array(_as_text(values).array)
+    if isinstance(values, pd.api.extensions.ExtensionArray):
+        return pa.array(values.astype("string"))
+    return pa.array(list(values), type=pa.string())
+
+
+def _in(values: pd.Series, allowed: Sequence[str] | np.ndarray | pd.api.extensions.ExtensionArray) -> np.ndarray:
+    """Membership through Arrow's hash set: pandas' `isin` on Arrow strings loops in Python over `allowed`."""
+    haystack = _arrow_text(values)
+    needles = _arrow_text(allowed)
+    if isinstance(needles, pa.ChunkedArray):
+        needles = needles.combine_chunks()
+    found = pc.is_in(haystack, value_set=needles.cast(haystack.type), skip_nulls=True)
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+
+def _blank(values: pd.Series) -> np.ndarray:
+    """Empty or whitespace-only strings (Arrow kernels: a Python-level strip is slow on 40M rows)."""
+    text = _arrow_text(values)
+    blank = pc.or_(pc.equal(pc.utf8_length(text), 0), pc.utf8_is_space(text))
+    return pc.fill_null(blank, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+
+def _duplicated(values: pd.Series) -> np.ndarray:
+    """Every non-null row whose value occurs more than once (all copies: none can be trusted)."""
+    return _bool_array(values.duplicated(keep=False)) & _bool_array(values.notna())
+
+
+def _valid_ids(typed: pd.DataFrame, column: str, problems: list[_Problem]) -> pd.Series:
+    """The non-null identifiers of `column` that broke no rule of their own."""
+    bad = np.zeros(len(typed), dtype=bool)
+    for problem in problems:
+        if problem.column == column:
+            bad |= problem.mask
+    values = typed[column]
+    return values[~bad & _bool_array(values.notna())]
+
+
+def _column_problems(column: Column, raw: pd.Series) -> tuple[pd.Series, list[_Problem]]:
+    parsed = _PARSERS[column.type](raw)
+    problems = [_Problem(column.name, rule, mask) for rule, mask in parsed.issues if mask.any()]
+    if not column.nullable:
+        null = _bool_array(raw.isna())
+        if null.any():
+            problems.append(_Problem(column.name, RULE_NULL, null))
+    values = parsed.values
+    if column.type is ColumnType.STR and column.name.endswith("_id"):
+        empty = _blank(values)
+        if empty.any():
+            problems.append(_Problem(column.name, RULE_EMPTY_ID, empty))
+            values = values.mask(empty)
+    return values, problems
+
+
+def _local_dates(timestamps: pd.Series, zones: pd.Series) -> pd.Series:
+    """Calendar date of each UTC timestamp in its row's time zone (UTC where the zone is unknown)."""
+    dates = timestamps.dt.tz_localize(None).dt.normalize().astype("datetime64[s]")
+    for zone in zones.dropna().unique():
+        if not is_valid_timezone(zone) or zone == "UTC":
+            continue
+        rows = _bool_array(zones == zone)
+        local = timestamps[rows].dt.tz_convert(zone).dt.tz_localize(None).dt.normalize()
+        dates[rows] = local.astype("datetime64[s]")
+    return dates
+
+
+def _row_problems(
+    name: str, typed: pd.DataFrame, problems: list[_Problem], as_of: pd.Timestamp | None, context: dict
+) -> None:
+    """Append the row rules of table `name` (beyond types and nulls) to `problems`."""
+    n = len(typed)
+
+    def add(column: str, rule: str, mask: np.ndarray) -> None:
+        if mask.any():
+            problems.append(_Problem(column, rule, mask))
+
+    key = ROW_KEY[name]
+    if key is not None:
+        values = typed[key]
+        add(key, RULE_NOT_UNIQUE, _duplicated(values))
+    if name != "accounts" and context.get("account_ids") is not None:
+        account_id = typed["account_id"]
+        add(
+            "account_id",
+            RULE_NOT_IN_ACCOUNTS,
+            _bool_array(account_id.notna()) & ~_in(account_id, context["account_ids"]),
+        )
+
+    as_of_date = None if as_of is None else as_of.tz_convert("UTC").tz_localize(None).normalize()
+    if name == "accounts":
+        add("credit_limit", RULE_NON_NEGATIVE, _bool_array(typed["credit_limit"] < 0))
+        zones = typed["timezone"]
+        unique = zones.dropna().unique()
+        invalid = [zone for zone in unique if not is_valid_timezone(zone)]
+        add("timezone", RULE_TIMEZONE, _in(zones, invalid) if invalid else np.zeros(n, dtype=bool))
+        if as_of_date is not None:
+            add("opened_date", RULE_AFTER_AS_OF, _bool_array(typed["opened_date"] > as_of_date))
+    elif name == "dues":
+        add("amount_due", RULE_POSITIVE, _bool_array(typed["amount_due"] <= 0))
+        if as_of_date is not None:
+            latest = as_of_date + pd.Timedelta(days=MAX_DUE_DAYS_AHEAD)
+            add("due_date", RULE_DUE_TOO_LATE, _bool_array(typed["due_date"] > latest))
+    elif name == "payments":
+        add("amount", RULE_POSITIVE, _bool_array(typed["amount"] <= 0))
+        status = typed["status"]
+        add(
+            "status",
+            f"not one of {', '.join(PAYMENT_STATUSES)}",
+            _bool_array(status.notna()) & ~_in(status, PAYMENT_STATUSES),
+        )
+    elif name == "contacts":
+        channel, outcome = typed["channel"], typed["outcome"]
+        channel_ok = _in(channel, CONTACT_CHANNELS)
+        add("channel", f"not one of {', '.join(CONTACT_CHANNELS)}", _bool_array(channel.notna()) & ~channel_ok)
+        direction = typed["direction"]
+        add(
+            "direction",
+            f"not one of {', '.join(DIRECTIONS)}",
+            _bool_array(direction.notna()) & ~_in(direction, DIRECTIONS),
+        )
+        known = _in(outcome, _ALL_OUTCOMES)
+        add("outcome", RULE_UNKNOWN_OUTCOME, _bool_array(outcome.notna()) & ~known)
+        pair_ok = _in(channel + "|" + outcome, _CHANNEL_OUTCOME_PAIRS)
+        add("outcome", RULE_OUTCOME_FOR_CHANNEL, known & channel_ok & ~pair_ok)
+        duration = typed["duration_s"]
+        has_duration = _bool_array(duration.notna())
+        add("duration_s", RULE_DURATION_CHANNEL, has_duration & channel_ok & ~_in(channel, VOICE_CHANNELS))
+        add("duration_s", RULE_NON_NEGATIVE, _bool_array(duration < 0))
+    elif name == "promises":
+        add("promised_amount", RULE_POSITIVE, _bool_array(typed["promised_amount"] <= 0))
+        contact_id = typed["contact_id"]
+        if context.get("contact_ids") is not None:
+            add(
+                "contact_id",
+                RULE_NOT_IN_CONTACTS,
+                _bool_array(contact_id.notna()) & ~_in(contact_id, context["contact_ids"]),
+            )
+        # "The date of created_at" is the debtor's calendar date, so a promise taken in the
+        # evening in Chicago (already tomorrow in UTC) for the same local day is valid.
+        zones = typed["account_id"].map(context.get("zone_by_account", {})).astype("string")
+        created_date = _local_dates(typed["created_at"], zones)
+        add("promised_date", RULE_PROMISE_BEFORE_CREATED, _bool_array(typed["promised_date"] < created_date))
+    if name in EVENT_TIME and as_of is not None:
+        column = EVENT_TIME[name]
+        add(column, RULE_NOT_BEFORE_AS_OF, _bool_array(typed[column] >= as_of))
+
+
+def _row_names(name: str, raw: pd.DataFrame, typed: pd.DataFrame, rows: np.ndarray) -> list[str]:
+    """The key naming each row in `rows` (positions), or "line N" where the key is missing or bad."""
+    if name == "dues":
+        account = typed["account_id"].iloc[rows]
+        due = typed["due_date"].iloc[rows]
+        good = _bool_array(account.notna()) & _bool_array(due.notna())
+        text = account.astype(object).to_numpy()
+        dates = due.dt.strftime("%Y-%m-%d").astype(object).to_numpy()
+        return [f"{a}/{d}" if ok else f"line {r + 1}" for a, d, ok, r in zip(text, dates, good, rows, strict=True)]
+    values = typed[ROW_KEY[name]].iloc[rows]
+    good = _bool_array(values.notna())
+    text = values.astype(object).to_numpy()
+    return [str(v) if ok else f"line {r + 1}" for v, ok, r in zip(text, good, rows, strict=True)]
+
+
+def _shown(raw: pd.Series, rows: np.ndarray) -> list[str]:
+    values = raw.iloc[rows].astype(object).to_numpy()
+    return ["" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+
+
+def _table_check(name: str, raw: pd.DataFrame, typed: pd.DataFrame, problems: list[_Problem]) -> TableCheck:
+    rejected = np.zeros(len(raw), dtype=bool)
+    for problem in problems:
+        rejected |= problem.mask
+    rows = np.flatnonzero(rejected)
+    reasons = np.full(len(rows), "", dtype=object)
+    for problem in problems:
+        hit = problem.mask[rows]
+        text = f"{problem.column}: {problem.rule}" if problem.reported else problem.rule
+        reasons[hit] = np.where(reasons[hit] == "", text, reasons[hit] + "; " + text)
+    return TableCheck(name, raw, typed, rejected, pd.Series(reasons, index=rows, dtype=object))
+
+
+def check_tables(
+    as_of: pd.Timestamp | None,
+    raw: Mapping[str, pd.DataFrame | None],
+    *,
+    max_per_rule: int | None = None,
+) -> ExportCheck:
+    """Check every table against contract section 1; keep at most `max_per_rule` violations per rule.
+
+    Besides the violations, gives per table the typed columns and the rows to reject, including
+    rows whose account (or, for promises, contact) is rejected, as the lenient loader needs.
+    """
+    result = ExportCheck(as_of=as_of)
+    typed_tables: dict[str, pd.DataFrame] = {}
+    problems_by_table: dict[str, list[_Problem]] = {}
+    missing_by_table: dict[str, list[str]] = {}
+    for name in TABLES:
+        frame = raw.get(name)
+        empty = np.zeros(0, dtype=bool)
+        if frame is None:
+            result.violations.append(Violation(name, WHOLE, WHOLE, RULE_MISSING_TABLE))
+            result.totals[(name, WHOLE, RULE_MISSING_TABLE)] = 1
+            result.tables[name] = TableCheck(name, None, None, empty, pd.Series(dtype=object))
+            continue
+        # A missing column is one violation; the other columns are still checked row by row.
+        missing = [column.name for column in SCHEMAS[name] if column.name not in frame.columns]
+        for column in missing:
+            result.violations.append(Violation(name, WHOLE, column, RULE_MISSING_COLUMN))
+            result.totals[(name, column, RULE_MISSING_COLUMN)] = 1
+        missing_by_table[name] = missing
+        frame = frame.reset_index(drop=True)
+        columns, problems = {}, []
+        for column in SCHEMAS[name]:
+            if column.name in missing:
+                stand_in = Column(column.name, column.type, nullable=True)
+                columns[column.name], _ = _column_problems(stand_in, pd.Series(None, index=frame.index, dtype=object))
+                continue
+            columns[column.name], found = _column_problems(column, frame[column.name])
+            problems.extend(found)
+        typed_tables[name] = pd.DataFrame(columns, index=frame.index)
+        problems_by_table[name] = problems
+
+    context: dict = {}
+    if "accounts" in typed_tables:
+        accounts = typed_tables["accounts"]
+        context["account_ids"] = _valid_ids(accounts, "account_id", problems_by_table["accounts"]).unique()
+        known = accounts[_bool_array(accounts["account_id"].notna())].drop_duplicates("account_id")
+        context["zone_by_account"] = pd.Series(known["timezone"].to_numpy(), index=known["account_id"].to_numpy())
+    if "contacts" in typed_tables:
+        context["contact_ids"] = _valid_ids(typed_tables["contacts"], "contact_id", problems_by_table["contacts"])
+    for name, typed in typed_tables.items():
+        _row_problems(name, typed, problems_by_table[name], as_of, context)
+        missing = missing_by_table[name]
+        problems_by_table[name] = [p for p in problems_by_table[name] if p.column not in missing]
+
+    for name, typed in typed_tables.items():
+        frame = raw[name].reset_index(drop=True)
+        for problem in problems_by_table[name]:
+            rows = np.flatnonzero(problem.mask)
+            result.totals[(name, problem.column, problem.rule)] = len(rows)
+            if max_per_rule is not None:
+                rows = rows[:max_per_rule]
+            keys = _row_names(name, frame, typed, rows)
+            shown = [""] * len(rows) if problem.rule == RULE_NULL else _shown(frame[problem.column], rows)
+            result.violations.extend(
+                Violation(name, key, problem.column, problem.rule, value)
+                for key, value in zip(keys, shown, strict=True)
+            )
+
+    _cascade(typed_tables, problems_by_table)
+    for name, typed in typed_tables.items():
+        if missing_by_table[name]:
+            # Rows cannot be judged without all their columns: the whole table is unusable.
+            frame = raw[name].reset_index(drop=True)
+            reason = f"missing column {', '.join(missing_by_table[name])}"
+            reasons = pd.Series(reason, index=np.arange(len(frame)), dtype=object)
+            result.tables[name] = TableCheck(name, frame, None, np.ones(len(frame), dtype=bool), reasons)
+            continue
+        result.tables[name] = _table_check(name, raw[name].reset_index(drop=True), typed, problems_by_table[name])
+    return result
+
+
+def _cascade(typed_tables: dict[str, pd.DataFrame], problems_by_table: dict[str, list[_Problem]]) -> None:
+    """Reject rows whose account (or promised contact) is itself rejected, so what is kept is valid."""
+
+    def rejected(name: str) -> np.ndarray:
+        mask = np.zeros(len(typed_tables[name]), dtype=bool)
+        for problem in problems_by_table[name]:
+            mask |= problem.mask
+        return mask
+
+    def follow(parent: str, key: str, child: str, reason: str) -> None:
+        if parent not in typed_tables or child not in typed_tables:
+            return
+        dropped = typed_tables[parent][key][rejected(parent)].dropna()
+        if dropped.empty:
+            return
+        # A rejected key is never also kept: duplicated keys are rejected on every row.
+        mask = _in(typed_tables[child][key], dropped.unique())
+        if mask.any():
+            problems_by_table[child].append(_Problem(key, reason, mask, reported=False))
+
+    for child in TABLES[1:]:
+        follow("accounts", "account_id", child, REASON_ACCOUNT_REJECTED)
+    follow("contacts", "contact_id", "promises", REASON_CONTACT_REJECTED)
+
+
+def validate_tables(
+    as_of: pd.Timestamp | None, raw: Mapping[str, pd.DataFrame | None], *, max_per_rule: int | None = None
+) -> list[Violation]:
+    """Every violation of contract section 1 in the raw tables (`as_of` None skips its rules)."""
+    return check_tables(as_of, raw, max_per_rule=max_per_rule).violations
+
+
+def format_violations(
+    violations: Sequence[Violation],
+    limit_per_rule: int = 20,
+    *,
+    totals: Mapping[tuple[str, str, str], int] | None = None,
+) -> str:
+    """One line per violation grouped by (table, column, rule), at most `limit_per_rule` each, then a count.
+
+    `totals` (from `ExportCheck.totals`) gives the true counts when the violations were capped.
+    """
+    groups: dict[tuple[str, str, str], list[Violation]] = {}
+    for violation in violations:
+        groups.setdefault((violation.table, violation.column, violation.rule), []).append(violation)
+    counts = {group: len(items) for group, items in groups.items()}
+    if totals is not None:
+        counts.update({group: max(counts.get(group, 0), n) for group, n in totals.items()})
+    lines = []
+    for group, items in groups.items():
+        lines.extend(str(violation) for violation in items[:limit_per_rule])
+        more = counts[group] - min(len(items), limit_per_rule)
+        if more > 0:
+            table, column, rule = group
+            lines.append(f"{table}: ... and {more} more rows: column {column}: {rule}")
+    total = sum(counts.values())
+    if total == 0:
+        lines.append("no violations")
+    else:
+        tables = sorted({table for table, _, _ in counts})
+        lines.append(
+            f"{total} violation{'s' if total != 1 else ''} of {len(counts)} rule"
+            f"{'s' if len(counts) != 1 else ''} in {', '.join(tables)}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,258 @@
+"""Reading and writing exports and output frames: round trips, strict and lenient loading, SQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from features.contract import TABLES
+from features.io import (
+    ExportError,
+    check_export,
+    is_sql_url,
+    load_export,
+    read_frame,
+    write_export,
+    write_frame,
+)
+from tests.factories import DEFAULT_AS_OF, assert_exports_equal, tiny_export
+
+
+def _sqlite(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'export.db'}"
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "sqlite"])
+def test_round_trip(tmp_path: Path, kind: str) -> None:
+    export = tiny_export()
+    target = _sqlite(tmp_path) if kind == "sqlite" else tmp_path / "export"
+    write_export(export, target, fmt="csv" if kind == "csv" else "parquet")
+    loaded, report = load_export(target)
+    assert_exports_equal(export, loaded)
+    assert report.read == report.accepted == {name: len(export.table(name)) for name in TABLES}
+    assert report.rejected == dict.fromkeys(TABLES, 0) and report.reconciles()
+    assert loaded.source == str(target)
+
+
+@pytest.mark.postgres
+def test_round_trip_postgres(postgres_db_url: str) -> None:
+    export = tiny_export(as_of="2026-11-23T08:00:00+08:00")
+    write_export(export, postgres_db_url)
+    write_export(export, postgres_db_url)  # replaces, does not append
+    loaded, report = load_export(postgres_db_url)
+    assert_exports_equal(export, loaded)
+    assert report.reconciles() and sum(report.rejected.values()) == 0
+    engine = sa.create_engine(postgres_db_url)
+    with engine.connect() as connection:
+        types = dict(
+            connection.execute(
+                sa.text("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'payments'")
+            ).all()
+        )
+    engine.dispose()
+    assert types["paid_at"] == "timestamp with time zone" and types["amount"] == "numeric"
+
+
+def test_csv_layout_follows_the_contract(tmp_path: Path) -> None:
+    write_export(tiny_export(), tmp_path, fmt="csv")
+    assert json.loads((tmp_path / "export.json").read_text()) == {
+        "contract_version": "1",
+        "as_of": "2026-11-23T00:00:00Z",
+    }
+    payments = (tmp_path / "payments.csv").read_text().splitlines()
+    assert payments[0] == '"payment_id","account_id","paid_at","amount","status","channel"'
+    assert payments[1] == '"P1","A1","2026-09-25T03:00:00Z","500.00","settled","bank_transfer"'
+    assert payments[3].endswith('"600.10","settled",')  # null channel: an empty, unquoted field
+    accounts = (tmp_path / "accounts.csv").read_text().splitlines()
+    assert ",2025-10-19," in accounts[1] and accounts[1].endswith("false,false,false,false,false,false,false")
+
+
+def test_parquet_is_preferred_and_rewriting_removes_the_other_format(tmp_path: Path) -> None:
+    export = tiny_export()
+    write_export(export, tmp_path, fmt="csv")
+    write_export(export, tmp_path, fmt="parquet")
+    assert not list(tmp_path.glob("*.csv"))
+    (tmp_path / "accounts.csv").write_text("garbage\n", encoding="utf-8")
+    assert_exports_equal(export, load_export(tmp_path)[0])
+    write_export(export, tmp_path, fmt="csv")
+    assert not list(tmp_path.glob("*.parquet")) and not list(tmp_path.glob(".*tmp"))
+
+
+def _plant_faults(directory: Path) -> None:
+    """A4 gets a bad time zone (its rows follow it out), P2 a bad amount, K2 an unknown outcome."""
+    accounts = pd.read_csv(directory / "accounts.csv", dtype=str, keep_default_na=False)
+    accounts.loc[accounts["account_id"] == "A4", "timezone"] = "Mars/Olympus"
+    accounts.to_csv(directory / "accounts.csv", index=False)
+    payments = pd.read_csv(directory / "payments.csv", dtype=str, keep_default_na=False)
+    payments.loc[payments["payment_id"] == "P2", "amount"] = "-200"
+    payments.to_csv(directory / "payments.csv", index=False)
+    contacts = pd.read_csv(directory / "contacts.csv", dtype=str, keep_default_na=False)
+    contacts.loc[contacts["contact_id"] == "K2", "outcome"] = "maybe"  # R1 was taken in K2
+    contacts.to_csv(directory / "contacts.csv", index=False)
+
+
+def test_strict_raises_one_line_naming_table_row_column_rule(tmp_path: Path) -> None:
+    write_export(tiny_export(), tmp_path, fmt="csv")
+    _plant_faults(tmp_path)
+    with pytest.raises(ExportError) as caught:
+        load_export(tmp_path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == "accounts: row A4: column timezone: not an IANA time zone (value 'Mars/Olympus')"
+
+
+def test_lenient_drops_bad_rows_and_their_dependants(tmp_path: Path) -> None:
+    write_export(tiny_export(), tmp_path / "export", fmt="csv")
+    _plant_faults(tmp_path / "export")
+    export, report = load_export(tmp_path / "export", mode="lenient", rejects_dir=tmp_path / "rejects")
+    assert report.reconciles()
+    assert report.rejected == {"accounts": 1, "dues": 1, "payments": 2, "contacts": 2, "promises": 1}
+    assert report.accepted == {"accounts": 4, "dues": 6, "payments": 2, "contacts": 3, "promises": 1}
+    assert len(report.violations) == 3
+    assert "A4" not in set(export.accounts["account_id"]) and "A4" not in set(export.dues["account_id"])
+    assert list(export.payments["payment_id"]) == ["P1", "P3"]
+    assert list(export.promises["promise_id"]) == ["R2"]
+
+    rejects = {name: pd.read_csv(tmp_path / "rejects" / f"{name}.rejects.csv", dtype=str) for name in TABLES}
+    payments = rejects["payments"].set_index("payment_id")
+    assert payments.loc["P2", "reason"] == "amount: must be > 0"
+    assert payments.loc["P2", "amount"] == "-200"
+    assert payments.loc["P4", "reason"] == "account_id: account rejected"
+    assert list(rejects["accounts"].columns) == [*export.accounts.columns, "reason"]
+    assert rejects["contacts"].set_index("contact_id")["reason"].to_dict() == {
+        "K2": "outcome: unknown outcome",
+        "K5": "account_id: account rejected",
+    }
+    assert rejects["promises"]["reason"].tolist() == ["contact_id: contact rejected"]
+    assert rejects["dues"]["reason"].tolist() == ["account_id: account rejected"]
+
+    # What was kept is a valid export on its own.
+    write_export(export, tmp_path / "kept")
+    assert check_export(tmp_path / "kept").violations == []
+
+
+@pytest.mark.parametrize("mode", ["strict", "lenient"])
+def test_structural_faults_fail_in_both_modes(tmp_path: Path, mode: str) -> None:
+    write_export(tiny_export(), tmp_path, fmt="csv")
+    dues = pd.read_csv(tmp_path / "dues.csv", dtype=str)
+    dues.drop(columns="amount_due").to_csv(tmp_path / "dues.csv", index=False)
+    with pytest.raises(ExportError, match=r"^dues: row -: column amount_due: missing column$"):
+        load_export(tmp_path, mode=mode)
+    (tmp_path / "export.json").unlink()
+    with pytest.raises(ExportError, match=r"^export.json: row -: column -: missing table"):
+        load_export(tmp_path, mode=mode)
+
+
+def test_not_an_export(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="not a directory"):
+        load_export(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="mode"):
+        load_export(tmp_path, mode="sloppy")
+
+
+def test_is_sql_url() -> None:
+    assert is_sql_url("sqlite:///x.db") and is_sql_url("postgresql+psycopg://u@h/db")
+    assert not is_sql_url("exports/today") and not is_sql_url(Path("sqlite:///x.db"))
+    assert not is_sql_url("C:\\exports") and not is_sql_url("scores.parquet")
+
+
+def _call_list(list_date: str, accounts: list[str]) -> pd.DataFrame:
+    count = len(accounts)
+    call_at = pd.Timestamp(f"{list_date}T01:00:00Z")
+    return pd.DataFrame(
+        {
+            "list_date": pd.Series([pd.Timestamp(list_date)] * count, dtype="datetime64[s]"),
+            "rank": range(1, count + 1),
+            "account_id": pd.array(accounts, dtype="string"),
+            "agent_id": pd.array(["007", None][:count] + ["G1"] * (count - 2), dtype="string"),
+            "call_at": pd.Series([call_at + pd.Timedelta(hours=i) for i in range(count)]).astype("datetime64[us, UTC]"),
+            "local_hour": [9 + i for i in range(count)],
+            "p_contact": [0.25, 1e-7, 0.5][:count],
+            "eligible": [True, False, True][:count],
+            "reasons": pd.array(["broken promise; 35 DPD", "payday in 2 days", "best at 9:00"][:count], "string"),
+        }
+    )
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_frame_files_round_trip(tmp_path: Path, suffix: str) -> None:
+    frame = _call_list("2026-11-23", ["001", "A2", "A3"])
+    target = tmp_path / "out" / f"call_list.{suffix}"
+    write_frame(frame, target)
+    pd.testing.assert_frame_equal(read_frame(target), frame)
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left behind
+
+
+def test_frame_target_must_be_csv_parquet_or_url_table(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="end in .csv or .parquet"):
+        write_frame(_call_list("2026-11-23", ["A1"]), tmp_path / "list.xlsx")
+    with pytest.raises(ValueError, match="URL#table"):
+        write_frame(_call_list("2026-11-23", ["A1"]), f"sqlite:///{tmp_path / 'x.db'}")
+
+
+def _replace_by_date(url: str) -> None:
+    target = f"{url}#call_list"
+    write_frame(_call_list("2026-11-23", ["A1", "A2", "A3"]), target, replace_where={"list_date": "2026-11-23"})
+    write_frame(_call_list("2026-11-24", ["A1", "A2"]), target, replace_where={"list_date": "2026-11-24"})
+    rerun = _call_list("2026-11-23", ["B1", "B2"])
+    write_frame(rerun, target, replace_where={"list_date": pd.Timestamp("2026-11-23")})
+    stored = read_frame(target).sort_values(["list_date", "rank"]).reset_index(drop=True)
+    assert len(stored) == 4
+    assert list(stored["account_id"]) == ["B1", "B2", "A1", "A2"]
+    assert stored["list_date"].dtype == "datetime64[s]" and str(stored["call_at"].dtype) == "datetime64[us, UTC]"
+    pd.testing.assert_series_equal(stored["call_at"].iloc[:2], rerun["call_at"], check_names=False)
+    assert stored["agent_id"].iloc[0] == "007"
+
+
+def test_write_frame_sqlite_replaces_a_dates_rows(tmp_path: Path) -> None:
+    _replace_by_date(f"sqlite:///{tmp_path / 'out.db'}")
+
+
+@pytest.mark.postgres
+def test_write_frame_postgres_replaces_a_dates_rows(postgres_db_url: str) -> None:
+    _replace_by_date(postgres_db_url)
+
+
+def test_write_frame_is_one_transaction(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'out.db'}"
+    write_frame(_call_list("2026-11-23", ["A1", "A2"]), f"{url}#call_list")
+    broken = _call_list("2026-11-23", ["B1"]).assign(unknown_column=1)
+    with pytest.raises(pd.errors.DatabaseError, match="unknown_column"):
+        write_frame(broken, f"{url}#call_list", replace_where={"list_date": "2026-11-23"})
+    assert list(read_frame(f"{url}#call_list")["account_id"]) == ["A1", "A2"]  # the delete rolled back
+
+
+def test_as_of_with_offset_in_export_json(tmp_path: Path) -> None:
+    write_export(tiny_export(), tmp_path, fmt="csv")
+    (tmp_path / "export.json").write_text('{"contract_version": "1", "as_of": "2026-11-23T08:00:00+08:00"}')
+    assert load_export(tmp_path)[0].as_of == DEFAULT_AS_OF
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "sqlite"])
+def test_empty_tables_round_trip(tmp_path: Path, kind: str) -> None:
+    export = tiny_export()
+    export.promises = export.promises.iloc[:0]
+    export.payments = export.payments.iloc[:0]
+    target = _sqlite(tmp_path) if kind == "sqlite" else tmp_path / "export"
+    write_export(export, target, fmt="csv" if kind == "csv" else "parquet")
+    loaded, report = load_export(target)
+    assert_exports_equal(export, loaded)
+    assert report.read["promises"] == report.read["payments"] == 0
+
+
+def test_unreadable_sources_fail_with_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="no such SQLite database file"):
+        load_export(f"sqlite:///{tmp_path / 'missing.db'}")
+    assert not (tmp_path / "missing.db").exists()
+    with pytest.raises(ExportError, match=r"^export postgresql\+psycopg://u:\*\*\*@/db.*: cannot read \(") as caught:
+        load_export(f"postgresql://u:secret@/db?host={tmp_path / 'no-server'}")
+    assert "secret" not in str(caught.value) and "\n" not in str(caught.value)
+    write_export(tiny_export(), tmp_path, fmt="csv")
+    (tmp_path / "payments.csv").write_text('"payment_id","account_id"\n"P1","A1","extra"\n', encoding="utf-8")
+    with pytest.raises(ExportError, match=r"^payments: row -: column -: unreadable file payments.csv \(") as caught:
+        check_export(tmp_path)
+    assert "\n" not in str(caught.value)
