@@ -204,7 +204,10 @@ def write_day(run: DailyRun, target: str, special_target: str | None = None) -> 
         else:
             path = Path(target)
             special_target = str(path.with_name(f"{path.stem}.special_handling{path.suffix}"))
-    special = run.special_handling.assign(list_date=run.list_date)
+    # A calendar date is a naive midnight datetime64 everywhere in callq (written as DATE / YYYY-MM-DD).
+    special = run.special_handling.assign(
+        list_date=pd.Series(pd.Timestamp(run.list_date), index=run.special_handling.index, dtype="datetime64[s]")
+    )
     write_frame(special, special_target, replace_where={"list_date": run.list_date})
     return Written(call_list=target, special_handling=special_target)
 

@@ -134,3 +134,36 @@ def test_score_and_rank_write_contract_outputs(trained_book, tmp_path):
 
     with sa.create_engine(url).connect() as connection:
         assert connection.execute(sa.text("SELECT COUNT(*) FROM call_list")).scalar_one() == len(calls)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_score_and_rank_from_and_into_postgres(trained_book, postgres_db_url, tmp_path):
+    """The case system's SQL path: an export in PostgreSQL in, scores and the call list out as tables."""
+    import sqlalchemy as sa
+
+    write_export(trained_book.simulation.export, postgres_db_url)
+    env = {"MLFLOW_TRACKING_URI": trained_book.tracking_uri}
+    scored = callq("score", "--export", postgres_db_url, "--out", f"{postgres_db_url}#scores", env=env)
+    assert scored.returncode == 0, scored.stderr
+    args = ["rank", "--export", postgres_db_url, "--ops", trained_book.ops_path, "--date", "2026-11-23",
+            "--out", f"{postgres_db_url}#call_list"]
+    for _ in range(2):  # the second run replaces the date's rows atomically
+        ranked = callq(*args, env=env)
+        assert ranked.returncode == 0, ranked.stderr
+    from_files = callq("rank", "--export", trained_book.export_dir, "--ops", trained_book.ops_path,
+                       "--date", "2026-11-23", "--out", tmp_path / "list.parquet", env=env)
+    assert from_files.returncode == 0, from_files.stderr
+    expected = pd.read_parquet(tmp_path / "list.parquet")
+    engine = sa.create_engine(postgres_db_url)
+    try:
+        with engine.connect() as connection:
+            scores = pd.read_sql("SELECT * FROM scores", connection)
+            calls = pd.read_sql("SELECT * FROM call_list ORDER BY rank", connection)
+    finally:
+        engine.dispose()
+    assert len(scores) == len(trained_book.simulation.export.accounts)
+    assert list(calls.columns) == list(CALL_LIST_COLUMNS)
+    # The database path gives the same list as the file path.
+    assert calls["account_id"].tolist() == expected["account_id"].tolist()
+    assert calls["rank"].tolist() == list(range(1, len(expected) + 1))
