@@ -52,6 +52,7 @@ def _specs() -> list[FeatureSpec]:
         ("dues_missed_in_row", "latest fallen dues not fully covered, consecutive by the oldest-first rule"),
         ("product", "the account's product (categorical)"),
         ("limit_use", "amount_overdue / credit_limit; NaN without a positive limit"),
+        ("credit_limit", "the account's credit limit (an account term, not behaviour of the debtor); NaN if none"),
         ("account_age_days", "days from opened_date to the as_of date"),
         ("next_due_in_days", "days from the as_of date to the next due on or after it; NaN if none"),
         ("next_due_amount", "amount of that next due; NaN if none"),

@@ -182,6 +182,7 @@ def stage_features(
         "dues_missed_in_row": dues_missed_in_row(state),
         "product": pd.Categorical(products.to_numpy()[rows], categories=categories),
         "limit_use": limit_use(overdue, credit_limit),
+        "credit_limit": credit_limit,
         "account_age_days": account_age_days(to_us(accounts["opened_date"])[rows], snaps),
         "next_due_in_days": next_days,
         "next_due_amount": next_amount,

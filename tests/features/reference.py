@@ -121,6 +121,7 @@ def reference_row(
     row["product"] = account["product"]
     limit = account["credit_limit"]
     row["limit_use"] = overdue / 100 / limit if limit is not None and limit > 0 else math.nan
+    row["credit_limit"] = limit if limit is not None else math.nan
     row["account_age_days"] = (as_of_date - _as_date(account["opened_date"])).days
     upcoming = [d for d in dues if _as_date(d["due_date"]) >= as_of_date]
     row["next_due_in_days"] = (_as_date(upcoming[0]["due_date"]) - as_of_date).days if upcoming else math.nan
