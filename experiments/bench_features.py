@@ -19,21 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.build import FEATURES, build_features
-from features.contract import FLAG_COLUMNS, Export
+from features.contract import FLAG_COLUMNS, VOICE_OUTCOMES, Export
 
 ZONES = ("Asia/Shanghai", "Asia/Urumqi", "America/Chicago", "America/New_York")
-OUTCOMES = (
-    "no_answer",
-    "busy",
-    "voicemail",
-    "hung_up",
-    "wrong_number",
-    "third_party",
-    "right_party",
-    "promise_to_pay",
-    "refused",
-    "dispute",
-)
+OUTCOMES = VOICE_OUTCOMES
 OUTCOME_WEIGHTS = (0.40, 0.08, 0.12, 0.06, 0.02, 0.04, 0.12, 0.10, 0.04, 0.02)
 
 

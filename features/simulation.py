@@ -63,7 +63,11 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.contract import (
+    CONTACT_CHANNELS,
+    DIRECTIONS,
+    MESSAGE_OUTCOMES,
     POLICY_PRESETS,
+    VOICE_OUTCOMES,
     Export,
     Operations,
     Shift,
@@ -103,23 +107,10 @@ _RPC_OUTCOMES = np.array(
 _WEEKDAY_ANSWER = np.array([0.82, 1.05, 0.84, 1.12, 1.22, 0.98, 0.92])
 
 # Codes used inside the simulation; the tables get the contract's strings.
-_CHANNELS = ("call", "sms", "email", "letter", "visit")
-_CALL, _SMS, _LETTER = 0, 1, 3
-_DIRECTIONS = ("outbound", "inbound")
-_OUTCOMES = (
-    "no_answer",
-    "busy",
-    "voicemail",
-    "hung_up",
-    "wrong_number",
-    "third_party",
-    "right_party",
-    "promise_to_pay",
-    "refused",
-    "dispute",
-    "delivered",
-    "failed",
-)
+_CHANNELS = CONTACT_CHANNELS
+_CALL, _SMS, _LETTER = (_CHANNELS.index(name) for name in ("call", "sms", "letter"))
+_DIRECTIONS = DIRECTIONS
+_OUTCOMES = (*VOICE_OUTCOMES, *MESSAGE_OUTCOMES)
 _NO_ANSWER, _WRONG_NUMBER, _RIGHT_PARTY, _PROMISE, _DELIVERED, _FAILED = 0, 4, 6, 7, 10, 11
 # Non-right-party outcomes of a call to a working number: no_answer, busy, voicemail, hung_up,
 # (wrong_number never), third_party.
