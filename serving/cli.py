@@ -289,6 +289,9 @@ def serve(
         load_models(),
         default_date=_parse_date(date, "--date") if date else None,
     )
+    with console.status(f"ranking {provider.default_date} before serving…"):
+        provider.daily_run()  # the default day is ready before the first request
+    console.print(f"serving http://{host}:{port}/ (list date {provider.default_date})", highlight=False)
     if not os.environ.get("CALLQ_API_TOKENS"):
         console.print("CALLQ_API_TOKENS is not set: every request but /health will get 401.", highlight=False)
     uvicorn.run(create_app(provider), host=host, port=port, workers=1, log_level="warning", access_log=False)

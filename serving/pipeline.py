@@ -171,10 +171,7 @@ def run_day(export: Export, operations: Operations, list_date: dt.date, champion
         capacity=result.capacity,
         explanations=explanations,
         models={
-            kind: {
-                "version": version,
-                "metrics": getattr(getattr(champions, kind), "metadata", {}).get("metrics", {}),
-            }
+            kind: {"version": version, "metrics": champions.metrics.get(kind, {})}
             for kind, version in champions.versions.items()
         },
         model_version=champions.model_version,

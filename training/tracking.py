@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -322,6 +322,8 @@ class Champions:
     contact: Any  # training.models.ContactModel
     call_effect: Any  # training.models.CallEffectModel
     versions: dict[str, str]
+    # kind -> the test-window metrics its training run logged (baselines included), for the API.
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def model_version(self) -> str:
@@ -331,14 +333,23 @@ class Champions:
 
 def load_champions(tracking_uri: str | None = None) -> Champions:
     """Load `models:/callq-*@champion` for serving; a clear error when a champion is missing."""
-    versions, models = {}, {}
+    versions, models, metrics = {}, {}, {}
+    mlflow_client = client(tracking_uri)
     for kind, full in REGISTERED.items():
         version = champion_version(full, tracking_uri)
         if version is None:
             raise RegistryError(f"no champion for {full} in {resolve_tracking_uri(tracking_uri)}: run `callq train`")
         versions[kind] = version
         models[kind] = load_version(full, version, tracking_uri)
-    return Champions(models["repayment"], models["contact"], models["call_effect"], versions)
+        run_id = mlflow_client.get_model_version(full, version).run_id
+        logged = mlflow_client.get_run(run_id).data.metrics if run_id else {}
+        prefix = f"{kind}."
+        metrics[kind] = {
+            name[len(prefix) :]: value
+            for name, value in sorted(logged.items())
+            if name.startswith(prefix) and ("test_" in name or "baseline" in name or "replay" in name)
+        }
+    return Champions(models["repayment"], models["contact"], models["call_effect"], versions, metrics)
 
 
 def set_version_tag(name: str, version: str, key: str, value: str, tracking_uri: str | None = None) -> None:
