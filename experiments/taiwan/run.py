@@ -128,12 +128,6 @@ def fold_training_data(
     )
 
 
-def with_credit_limit(features: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
-    """Features plus the contract's `accounts.credit_limit` (not in MODEL_FEATURES), for the ablation."""
-    limits = accounts.set_index("account_id")["credit_limit"]
-    return features.assign(credit_limit=features["account_id"].map(limits).to_numpy(dtype="float64"))
-
-
 def run_study(
     csv: str | Path | None = None, *, config: TrainConfig | None = None, workdir: str | Path | None = None
 ) -> Study:
@@ -164,7 +158,6 @@ def run_study(
     # The reference table's raw columns (demographics included, only to reproduce the published
     # figures); callq's path never sees them.
     raw = pd.read_csv(taiwan.resolve_csv(csv), usecols=list(RAW_ALL)).loc[:, list(RAW_ALL)]
-    extended = with_credit_limit(features, export.accounts)
 
     started = time.perf_counter()
     auc_rows, metric_rows, importances, pooled = [], [], [], []
@@ -179,9 +172,8 @@ def run_study(
         metric_rows.append({"fold": fold, **{k: v for k, v in fit.metrics.items() if k.startswith("test_")}})
         pooled.append(predictions[["label", "p_repay"]])
         importances.append(fit.importance / fit.importance.sum())
-        names = [*MODEL_FEATURES, "credit_limit"]
-        plus_limit_data = fold_training_data(extended, repay, train, test, config.seed, names)
-        plus_limit = fit_repayment(plus_limit_data, config)
+        names = [name for name in MODEL_FEATURES if name != "credit_limit"]
+        minus_limit = fit_repayment(fold_training_data(features, repay, train, test, config.seed, names), config)
         truth = default[test]
         auc_rows.append(
             {
@@ -189,7 +181,7 @@ def run_study(
                 "callq": fit.metrics["test_roc_auc"],
                 "callq_stage_rule": fit.metrics["baseline_stage_roc_auc"],
                 "callq_logistic": fit.metrics["baseline_logistic_roc_auc"],
-                "callq_plus_limit": plus_limit.metrics["test_roc_auc"],
+                "callq_minus_limit": minus_limit.metrics["test_roc_auc"],
                 "pay0": safe_auc(truth, raw["PAY_0"].to_numpy()[test]),
                 "raw_logistic": safe_auc(truth, raw_logistic(raw, default, train, test)),
                 "raw_lightgbm": safe_auc(truth, raw_lightgbm(raw, default, train, test)),
@@ -230,7 +222,7 @@ MODEL_ROWS = (
     ("callq_stage_rule", "callq baseline: DPD-bucket (stage) rule", "contract path"),
     ("callq_logistic", "callq baseline: logistic regression on MODEL_FEATURES", "contract path"),
     ("callq", "**callq repayment model** (LightGBM + Platt) on MODEL_FEATURES", "contract path"),
-    ("callq_plus_limit", "callq model on MODEL_FEATURES + accounts.credit_limit", "contract path, ablation"),
+    ("callq_minus_limit", "callq model on MODEL_FEATURES without credit_limit", "contract path, ablation"),
 )
 
 
@@ -373,15 +365,13 @@ def render_report(study: Study, config: TrainConfig) -> str:
         f"{mean['raw_lightgbm_no_demographics'] - mean['raw_lightgbm_status_payments_limit']:+.3f}.",
         f"* statuses + payments only {mean['raw_lightgbm_status_payments']:.3f}: the credit limit is worth "
         f"{mean['raw_lightgbm_status_payments_limit'] - mean['raw_lightgbm_status_payments']:+.3f} on top.",
-        f"* callq on MODEL_FEATURES {mean['callq']:.3f}; with the contract's `accounts.credit_limit` added "
-        f"{mean['callq_plus_limit']:.3f} ({mean['callq_plus_limit'] - mean['callq']:+.3f}).",
+        f"* callq on MODEL_FEATURES {mean['callq']:.3f}; without the `credit_limit` feature "
+        f"{mean['callq_minus_limit']:.3f} ({mean['callq_minus_limit'] - mean['callq']:+.3f}).",
         "",
         f"callq's contract path ({mean['callq']:.3f}) against the reference LightGBM given the same statuses",
         f"and payments ({mean['raw_lightgbm_status_payments']:.3f}): "
         f"{mean['callq'] - mean['raw_lightgbm_status_payments']:+.3f}, the cost (if negative) of carrying",
-        "them through the reconstructed dues. The rest of the gap is the credit limit, which the contract",
-        "carries but",
-        "MODEL_FEATURES does not use (only through `limit_use`), the statement balances, which are not",
+        "them through the reconstructed dues. The rest of the gap is the statement balances, which are not",
         "a contract field, and the demographics, which callq must not use.",
         "",
         "What the contract path keeps and loses:",
@@ -391,9 +381,8 @@ def render_report(study: Study, config: TrainConfig) -> str:
         "  windows, and each statement's 2% minimum as due amounts (September's as `next_due_amount`).",
         "* Lost: the statement balances themselves (a balance is not a contract field), the difference",
         "  between -2 / -1 / 0 (no consumption, paid in full, minimum paid are all `current`), the payment",
-        "  day (unknown: every payment on the 15th, so the payday features are constant), the month codes",
-        "  no schedule can reproduce, and LIMIT_BAL except inside `limit_use`: the contract carries",
-        "  `credit_limit`, but MODEL_FEATURES has no feature of it.",
+        "  day (unknown: every payment on the 15th, so the payday features are constant), and the month",
+        "  codes no schedule can reproduce. LIMIT_BAL arrives as `accounts.credit_limit` (a model feature).",
         "* Not exercised: contacts and promises (the data has none), so the contact and promise features are",
         "  constant here; this data says nothing about callq's contact, hour or call-effect models.",
         "",
