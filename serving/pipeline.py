@@ -32,6 +32,9 @@ DEFAULT_CALL_HOURS = tuple(
 )
 
 
+BEST_HOUR_CHUNK = 50_000
+
+
 def load_models(tracking_uri: str | None = None):
     """The champion models from the MLflow registry (`models:/callq-*@champion`)."""
     from training.tracking import load_champions
@@ -77,12 +80,16 @@ def score_export(
     best_hour = np.full(len(features), np.nan)
     p_best = np.full(len(features), np.nan)
     if eligible.any() and call_hours:
-        rows = features.loc[eligible]
-        weekdays = np.full(len(rows), day.weekday(), dtype=int)
-        by_hour = champions.contact.predict_hours(rows, list(call_hours), weekdays)
-        best = by_hour.argmax(axis=1)
-        best_hour[eligible] = np.asarray(call_hours)[best]
-        p_best[eligible] = by_hour[np.arange(len(rows)), best]
+        positions = np.flatnonzero(eligible)
+        hours = np.asarray(call_hours)
+        # Chunks bound memory: the contact model sees one row per (account, hour).
+        for start in range(0, len(positions), BEST_HOUR_CHUNK):
+            chunk = positions[start : start + BEST_HOUR_CHUNK]
+            rows = features.iloc[chunk]
+            by_hour = champions.contact.predict_hours(rows, list(hours), np.full(len(rows), day.weekday()))
+            best = by_hour.argmax(axis=1)
+            best_hour[chunk] = hours[best]
+            p_best[chunk] = by_hour[np.arange(len(rows)), best]
 
     scores = pd.DataFrame(
         {
