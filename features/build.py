@@ -7,8 +7,10 @@ UTC date of as_of (upcoming dues only feed `next_due_*`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from features.contacts import (
@@ -56,6 +58,10 @@ def _specs() -> list[FeatureSpec]:
         ("account_age_days", "days from opened_date to the as_of date"),
         ("next_due_in_days", "days from the as_of date to the next due on or after it; NaN if none"),
         ("next_due_amount", "amount of that next due; NaN if none"),
+        ("due_amount_mean_90d", "mean amount of the dues fallen due in the last 90 days; NaN if none"),
+        ("due_amount_mean_180d", "mean amount of the dues fallen due in the last 180 days; NaN if none"),
+        ("due_amount_trend_180d", "due_amount_mean_90d minus the mean of the dues 90-180 days back"),
+        ("overdue_in_dues", "amount_overdue / due_amount_mean_180d: how many typical dues are overdue"),
     ]
     payments = []
     for kind in ("settled", "returned"):
@@ -159,21 +165,65 @@ def resolve_snapshots(export: Export, snapshots: pd.DataFrame | None) -> tuple[p
     return keys, Snapshots(account=rows, as_of=as_of_us, as_of_day=day_floor(as_of_us))
 
 
-def build_features(export: Export, snapshots: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per snapshot (in snapshot order): `account_id`, `as_of`, then every column of FEATURES."""
+# Money that training labels compare to the cent: kept float64 when a build is compacted.
+EXACT_COLUMNS = frozenset({"amount_overdue", "oldest_unpaid_remaining"})
+
+
+def compact_column(name: str, values: object) -> object:
+    """A 4-byte copy of a numeric feature (float32, or int32 when the integers fit), for training at scale.
+
+    Model inputs tolerate float32 rounding; EXACT_COLUMNS, bools and categoricals come back unchanged.
+    """
+    if name in EXACT_COLUMNS or not isinstance(values, np.ndarray) or values.dtype.itemsize <= 4:
+        return values
+    if values.dtype.kind == "f":
+        return values.astype(np.float32)
+    if values.dtype.kind in "iu":
+        fits = len(values) == 0 or (values.min() >= np.iinfo(np.int32).min and values.max() <= np.iinfo(np.int32).max)
+        return values.astype(np.int32) if fits else values
+    return values
+
+
+def build_features(
+    export: Export,
+    snapshots: pd.DataFrame | None = None,
+    *,
+    columns: Iterable[str] | None = None,
+    compact: bool = False,
+) -> pd.DataFrame:
+    """One row per snapshot (in snapshot order): `account_id`, `as_of`, then every column of FEATURES.
+
+    For large training builds, `columns` keeps only those features (FEATURES order) and `compact`
+    stores numbers in 4 bytes (`compact_column`); each family is trimmed as soon as it is computed,
+    so the full-width float64 frame never exists. Values are those of the default build.
+    """
+    wanted = list(FEATURES) if columns is None else [name for name in FEATURES if name in set(columns)]
+    unknown = sorted(set(columns or ()) - set(FEATURES))
+    if unknown:
+        raise KeyError(f"unknown feature columns: {unknown}")
+    keep = set(wanted)
     keys, snaps = resolve_snapshots(export, snapshots)
     index = pd.Index(export.accounts["account_id"].astype("string"))
     zone_of_account, zones = account_zones(export.accounts)
     ledger = build_ledger(export, index)
     state = stage_state(ledger, snaps)
-    columns: dict[str, object] = {}
-    columns.update(stage_features(ledger, state, export.accounts, snaps))
-    columns.update(payment_features(ledger, state, snaps, zone_of_account, zones))
-    columns.update(contact_features(build_contact_history(export, index, zone_of_account, zones), snaps))
-    columns.update(promise_features(build_promise_history(export, index, ledger), snaps))
-    columns.update(flag_features(export.accounts, snaps))
-    frame = pd.DataFrame({name: columns[name] for name in FEATURES})
-    return pd.concat([keys, frame], axis=1)
+    out: dict[str, object] = {}
+
+    def add(family: dict[str, object]) -> None:
+        for name, values in family.items():
+            if name in keep:
+                out[name] = compact_column(name, values) if compact else values
+
+    add(stage_features(ledger, state, export.accounts, snaps))
+    add(payment_features(ledger, state, snaps, zone_of_account, zones))
+    add(contact_features(build_contact_history(export, index, zone_of_account, zones), snaps))
+    add(promise_features(build_promise_history(export, index, ledger), snaps))
+    add(flag_features(export.accounts, snaps))
+    # copy=False: the frame adopts the arrays instead of consolidating a second full-width copy.
+    return pd.DataFrame(
+        {"account_id": keys["account_id"], "as_of": keys["as_of"], **{name: out[name] for name in wanted}},
+        copy=False,
+    )
 
 
 def model_frame(features: pd.DataFrame, names: tuple[str, ...] | list[str] = MODEL_FEATURES) -> pd.DataFrame:

@@ -150,6 +150,41 @@ def account_age_days(opened_us: np.ndarray, snaps: Snapshots) -> np.ndarray:
     return (snaps.as_of_day - opened_us) // US_PER_DAY
 
 
+def due_amounts(ledger: Ledger, state: StageState, snaps: Snapshots) -> dict[str, np.ndarray]:
+    """Size of the dues fallen due recently: due_amount_mean_{90,180}d, due_amount_trend_180d, overdue_in_dues.
+
+    The instalment or minimum due tracks the debt's size (a card's minimum is a share of the
+    statement), and a growing due is a warning sign; `overdue_in_dues` counts the overdue amount in
+    typical dues.
+    """
+    n = len(snaps)
+    windows = (90, 180)
+    starts = ledger.dues.before(
+        np.tile(snaps.account, len(windows)),
+        np.concatenate([snaps.as_of_day - days * US_PER_DAY for days in windows]),
+    )
+    means = {}
+    for i, days in enumerate(windows):
+        start = np.minimum(starts[i * n : (i + 1) * n], state.fallen_end)
+        count = state.fallen_end - start
+        total = ledger.due_cum[state.fallen_end] - ledger.due_cum[start]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means[days] = np.where(count > 0, total / np.maximum(count, 1) / 100.0, np.nan)
+    start_180 = np.minimum(starts[n:], state.fallen_end)
+    start_90 = np.minimum(starts[:n], state.fallen_end)
+    count_old = start_90 - start_180
+    total_old = ledger.due_cum[start_90] - ledger.due_cum[start_180]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_old = np.where(count_old > 0, total_old / np.maximum(count_old, 1) / 100.0, np.nan)
+        overdue_in_dues = np.where(means[180] > 0, amount_overdue(ledger, state) / means[180], np.nan)
+    return {
+        "due_amount_mean_90d": means[90],
+        "due_amount_mean_180d": means[180],
+        "due_amount_trend_180d": means[90] - mean_old,
+        "overdue_in_dues": overdue_in_dues,
+    }
+
+
 def next_due(ledger: Ledger, state: StageState, snaps: Snapshots) -> tuple[np.ndarray, np.ndarray]:
     """Days until the next due on or after the as_of date, and its amount (NaN when none)."""
     has = state.fallen_end < ledger.dues.end(snaps.account)
@@ -186,4 +221,5 @@ def stage_features(
         "account_age_days": account_age_days(to_us(accounts["opened_date"])[rows], snaps),
         "next_due_in_days": next_days,
         "next_due_amount": next_amount,
+        **due_amounts(ledger, state, snaps),
     }

@@ -127,6 +127,17 @@ def reference_row(
     row["next_due_in_days"] = (_as_date(upcoming[0]["due_date"]) - as_of_date).days if upcoming else math.nan
     row["next_due_amount"] = upcoming[0]["amount_due"] if upcoming else math.nan
 
+    def due_mean(newest_days: int, oldest_days: int) -> float:
+        oldest, newest = as_of_date - oldest_days * DAY, as_of_date - newest_days * DAY
+        amounts = [d["amount_due"] for d in dues if oldest <= _as_date(d["due_date"]) < newest]
+        return sum(amounts) / len(amounts) if amounts else math.nan
+
+    row["due_amount_mean_90d"] = due_mean(0, 90)
+    row["due_amount_mean_180d"] = due_mean(0, 180)
+    row["due_amount_trend_180d"] = row["due_amount_mean_90d"] - due_mean(90, 180)
+    mean_180 = row["due_amount_mean_180d"]
+    row["overdue_in_dues"] = overdue / 100 / mean_180 if mean_180 == mean_180 and mean_180 > 0 else math.nan
+
     # Payments ------------------------------------------------------------------------
     for kind, items in (("settled", settled), ("returned", returned)):
         for days in (30, 90, 180):
