@@ -16,6 +16,7 @@ import pandas as pd
 from features.contacts import (
     HOUR_BUCKETS,
     N_HOUR_BUCKETS,
+    N_HOURS,
     N_WEEKDAYS,
     build_contact_history,
     contact_features,
@@ -27,7 +28,7 @@ from features.promises import build_promise_history, promise_features
 from features.stage import build_ledger, stage_features, stage_state
 from features.timeline import Snapshots, account_codes, account_zones, day_floor, to_us
 
-FEATURE_SET_VERSION = "1"
+FEATURE_SET_VERSION = "2"  # 2: + rpc_rate_hour_<h> (exact-hour, customer-pooled rates)
 KEY_COLUMNS = ("account_id", "as_of")
 
 
@@ -106,6 +107,13 @@ def _specs() -> list[FeatureSpec]:
     for day in range(N_WEEKDAYS):
         contacts.append((f"rpc_rate_weekday_{day}", f"smoothed right-party rate of calls on local weekday {day}"))
     contacts.append(("best_hour_bucket_hist", "hour bucket 0-5 with the highest smoothed right-party rate"))
+    for hour in range(N_HOURS):
+        contacts.append(
+            (
+                f"rpc_rate_hour_{hour}",
+                f"the customer's right-party rate of calls at local {hour:02d}h, shrunk to its bucket rate and level",
+            )
+        )
     promises = [
         ("promises_made_90d", "promises created in the last 90 days"),
         ("promises_kept_90d", "of those, kept by as_of"),
@@ -134,7 +142,10 @@ def _specs() -> list[FeatureSpec]:
 FEATURES: dict[str, FeatureSpec] = {spec.name: spec for spec in _specs()}
 # Columns models may use: behaviour only. Case-system flags describe today (they would leak into
 # historical snapshots); `stage`/`stage_bucket` are presentation of days_past_due.
-_NOT_FOR_MODELS = {"stage", "stage_bucket"}
+# The exact-hour rates are read per call slot (`rpc_rate_this_hour` of the contact model), not as 24
+# more columns of every model.
+SLOT_LOOKUP_FEATURES: tuple[str, ...] = tuple(f"rpc_rate_hour_{hour}" for hour in range(N_HOURS))
+_NOT_FOR_MODELS = {"stage", "stage_bucket", *SLOT_LOOKUP_FEATURES}
 MODEL_FEATURES: tuple[str, ...] = tuple(
     spec.name for spec in FEATURES.values() if spec.family != "flags" and spec.name not in _NOT_FOR_MODELS
 )
@@ -220,10 +231,27 @@ def build_features(
     add(promise_features(build_promise_history(export, index, ledger), snaps))
     add(flag_features(export.accounts, snaps))
     # copy=False: the frame adopts the arrays instead of consolidating a second full-width copy.
-    return pd.DataFrame(
-        {"account_id": keys["account_id"], "as_of": keys["as_of"], **{name: out[name] for name in wanted}},
-        copy=False,
-    )
+    # The 24 exact-hour rates travel as one 2-D block: one block per column beyond ~100 makes pandas
+    # warn (and slow down) on every later `assign` of a caller.
+    hours = [name for name in wanted if name in SLOT_LOOKUP_FEATURES]
+    if not hours:
+        return pd.DataFrame(
+            {"account_id": keys["account_id"], "as_of": keys["as_of"], **{name: out[name] for name in wanted}},
+            copy=False,
+        )
+    first = wanted.index(hours[0])
+    before, after = wanted[:first], wanted[first + len(hours) :]
+    if wanted[first : first + len(hours)] != hours:
+        raise AssertionError("the exact-hour rate columns must be contiguous in FEATURES")
+    parts = [
+        pd.DataFrame(
+            {"account_id": keys["account_id"], "as_of": keys["as_of"], **{name: out[name] for name in before}},
+            copy=False,
+        ),
+        pd.DataFrame(np.column_stack([out.pop(name) for name in hours]), columns=hours),
+        pd.DataFrame({name: out[name] for name in after}, index=range(len(keys)), copy=False),
+    ]
+    return pd.concat(parts, axis=1)
 
 
 def model_frame(features: pd.DataFrame, names: tuple[str, ...] | list[str] = MODEL_FEATURES) -> pd.DataFrame:

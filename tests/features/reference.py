@@ -233,6 +233,25 @@ def reference_row(
             row[f"rpc_rate_{name}_{value}"] = (sum(c["outcome"] in RPC for c in own) + 5 * prior) / (
                 len(own) + 5
             )
+    # Exact-hour rates over every call to the customer's accounts, shrunk hour -> bucket -> level.
+    customer = account["customer_id"]
+    theirs = [c for c in everyone if accounts[c["account_id"]]["customer_id"] == customer]
+
+    def rate_of(pool: list[dict], fallback: float) -> float:
+        return sum(c["outcome"] in RPC for c in pool) / len(pool) if pool else fallback
+
+    level = (sum(c["outcome"] in RPC for c in theirs) + 5 * overall) / (len(theirs) + 5) / max(overall, 1e-9)
+    for hour in range(24):
+        bucket = _bucket(hour)
+        portfolio_bucket = rate_of([c for c in everyone if _bucket(local(c).hour) == bucket], overall)
+        portfolio_hour = rate_of([c for c in everyone if local(c).hour == hour], portfolio_bucket)
+        own_bucket = [c for c in theirs if _bucket(local(c).hour) == bucket]
+        bucket_rate = (sum(c["outcome"] in RPC for c in own_bucket) + 5 * min(portfolio_bucket * level, 1.0)) / (
+            len(own_bucket) + 5
+        )
+        prior = min(bucket_rate * portfolio_hour / max(portfolio_bucket, 1e-9), 1.0)
+        own_hour = [c for c in theirs if local(c).hour == hour]
+        row[f"rpc_rate_hour_{hour}"] = (sum(c["outcome"] in RPC for c in own_hour) + 3 * prior) / (len(own_hour) + 3)
     rates = [row[f"rpc_rate_hour_bucket_{b}"] for b in range(6)]
     if all(math.isnan(r) for r in rates):
         row["best_hour_bucket_hist"] = math.nan

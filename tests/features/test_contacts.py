@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from features.build import build_features
-from features.contacts import HOUR_BUCKETS, SMOOTHING_ATTEMPTS, hour_bucket
+from features.contacts import HOUR_BUCKETS, HOUR_SMOOTHING_ATTEMPTS, SMOOTHING_ATTEMPTS, hour_bucket
 from tests.features.random_export import AS_OF, account_row, make_export
 
 _ids = iter(range(10**6))
@@ -102,4 +102,34 @@ def test_portfolio_rates_are_point_in_time_too():
     assert early["rpc_rate_hour_bucket_0"] == pytest.approx(0.0)  # portfolio then: 0 of 1
     assert late["rpc_rate_hour_bucket_0"] == pytest.approx(
         (0 + SMOOTHING_ATTEMPTS * 0.5) / (1 + SMOOTHING_ATTEMPTS)
+    )
+
+
+def test_exact_hour_rates_pool_the_customer_and_shrink_hour_to_bucket_to_level():
+    # A and B belong to one customer (one person answers both); C is someone else. All in UTC.
+    contacts = [
+        call("2026-06-01 09:00", "right_party", "A"),
+        call("2026-06-02 09:00", "promise_to_pay", "B"),
+        call("2026-06-02 11:00", "no_answer", "B"),
+        call("2026-06-03 09:00", "no_answer", "C"),
+        call("2026-06-03 20:00", "no_answer", "C"),
+    ]
+    accounts = [account_row("A", customer_id="P"), account_row("B", customer_id="P"), account_row("C")]
+    a, b, c = (row for _, row in build_features(make_export(accounts=accounts, contacts=contacts)).iterrows())
+    hours = [f"rpc_rate_hour_{hour}" for hour in range(24)]
+    assert list(a[hours]) == pytest.approx(list(b[hours]))
+    k, k_hour = SMOOTHING_ATTEMPTS, HOUR_SMOOTHING_ATTEMPTS
+    overall, portfolio_09 = 2 / 5, 2 / 3  # bucket 0 (08-10) holds only the 09:00 calls
+    level = (2 + k * overall) / (3 + k) / overall
+    bucket_0 = (2 + k * min(portfolio_09 * level, 1.0)) / (2 + k)
+    assert a["rpc_rate_hour_9"] == pytest.approx((2 + k_hour * bucket_0) / (2 + k_hour))
+    # 08:00 was never called by anyone: the customer's bucket rate, as is.
+    assert a["rpc_rate_hour_8"] == pytest.approx(bucket_0)
+    # C never answered: never above A, and below it wherever the portfolio answers at all.
+    assert (c[hours].to_numpy(dtype=float) <= a[hours].to_numpy(dtype=float)).all()
+    assert c["rpc_rate_hour_9"] < a["rpc_rate_hour_9"]
+    # Nobody answered at 10-12 (bucket 1): zero for everyone, whatever their level.
+    assert a["rpc_rate_hour_11"] == c["rpc_rate_hour_11"] == 0.0
+    assert c["rpc_rate_hour_9"] == pytest.approx(
+        (0 + k_hour * (0 + k * portfolio_09 * (0 + k * overall) / (2 + k) / overall) / (1 + k)) / (1 + k_hour)
     )
