@@ -16,12 +16,21 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from training.config import LightGBMParams
 
 BOOSTER_ARTIFACT = "booster"
-SLOT_COLUMNS = ("local_hour", "weekday", "rpc_rate_this_hour_bucket", "rpc_rate_this_weekday")
+# Per call slot: debtor-local hour and weekday, and the account's rates picked for them (`add_slot_rates`).
+SLOT_COLUMNS = (
+    "local_hour",
+    "weekday",
+    "rpc_rate_this_hour_bucket",
+    "rpc_rate_this_weekday",
+    "rpc_rate_this_hour",
+    "rpc_rate_adjacent_hours",
+)
+PICKED_SLOT_COLUMNS = SLOT_COLUMNS[2:]
 
 
 class FeatureEncoder:
@@ -61,8 +70,10 @@ class FeatureEncoder:
         return matrix
 
 
-class LightGBMClassifier(ClassifierMixin, BaseEstimator):
-    """Binary LightGBM on a features frame, with monotone constraints by feature name."""
+class LightGBMEstimator(BaseEstimator):
+    """LightGBM on a features frame, with monotone constraints by feature name; subclasses set the objective."""
+
+    _objective, _metric = "binary", "binary_logloss"
 
     def __init__(
         self,
@@ -80,16 +91,16 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(
         self, X: pd.DataFrame, y: Sequence[int], eval_set: tuple[pd.DataFrame, Sequence[int]] | None = None
-    ) -> LightGBMClassifier:
+    ) -> LightGBMEstimator:
         """Fit on (X, y); with `eval_set` and `early_stopping_rounds`, keep the trees up to the best
-        validation log loss (validation is the only data used to choose, never test)."""
+        validation loss (log loss or l2; validation is the only data used to choose, never test)."""
         params = self.params or LightGBMParams()
         self.encoder_ = (
             FeatureEncoder(self.feature_names, self.categories)
             if self.categories is not None
             else FeatureEncoder.fit(X, self.feature_names)
         )
-        booster_params = params.booster_params(self.seed)
+        booster_params = params.booster_params(self.seed, self._objective)
         constraints = self.monotone_constraints or {}
         if constraints:
             booster_params["monotone_constraints"] = [
@@ -101,7 +112,7 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         if eval_set is not None and params.early_stopping_rounds:
             valid_sets = [self._dataset(eval_set[0], eval_set[1], reference=dataset)]
             callbacks = [lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)]
-            booster_params["metric"] = "binary_logloss"
+            booster_params["metric"] = self._metric
         booster = lgb.train(
             booster_params,
             dataset,
@@ -112,7 +123,8 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
         self.best_iteration_ = int(booster.best_iteration or booster.current_iteration())
         # Keep only the chosen trees, so the saved text and every prediction agree.
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=self.best_iteration_))
-        self.classes_ = np.array([0, 1])
+        if self._objective == "binary":
+            self.classes_ = np.array([0, 1])
         self.n_features_in_ = len(self.encoder_.feature_names)
         return self
 
@@ -126,6 +138,10 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
             free_raw_data=True,
         )
 
+
+class LightGBMClassifier(ClassifierMixin, LightGBMEstimator):
+    """Binary LightGBM on a features frame, with monotone constraints by feature name."""
+
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Raw log-odds score (what calibration maps to a probability)."""
         return self.booster_.predict(self.encoder_.transform(X), raw_score=True)
@@ -136,6 +152,15 @@ class LightGBMClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+
+class LightGBMRegressor(RegressorMixin, LightGBMEstimator):
+    """Least-squares LightGBM on a features frame (e.g. imputed treatment effects)."""
+
+    _objective, _metric = "regression", "l2"
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.booster_.predict(self.encoder_.transform(X))
 
 
 def _safe_name(name: str) -> str:
@@ -280,20 +305,36 @@ class ContactModel(BoosterModel):
         )
         if n_rows == 0 or n_hours == 0:
             return np.zeros((n_rows, n_hours))
-        expanded = features.iloc[np.repeat(np.arange(n_rows), n_hours)].reset_index(drop=True)
-        expanded["local_hour"] = np.tile(hours, n_rows)
-        expanded["weekday"] = days.reshape(-1)
-        expanded = expanded.drop(columns=["rpc_rate_this_hour_bucket", "rpc_rate_this_weekday"], errors="ignore")
-        return self.predict_proba(expanded).reshape(n_rows, n_hours)
+        # Only the model's inputs and the per-slot rate sources travel, one hour at a time: copying
+        # every feature column once per hour costs gigabytes on a large book.
+        slot_sources = ("rpc_rate_hour_bucket_", "rpc_rate_hour_", "rpc_rate_weekday_")
+        generated = {"local_hour", "weekday", *PICKED_SLOT_COLUMNS}
+        needed = [
+            column
+            for column in features.columns
+            if column not in generated and (column in self.feature_names or column.startswith(slot_sources))
+        ]
+        base = features.loc[:, needed]
+        out = np.empty((n_rows, n_hours))
+        for j, hour in enumerate(hours):
+            out[:, j] = self.predict_proba(base.assign(local_hour=int(hour), weekday=days[:, j]))
+        return out
 
 
 class CallEffectModel(mlflow.pyfunc.PythonModel):
-    """T-learner call effect: P(repay | reached) - P(repay | not reached), two boosters as text.
+    """Call effect: the gain in P(repay) from reaching the debtor; LightGBM boosters as text.
 
-    `predict` returns the uplift. It is an observational estimate: see `training.uplift`.
+    Always two outcome arms, P(repay | reached) and P(repay | not reached) (`predict_components`).
+    T-learner: the uplift is their difference. X-learner (when the effect boosters are present): the
+    uplift is g·effect_control + (1 - g)·effect_treated, where effect_treated is fitted on reached rows
+    to y - P(repay | not reached), effect_control on the others to P(repay | reached) - y, and g is the
+    propensity of being reached. `predict` returns the uplift; it is observational: see `training.uplift`.
     """
 
     kind = "call_effect"
+    EFFECT_PARTS = ("effect_treated", "effect_control", "propensity")
+    # Class default keeps models pickled before X-learners existed loadable (as T-learners).
+    _effects: dict[str, Any] = {}  # read-only default; instances assign their own
 
     def __init__(
         self,
@@ -302,49 +343,95 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
         metadata: dict[str, Any] | None = None,
         treated_text: str | None = None,
         control_text: str | None = None,
+        effect_texts: dict[str, str] | None = None,
     ):
         self._feature_names = list(feature_names)
         self.categories = dict(categories)
         self.metadata = dict(metadata or {})
         self._treated = lgb.Booster(model_str=treated_text) if treated_text else None
         self._control = lgb.Booster(model_str=control_text) if control_text else None
+        effect_texts = dict(effect_texts or {})
+        if effect_texts and set(effect_texts) != set(self.EFFECT_PARTS):
+            raise ValueError(f"effect boosters must be exactly {self.EFFECT_PARTS}, got {sorted(effect_texts)}")
+        self._effects = {name: lgb.Booster(model_str=text) for name, text in effect_texts.items()}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_treated"] = state["_control"] = None
+        # Keep which parts exist (they are reloaded from artifacts), never the boosters themselves.
+        state["_effects"] = dict.fromkeys(self._effects)
         return state
 
+    @property
+    def learner(self) -> str:
+        return "x" if self._effects else "t"
+
+    def _boosters(self) -> dict[str, lgb.Booster]:
+        return {"treated": self._treated, "control": self._control, **self._effects}
+
     def artifacts(self, folder: Path) -> dict[str, str]:
-        paths = {"treated": Path(folder) / "treated.txt", "control": Path(folder) / "control.txt"}
-        self._treated.save_model(str(paths["treated"]))
-        self._control.save_model(str(paths["control"]))
-        return {name: str(path) for name, path in paths.items()}
+        paths = {}
+        for name, booster in self._boosters().items():
+            paths[name] = str(Path(folder) / f"{name}.txt")
+            booster.save_model(paths[name])
+        return paths
 
     def load_context(self, context) -> None:
         self._treated = lgb.Booster(model_file=context.artifacts["treated"])
         self._control = lgb.Booster(model_file=context.artifacts["control"])
+        self._effects = {
+            name: lgb.Booster(model_file=context.artifacts[name])
+            for name in self.EFFECT_PARTS
+            if name in (self.__dict__.get("_effects") or {})
+        }
 
     @property
     def feature_names(self) -> list[str]:
         return list(self._feature_names)
 
+    def _matrix(self, features: pd.DataFrame) -> np.ndarray:
+        return FeatureEncoder(self._feature_names, self.categories).transform(features)
+
     def predict_components(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(P(repay | reached), P(repay | not reached)) per row."""
-        matrix = FeatureEncoder(self._feature_names, self.categories).transform(features)
+        matrix = self._matrix(features)
         return self._treated.predict(matrix), self._control.predict(matrix)
 
+    def _x_weights(self, matrix: np.ndarray) -> np.ndarray:
+        """Propensity g of being reached: the weight of the effect fitted on the not-reached rows."""
+        return np.clip(self._effects["propensity"].predict(matrix), 0.0, 1.0)
+
     def predict_uplift(self, features: pd.DataFrame) -> np.ndarray:
-        treated, control = self.predict_components(features)
-        return treated - control
+        """Estimated gain in P(repay) from a right-party contact, per row (in [-1, 1])."""
+        if not self._effects:
+            treated, control = self.predict_components(features)
+            return treated - control
+        matrix = self._matrix(features)
+        weight = self._x_weights(matrix)
+        effect = weight * self._effects["effect_control"].predict(matrix) + (1 - weight) * self._effects[
+            "effect_treated"
+        ].predict(matrix)
+        return np.clip(effect, -1.0, 1.0)
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Alias of `predict_uplift` so every champion answers the same call (a difference, in [-1, 1])."""
         return self.predict_uplift(features)
 
     def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
-        """Difference of the two arms' log-odds contributions: which features drive the call effect."""
-        matrix = FeatureEncoder(self._feature_names, self.categories).transform(features)
-        values = self._treated.predict(matrix, pred_contrib=True) - self._control.predict(matrix, pred_contrib=True)
+        """Per-feature contributions to the call effect: which features drive it.
+
+        T-learner: difference of the two arms' log-odds contributions. X-learner: the propensity-
+        weighted contributions of the two effect models (probability units; rows sum to the uplift
+        before clipping).
+        """
+        matrix = self._matrix(features)
+        if not self._effects:
+            values = self._treated.predict(matrix, pred_contrib=True) - self._control.predict(matrix, pred_contrib=True)
+        else:
+            weight = self._x_weights(matrix)[:, None]
+            values = weight * self._effects["effect_control"].predict(matrix, pred_contrib=True) + (
+                1 - weight
+            ) * self._effects["effect_treated"].predict(matrix, pred_contrib=True)
         return pd.DataFrame(values, columns=[*self._feature_names, "bias"], index=features.index)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:

@@ -6,6 +6,9 @@ beats the current champion re-evaluated on the SAME test window (first run: no c
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,75 @@ class ModelOutcome:
     reason: str
 
 
+def peak_rss_gib() -> float:
+    """Peak resident memory of this process so far, in GiB (NaN where the platform cannot say)."""
+    try:
+        import resource
+    except ImportError:  # Windows has no `resource` module
+        return float("nan")
+    # Linux reports KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def current_rss_gib() -> float:
+    """Resident memory of this process now, in GiB (Linux; NaN elsewhere)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as handle:
+            pages = int(handle.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1024**3
+
+
+def release_free_memory() -> None:
+    """Hand memory freed by a finished stage back to the OS: glibc's heap and Arrow's pool keep it
+    otherwise, and the next stage's peak then sits on top of it."""
+    import ctypes
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim this way
+        pass
+
+
+@dataclass
+class StageClock:
+    """Wall seconds of each training stage, the process's peak RSS when it ended, and its RSS once the
+    stage's freed memory went back to the OS (what the next stage starts from); logged with the run."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_gib: dict[str, float] = field(default_factory=dict)
+    rss_after_gib: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+            self.peak_rss_gib[name] = peak_rss_gib()
+            release_free_memory()
+            self.rss_after_gib[name] = current_rss_gib()
+
+    def metrics(self) -> dict[str, float]:
+        """`time.<stage>_s` and `peak_rss_gib.<stage>` run metrics (stage names snake_cased)."""
+        out = {}
+        for name, seconds in self.seconds.items():
+            key = name.replace(" ", "_")
+            out[f"time.{key}_s"] = seconds
+            if np.isfinite(self.peak_rss_gib[name]):
+                out[f"peak_rss_gib.{key}"] = self.peak_rss_gib[name]
+            if np.isfinite(self.rss_after_gib[name]):
+                out[f"rss_after_gib.{key}"] = self.rss_after_gib[name]
+        return out
+
+
 @dataclass
 class TrainResult:
     """The outcome of one training run."""
@@ -48,6 +120,10 @@ class TrainResult:
     metrics: dict[str, float]
     report_path: Path
     notes: list[str] = field(default_factory=list)
+    # Wall time and peak RSS per stage of the run (training data, each model, registry and report).
+    clock: StageClock = field(default_factory=StageClock)
+    # Training rows built: `snapshots` (repayment, call effect) and `contacts` (calls), all splits.
+    rows: dict[str, int] = field(default_factory=dict)
 
     @property
     def promoted(self) -> dict[str, bool]:
@@ -70,6 +146,11 @@ def _load(export_source: Export | str | Path) -> Export:
 
 def _test(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["split"] == "test"]
+
+
+def _test_head(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """The first `rows` test rows, without copying the whole test window first."""
+    return frame.iloc[np.flatnonzero((frame["split"] == "test").to_numpy())[:rows]]
 
 
 def champion_metric(kind: str, champion: Any, data: TrainingData) -> float:
@@ -197,9 +278,12 @@ def train(
     """
     from features.build import FEATURE_SET_VERSION
 
-    export = _load(export_source)
+    clock = StageClock()
+    with clock.stage("load export"):
+        export = _load(export_source)
     uri = tracking.resolve_tracking_uri(tracking_uri)
-    data = build_training_data(export, config)
+    with clock.stage("training data"):
+        data = build_training_data(export, config)
     run_tags = {
         "config": config.name,
         "feature_set_version": FEATURE_SET_VERSION,
@@ -210,20 +294,25 @@ def train(
         run.log_dict(config.resolved(), "config.json")
         run.log_dict({"feature_set_version": FEATURE_SET_VERSION, "features": data.feature_names}, "features.json")
         run.log_params(_params(config, data))
-        repayment = fit_repayment(data, config)
-        contact = fit_contact(data, config, export)
-        uplift = fit_uplift(data, config)
+        with clock.stage("repayment"):
+            repayment = fit_repayment(data, config)
+        with clock.stage("contact"):
+            contact = fit_contact(data, config, export)
+        with clock.stage("call effect"):
+            uplift = fit_uplift(data, config)
         metrics = {
             **{f"repayment.{key}": value for key, value in repayment.metrics.items()},
             **{f"contact.{key}": value for key, value in contact.metrics.items()},
             **{f"call_effect.{key}": value for key, value in uplift.metrics.items()},
         }
         if world is not None:
-            metrics.update(world_metrics(world, export, repayment.model, uplift.model))
+            with clock.stage("world metrics"):
+                metrics.update(world_metrics(world, export, repayment.model, uplift.model))
         fits = {"repayment": repayment, "contact": contact, "call_effect": uplift}
-        decisions = {
-            kind: decide(kind, fits[kind].metrics[tracking.KEY_METRIC[kind]], data, config, uri) for kind in KINDS
-        }
+        with clock.stage("champion comparison"):
+            decisions = {
+                kind: decide(kind, fits[kind].metrics[tracking.KEY_METRIC[kind]], data, config, uri) for kind in KINDS
+            }
         for kind, (_, value, _, _) in decisions.items():
             if value is not None:
                 metrics[f"{kind}.champion_{tracking.KEY_METRIC[kind]}"] = value
@@ -231,49 +320,52 @@ def train(
 
         folder = Path(report_dir) if report_dir else tracking.callq_home() / "reports" / run.run_id
         folder.mkdir(parents=True, exist_ok=True)
-        samples = {
-            "repayment": _test(data.snapshots).head(20),
-            "contact": _test(data.contacts).head(20),
-            "call_effect": _test(data.snapshots).head(20),
-        }
-        outcomes: dict[str, ModelOutcome] = {}
-        for kind in KINDS:
-            fit = fits[kind]
-            columns = fit.model.feature_names
-            model_uri = tracking.log_model(kind, fit.model, samples[kind][columns])
-            candidate = fit.metrics[tracking.KEY_METRIC[kind]]
-            version = tracking.register(
-                kind,
-                model_uri,
-                run.run_id,
-                {
-                    tracking.KEY_METRIC[kind]: f"{candidate:.6f}",
-                    "feature_set_version": FEATURE_SET_VERSION,
-                    "config": config.name,
-                    "test_window": f"{min(data.splits.test):%Y-%m-%d}..{max(data.splits.test):%Y-%m-%d}",
-                },
-                uri,
-            )
-            champion_version, champion_value, promote, reason = decisions[kind]
-            if promote:
-                tracking.promote(kind, version, reason, uri)
-            else:
-                tracking.set_version_tag(kind, version, "not_promoted_reason", reason, uri)
-            outcomes[kind] = ModelOutcome(
-                name=tracking.REGISTERED[kind],
-                version=version,
-                metric=tracking.KEY_METRIC[kind],
-                candidate_value=float(candidate),
-                champion_version=champion_version,
-                champion_value=None if champion_value is None else float(champion_value),
-                promoted=promote,
-                reason=reason,
-            )
-        run.set_tags({f"promoted.{kind}": str(outcome.promoted) for kind, outcome in outcomes.items()})
-        notes = [*repayment.notes, *contact.notes, *uplift.notes]
-        report = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
-        run.log_artifact(folder, "report")
-        return TrainResult(run.run_id, outcomes, metrics, report, notes)
+        with clock.stage("registry and report"):
+            samples = {
+                "repayment": _test_head(data.snapshots, 20),
+                "contact": _test_head(data.contacts, 20),
+                "call_effect": _test_head(data.snapshots, 20),
+            }
+            outcomes: dict[str, ModelOutcome] = {}
+            for kind in KINDS:
+                fit = fits[kind]
+                columns = fit.model.feature_names
+                model_uri = tracking.log_model(kind, fit.model, samples[kind][columns])
+                candidate = fit.metrics[tracking.KEY_METRIC[kind]]
+                version = tracking.register(
+                    kind,
+                    model_uri,
+                    run.run_id,
+                    {
+                        tracking.KEY_METRIC[kind]: f"{candidate:.6f}",
+                        "feature_set_version": FEATURE_SET_VERSION,
+                        "config": config.name,
+                        "test_window": f"{min(data.splits.test):%Y-%m-%d}..{max(data.splits.test):%Y-%m-%d}",
+                    },
+                    uri,
+                )
+                champion_version, champion_value, promote, reason = decisions[kind]
+                if promote:
+                    tracking.promote(kind, version, reason, uri)
+                else:
+                    tracking.set_version_tag(kind, version, "not_promoted_reason", reason, uri)
+                outcomes[kind] = ModelOutcome(
+                    name=tracking.REGISTERED[kind],
+                    version=version,
+                    metric=tracking.KEY_METRIC[kind],
+                    candidate_value=float(candidate),
+                    champion_version=champion_version,
+                    champion_value=None if champion_value is None else float(champion_value),
+                    promoted=promote,
+                    reason=reason,
+                )
+            run.set_tags({f"promoted.{kind}": str(outcome.promoted) for kind, outcome in outcomes.items()})
+            notes = [*repayment.notes, *contact.notes, *uplift.notes]
+            report = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
+            run.log_artifact(folder, "report")
+        run.log_metrics(clock.metrics())
+        rows = {"snapshots": len(data.snapshots), "contacts": len(data.contacts)}
+        return TrainResult(run.run_id, outcomes, metrics, report, notes, clock, rows)
 
 
 def _params(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
@@ -291,6 +383,7 @@ def _params(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
         "test_to": f"{max(data.splits.test):%Y-%m-%d}",
         "snapshot_rows": len(data.snapshots),
         "contact_rows": len(data.contacts),
+        "max_rows_per_snapshot": config.max_rows_per_snapshot,
         "n_features": len(data.feature_names),
         "repayment_params": config.repayment.params.model_dump(),
         "repayment_calibration": config.repayment.calibration,
@@ -336,11 +429,12 @@ def write_report(
     r, c, u = repayment.metrics, contact.metrics, uplift.metrics
     split_rows = []
     for name, dates in data.splits.by_split().items():
-        rows = data.snapshots[data.snapshots["split"] == name]
-        calls = data.contacts[data.contacts["split"] == name]
+        # Masks, not copies of each split: the frames can be millions of rows wide.
+        rows = data.snapshots.loc[(data.snapshots["split"] == name).to_numpy(), "label_repay"]
+        calls = data.contacts.loc[(data.contacts["split"] == name).to_numpy(), "label_rpc"]
         split_rows.append(
             (name, f"{min(dates):%Y-%m-%d} .. {max(dates):%Y-%m-%d}", len(dates), len(rows),
-             float(rows["label_repay"].mean()), len(calls), float(calls["label_rpc"].mean()))
+             float(rows.mean()), len(calls), float(calls.mean()))
         )  # fmt: skip
     repay_rows = [
         (label, *(r[f"{prefix}{name}"] for name in ("roc_auc", "pr_auc", "brier", "log_loss", "ece",

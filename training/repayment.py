@@ -168,7 +168,11 @@ def fit_repayment(data: TrainingData, config: TrainConfig) -> RepaymentFit:
 
     stage = StageRateBaseline().fit(train, train[LABEL])
     metrics.update(binary_metrics(labels, stage.predict_proba(test)[:, 1], prefix="baseline_stage_"))
-    logistic = logistic_baseline(train, features, config.seed).fit(_numeric_frame(train, features), train[LABEL])
+    baseline_rows = sample_rows(train, config.repayment.baseline_max_rows, config.seed)
+    logistic = logistic_baseline(baseline_rows, features, config.seed).fit(
+        _numeric_frame(baseline_rows, features), baseline_rows[LABEL]
+    )
+    metrics["baseline_logistic_train_rows"] = float(len(baseline_rows))
     logistic_p = logistic.predict_proba(_numeric_frame(test, features))[:, 1]
     metrics.update(binary_metrics(labels, logistic_p, prefix="baseline_logistic_"))
 

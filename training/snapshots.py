@@ -14,10 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from features.build import MODEL_FEATURES, SLOT_LOOKUP_FEATURES
 from features.contract import RIGHT_PARTY_OUTCOMES, Export
 from training.config import TrainConfig
 
 SPLITS = ("train", "validation", "test")
+# Feature columns training keeps: model inputs, the per-hour rates contact rows pick their slot's rate
+# from, and `stage_bucket`, the DPD-bucket rule baseline's key.
+TRAINING_COLUMNS = (*MODEL_FEATURES, *SLOT_LOOKUP_FEATURES, "stage_bucket")
 # Money has at most 2 decimals: a payment within half a cent of the threshold covers it.
 MONEY_TOLERANCE = 0.005
 
@@ -138,26 +142,54 @@ def _utc_date(as_of: pd.Timestamp) -> pd.Timestamp:
 def overdue_candidates(export: Export, dates: list[pd.Timestamp]) -> pd.DataFrame:
     """Cheap pre-filter: (account_id, as_of) pairs opened before as_of with dues exceeding payments.
 
-    Amount overdue = dues fallen due before the day less settled payments before it; the
-    feature build computes the same quantity and rows are filtered on it again afterwards.
+    Amount overdue = dues fallen due before the day less settled payments before it, in exact
+    cents (one bincount per date over integer account rows); the feature build computes the same
+    quantity and rows are filtered on it again afterwards. Rows come in accounts order per date.
     """
-    accounts = export.accounts[["account_id", "opened_date"]]
+    from features.timeline import account_codes, to_cents, to_us
+
+    accounts = export.accounts
+    index = pd.Index(accounts["account_id"].astype("string"))
+    n = len(index)
+    opened = to_us(accounts["opened_date"])
     dues, payments = export.dues, export.payments
-    settled = payments[payments["status"] == "settled"]
+    due_row = account_codes(dues["account_id"], index)
+    due_day, due_cents = to_us(dues["due_date"]), to_cents(dues["amount_due"])
+    settled = (payments["status"].astype("string") == "settled").fillna(False).to_numpy(dtype=bool)
+    paid_row = account_codes(payments["account_id"], index)
+    keep = settled & (paid_row >= 0)
+    paid_row, paid_at = paid_row[keep], to_us(payments["paid_at"])[keep]
+    paid_cents = to_cents(payments["amount"])[keep]
+    due_keep = due_row >= 0
+    due_row, due_day, due_cents = due_row[due_keep], due_day[due_keep], due_cents[due_keep]
+    ids = accounts["account_id"].astype("string").to_numpy()
     frames = []
     for as_of in dates:
-        day = _utc_date(as_of)
-        opened = accounts.loc[accounts["opened_date"] < day, "account_id"]
-        due = dues.loc[dues["due_date"] < day].groupby("account_id", sort=False)["amount_due"].sum()
-        paid = settled.loc[settled["paid_at"] < as_of].groupby("account_id", sort=False)["amount"].sum()
-        overdue = due.sub(paid, fill_value=0.0)
-        owing = overdue.index[overdue > MONEY_TOLERANCE]
-        ids = opened[opened.isin(owing)]
-        frames.append(pd.DataFrame({"account_id": ids.to_numpy(), "as_of": as_of}))
+        day = to_us(pd.Series([_utc_date(as_of)]))[0]
+        instant = to_us(pd.Series([as_of]))[0]
+        fallen = due_day < day
+        due = np.bincount(due_row[fallen], weights=due_cents[fallen], minlength=n)
+        before = paid_at < instant
+        paid = np.bincount(paid_row[before], weights=paid_cents[before], minlength=n)
+        # Cents summed as float64 stay exact (far below 2**53): owing means at least one cent.
+        rows = np.flatnonzero((opened < day) & (due - paid >= 1))
+        frames.append(pd.DataFrame({"account_id": ids[rows], "as_of": as_of}))
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["account_id", "as_of"])
     rows["account_id"] = rows["account_id"].astype("string")
     rows["as_of"] = pd.to_datetime(rows["as_of"], utc=True).astype("datetime64[us, UTC]")
     return rows
+
+
+def sample_per_snapshot(rows: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+    """At most `max_rows` rows per `as_of`: a seeded uniform sample of accounts, in the original order.
+
+    Drawn before features are built, so a large book never materialises every snapshot row.
+    """
+    if max_rows is None or len(rows) == 0:
+        return rows
+    draw = pd.Series(np.random.default_rng(seed).random(len(rows)), index=rows.index)
+    rank = draw.groupby(rows["as_of"].to_numpy(), sort=False).rank(method="first")
+    return rows[(rank <= max_rows).to_numpy()].reset_index(drop=True)
 
 
 def repayment_labels(payments: pd.DataFrame, rows: pd.DataFrame, horizon_days: int) -> pd.Series:
@@ -251,15 +283,26 @@ def contact_rows(
 
 
 def add_slot_rates(frame: pd.DataFrame, hour_bucket) -> pd.DataFrame:
-    """Copy of `frame` with the account's smoothed RPC rate for the row's hour bucket and weekday.
+    """Copy of `frame` with the account's smoothed RPC rates for the row's hour, hour bucket and weekday.
 
-    Picks `rpc_rate_hour_bucket_<b>` / `rpc_rate_weekday_<d>` by the row's `local_hour` / `weekday`.
+    Picks `rpc_rate_hour_bucket_<b>`, `rpc_rate_hour_<h>` (and the mean of h - 1 and h + 1) /
+    `rpc_rate_weekday_<d>` by the row's `local_hour` / `weekday` (NaN where the frame lacks the
+    column, e.g. an older feature set).
     """
     out = frame.copy()
     buckets = np.asarray([hour_bucket(int(hour)) for hour in range(24)], dtype=object)[
         out["local_hour"].to_numpy(dtype=int)
     ]
     out["rpc_rate_this_hour_bucket"] = _pick_by_key(out, "rpc_rate_hour_bucket_", buckets)
+    hours = out["local_hour"].to_numpy(dtype=int)
+    out["rpc_rate_this_hour"] = _pick_by_key(out, "rpc_rate_hour_", hours)
+    # The hours either side: answering habits span more than one clock hour (a work-start peak at 08:xx
+    # or 09:xx), so the neighbours' rates steady the slot's own few calls.
+    around = np.column_stack([_pick_by_key(out, "rpc_rate_hour_", (hours + step) % 24) for step in (-1, 1)])
+    known = ~np.isnan(around)
+    out["rpc_rate_adjacent_hours"] = np.where(
+        known.any(axis=1), np.where(known, around, 0.0).sum(axis=1) / np.maximum(known.sum(axis=1), 1), np.nan
+    )
     out["rpc_rate_this_weekday"] = _pick_by_key(out, "rpc_rate_weekday_", out["weekday"].to_numpy())
     return out
 
@@ -276,13 +319,21 @@ def _pick_by_key(frame: pd.DataFrame, prefix: str, keys: np.ndarray) -> np.ndarr
 
 
 def build_training_data(export: Export, config: TrainConfig) -> TrainingData:
-    """Snapshots, labels, treatment flags and contact rows for every split of `config`."""
-    from features.build import MODEL_FEATURES, build_features
+    """Snapshots, labels, treatment flags and contact rows for every split of `config`.
+
+    Each snapshot date keeps at most `config.max_rows_per_snapshot` overdue accounts (seeded uniform
+    sample, drawn before features); contact rows are the calls of the kept snapshot rows.
+    """
+    from features.build import build_features
 
     splits = snapshot_splits(export.as_of, config, history_start(export))
     candidates = overdue_candidates(export, splits.dates())
-    features = build_features(export, candidates)
-    features = features[features["amount_overdue"] > MONEY_TOLERANCE].reset_index(drop=True)
+    candidates = sample_per_snapshot(candidates, config.max_rows_per_snapshot, config.seed)
+    # Only what the models, labels and baselines read, numbers in 4 bytes: a large book's rows stay small.
+    features = build_features(export, candidates, columns=TRAINING_COLUMNS, compact=True)
+    owing = (features["amount_overdue"] > MONEY_TOLERANCE).to_numpy()
+    if not owing.all():  # the pre-filter is exact, so this copy is normally skipped
+        features = features[owing].reset_index(drop=True)
     features["split"] = features["as_of"].map(splits.split_of()).astype("string")
     features["label_repay"] = repayment_labels(export.payments, features, config.horizon_days)
     features["treated"] = treatment_flags(export.contacts, features, config.uplift.treatment_window_days)

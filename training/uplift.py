@@ -1,8 +1,16 @@
 """Call effect (uplift): how much reaching the debtor changes the chance of repayment.
 
-T-learner on snapshot rows: treatment = an outbound call reached the debtor (right-party
-contact) in the first `treatment_window_days` after the snapshot; outcome = the repayment
-label. One LightGBM per arm; uplift = P(repay | reached, x) - P(repay | not reached, x).
+Snapshot rows: treatment = an outbound call reached the debtor (right-party contact) in the
+first `treatment_window_days` after the snapshot; outcome = the repayment label. Two outcome
+arms, one LightGBM each: P(repay | reached, x) and P(repay | not reached, x).
+* T-learner: uplift = their difference. Each arm is fitted (and early-stopped) on its own rows,
+  so the difference carries the noise of the small reached arm twice.
+* X-learner (default; Künzel et al. 2019): impute each row's effect with the OTHER arm's model
+  (reached rows: y - P(repay | not reached); the others: P(repay | reached) - y), regress the
+  imputed effects on x per arm, and weight the two effect models by the propensity g(x) of being
+  reached: uplift = g·effect_control + (1 - g)·effect_treated. With few reached rows the estimate
+  leans on the precise not-reached arm; measured in simulated worlds (experiments/LIST_QUALITY.md)
+  it tracks the true effect better than the T-learner.
 
 What it can identify: the effect of a right-party contact *among debtors alike in the
 features* (DPD, amounts, payment, promise and contact history — which include what drives
@@ -25,7 +33,7 @@ from sklearn.metrics import log_loss
 
 from training.config import TrainConfig
 from training.evaluation import qini_coefficient, qini_curve, safe_auc, uplift_by_decile
-from training.models import CallEffectModel, FeatureEncoder, LightGBMClassifier
+from training.models import CallEffectModel, FeatureEncoder, LightGBMClassifier, LightGBMRegressor
 from training.repayment import ModelQualityError, sample_rows
 from training.snapshots import TrainingData
 
@@ -69,6 +77,9 @@ def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
             arm, arm[LABEL], eval_set=eval_set
         )
     arm_treated, arm_control = arms["treated"], arms["control"]
+    effect_texts = None
+    if config.uplift.learner == "x":
+        effect_texts = x_learner_effects(arm_treated, arm_control, train, validation, features, categories, config)
     model = CallEffectModel(
         arm_treated.encoder_.feature_names,
         categories,
@@ -79,8 +90,51 @@ def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
         },
         treated_text=arm_treated.booster_.model_to_string(),
         control_text=arm_control.booster_.model_to_string(),
+        effect_texts=effect_texts,
     )
     return evaluate_uplift(model, test, train)
+
+
+def imputed_effects(rows: pd.DataFrame, arm_treated: LightGBMClassifier, arm_control: LightGBMClassifier) -> np.ndarray:
+    """X-learner pseudo-outcomes: reached rows y - P(repay | not reached, x); others P(repay | reached, x) - y."""
+    outcome = rows[LABEL].to_numpy(dtype=float)
+    treated = rows[TREATMENT].to_numpy().astype(bool)
+    counterfactual = np.where(treated, arm_control.predict_proba(rows)[:, 1], arm_treated.predict_proba(rows)[:, 1])
+    return np.where(treated, outcome - counterfactual, counterfactual - outcome)
+
+
+def x_learner_effects(
+    arm_treated: LightGBMClassifier,
+    arm_control: LightGBMClassifier,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    features: list[str],
+    categories: dict[str, list[str]],
+    config: TrainConfig,
+) -> dict[str, str]:
+    """The X-learner's effect models per arm and the propensity of being reached, as booster texts.
+
+    Effects are imputed with out-of-arm models only (a row's own arm never scores it), and early
+    stopping uses the same arm's imputed effects on the validation window.
+    """
+    params = config.uplift.params
+    texts = {}
+    train_effect = imputed_effects(train, arm_treated, arm_control)
+    validation_effect = imputed_effects(validation, arm_treated, arm_control)
+    for name, flag in (("effect_treated", 1), ("effect_control", 0)):
+        rows = (train[TREATMENT] == flag).to_numpy()
+        held = (validation[TREATMENT] == flag).to_numpy()
+        eval_set = (validation[held], validation_effect[held]) if held.any() else None
+        regressor = LightGBMRegressor(features, params, config.seed, categories=categories).fit(
+            train[rows], train_effect[rows], eval_set=eval_set
+        )
+        texts[name] = regressor.booster_.model_to_string()
+    eval_set = (validation, validation[TREATMENT]) if validation[TREATMENT].nunique() == 2 else None
+    propensity = LightGBMClassifier(features, params, config.seed, categories=categories).fit(
+        train, train[TREATMENT], eval_set=eval_set
+    )
+    texts["propensity"] = propensity.booster_.model_to_string()
+    return texts
 
 
 def factual_auc(model: CallEffectModel, rows: pd.DataFrame) -> float:
@@ -97,7 +151,7 @@ def factual_auc(model: CallEffectModel, rows: pd.DataFrame) -> float:
 def evaluate_uplift(model: CallEffectModel, test: pd.DataFrame, train: pd.DataFrame) -> UpliftFit:
     """Qini coefficient, uplift by decile and the observed (naive) treated-control difference on test."""
     p_reached, p_not_reached = model.predict_components(test)
-    uplift = p_reached - p_not_reached
+    uplift = model.predict_uplift(test)
     outcome, treated = test[LABEL].to_numpy(), test[TREATMENT].to_numpy().astype(bool)
     rng = np.random.default_rng(0)
     metrics = {

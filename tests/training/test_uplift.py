@@ -1,0 +1,109 @@
+"""Call-effect learners on synthetic rows with a known effect: T and X learners, persistence, contributions."""
+
+from __future__ import annotations
+
+import pickle
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.config import LightGBMParams, TrainConfig, UpliftConfig
+from training.models import CallEffectModel
+from training.snapshots import SnapshotSplits, TrainingData
+from training.uplift import fit_uplift, imputed_effects
+
+PARAMS = LightGBMParams(
+    n_estimators=150, early_stopping_rounds=20, num_leaves=7, min_child_samples=40, learning_rate=0.08, num_threads=1
+)
+
+
+def _rows(n: int, seed: int, split: str) -> pd.DataFrame:
+    """Rows where reaching the debtor helps only the 'responsive' ones (x1 > 0), and the reached share is small."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    base = 1 / (1 + np.exp(-(-1.0 + 0.8 * x2)))
+    effect = np.where(x1 > 0, 0.35, 0.0) * (1 - base)
+    # Reached more often when x2 is high (observed confounding), about 15% overall.
+    propensity = 1 / (1 + np.exp(-(-1.9 + 0.6 * x2)))
+    treated = (rng.random(n) < propensity).astype(np.int8)
+    label = (rng.random(n) < base + treated * effect).astype(np.int8)
+    return pd.DataFrame(
+        {"x1": x1, "x2": x2, "label_repay": label, "treated": treated, "split": split, "true_effect": effect}
+    )
+
+
+def _data() -> TrainingData:
+    frames = [_rows(6000, 1, "train"), _rows(2000, 2, "validation"), _rows(3000, 3, "test")]
+    day = pd.Timestamp("2026-01-01", tz="UTC")
+    splits = SnapshotSplits((day,), (day + pd.Timedelta(days=30),), (day + pd.Timedelta(days=60),))
+    return TrainingData(splits, pd.concat(frames, ignore_index=True), pd.DataFrame(), ["x1", "x2"])
+
+
+def _config(learner: str) -> TrainConfig:
+    return TrainConfig(uplift=UpliftConfig(learner=learner, params=PARAMS))
+
+
+@pytest.fixture(scope="module")
+def fits():
+    data = _data()
+    return data, {learner: fit_uplift(data, _config(learner)) for learner in ("t", "x")}
+
+
+def test_both_learners_find_the_responsive_debtors(fits):
+    data, by_learner = fits
+    test = data.snapshots[data.snapshots["split"] == "test"]
+    truth = test["true_effect"].to_numpy()
+    for learner, fit in by_learner.items():
+        uplift = fit.model.predict_uplift(test)
+        assert np.corrcoef(uplift, truth)[0, 1] > 0.5, learner
+        responsive = test["x1"].to_numpy() > 0
+        assert uplift[responsive].mean() > uplift[~responsive].mean() + 0.1, learner
+        assert fit.model.learner == learner
+
+
+def test_x_learner_is_closer_to_the_true_effect_than_t(fits):
+    data, by_learner = fits
+    test = data.snapshots[data.snapshots["split"] == "test"]
+    truth = test["true_effect"].to_numpy()
+    error = {learner: np.mean((fit.model.predict_uplift(test) - truth) ** 2) for learner, fit in by_learner.items()}
+    assert error["x"] < error["t"]
+
+
+def test_imputed_effects_use_the_other_arm():
+    rows = pd.DataFrame({"label_repay": [1, 0, 1, 0], "treated": [1, 1, 0, 0]})
+    arm = SimpleNamespace
+    treated_arm = arm(
+        predict_proba=lambda frame: np.column_stack([1 - np.full(len(frame), 0.7), np.full(len(frame), 0.7)])
+    )
+    control_arm = arm(
+        predict_proba=lambda frame: np.column_stack([1 - np.full(len(frame), 0.2), np.full(len(frame), 0.2)])
+    )
+    np.testing.assert_allclose(imputed_effects(rows, treated_arm, control_arm), [0.8, -0.2, -0.3, 0.7])
+
+
+def test_x_learner_survives_pickle_and_artifacts(fits, tmp_path):
+    data, by_learner = fits
+    model = by_learner["x"].model
+    test = data.snapshots[data.snapshots["split"] == "test"].head(50)
+    paths = model.artifacts(tmp_path)
+    assert set(paths) == {"treated", "control", *CallEffectModel.EFFECT_PARTS}
+    restored = pickle.loads(pickle.dumps(model))
+    restored.load_context(SimpleNamespace(artifacts=paths))
+    np.testing.assert_allclose(restored.predict_uplift(test), model.predict_uplift(test))
+    assert restored.learner == "x"
+
+
+def test_x_learner_contributions_sum_to_the_uplift(fits):
+    data, by_learner = fits
+    model = by_learner["x"].model
+    test = data.snapshots[data.snapshots["split"] == "test"].head(40)
+    contributions = model.contributions(test)
+    assert list(contributions.columns) == ["x1", "x2", "bias"]
+    np.testing.assert_allclose(contributions.sum(axis=1).to_numpy(), model.predict_uplift(test), atol=1e-9)
+
+
+def test_effect_boosters_must_be_complete():
+    with pytest.raises(ValueError, match="effect boosters"):
+        CallEffectModel(["x1"], {}, effect_texts={"propensity": "tree"})
