@@ -96,3 +96,16 @@ def test_callq_list_beats_the_supervisor_sort_in_the_world(trained_book, day_run
     assert callq["model_expected_value"] > supervisor["model_expected_value"]
     assert callq["true_extra_collected"] > supervisor["true_extra_collected"]
     assert np.isfinite(table["share_of_oracle"]).all()
+
+
+def test_contact_grid_matches_row_by_row_prediction(trained_book):
+    """predict_hours (the fast grid the scorer uses) equals predicting each (account, hour) row."""
+    from features.build import build_features
+
+    features = build_features(trained_book.simulation.export).head(60)
+    weekdays = np.arange(len(features)) % 7
+    hours = [8, 13, 20]
+    grid = trained_book.champions.contact.predict_hours(features, hours, weekdays)
+    for column, hour in enumerate(hours):
+        rows = features.assign(local_hour=hour, weekday=weekdays)
+        np.testing.assert_allclose(grid[:, column], trained_book.champions.contact.predict_proba(rows))
