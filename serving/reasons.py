@@ -9,7 +9,7 @@ words. Computed for the listed calls only, never for the whole book.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,7 +60,7 @@ def _days(n: int, one: str, many: str) -> str:
     return one if n == 1 else many.format(n=n)
 
 
-def trigger_reasons(row: pd.Series) -> list[tuple[float, str]]:
+def trigger_reasons(row: Mapping[str, object]) -> list[tuple[float, str]]:
     """Business triggers for one listed call, each with a priority (higher first)."""
     reasons: list[tuple[float, str]] = []
     broken_ago = row.get("days_since_last_broken_promise")
@@ -88,17 +88,33 @@ def trigger_reasons(row: pd.Series) -> list[tuple[float, str]]:
     return reasons
 
 
-def contribution_reasons(contributions: pd.Series, features: pd.Series) -> list[tuple[float, str]]:
+TRIGGER_COLUMNS = (
+    "promise_broken_7d",
+    "days_since_last_broken_promise",
+    "days_to_pending_promise",
+    "next_payday_in_days",
+    "payday_concentration",
+    "days_past_due",
+    "amount_overdue",
+)
+
+
+def contribution_reasons(
+    names: Sequence[str], sizes: np.ndarray, features: Mapping[str, object]
+) -> list[tuple[float, str]]:
     """The features that raise this call's effect most, stated from their values, largest first."""
-    positive = contributions[contributions > 0].sort_values(ascending=False)
     reasons = []
-    for name, size in positive.items():
+    for position in np.argsort(-sizes, kind="stable"):
+        size = float(sizes[position])
+        if size <= 0:
+            break
+        name = names[position]
         value = features.get(name)
         if name not in FEATURE_PHRASES or value is None or pd.isna(value):
             continue
         phrase = FEATURE_PHRASES[name](float(value))
         if phrase:
-            reasons.append((float(size), phrase))
+            reasons.append((size, phrase))
     return reasons
 
 
@@ -108,18 +124,22 @@ def explain_calls(
     """Reasons (`;`-separated, aligned with `calls`) and the long table of top contributions.
 
     `calls` has account_id, local_hour, p_contact; `features` and `contributions` are indexed by
-    account_id (contributions: one column per model feature, from the call-effect model).
+    account_id (contributions: one column per model feature, from the call-effect model). Rows are
+    read as plain records and arrays: a list of tens of thousands of calls is explained in seconds.
     """
-    feature_rows = features.reindex(calls["account_id"].to_numpy())
-    contribution_rows = contributions.reindex(calls["account_id"].to_numpy())
+    ids = calls["account_id"].to_numpy()
+    phrase_columns = [name for name in FEATURE_PHRASES if name in features.columns]
+    wanted = [name for name in dict.fromkeys((*TRIGGER_COLUMNS, *phrase_columns)) if name in features.columns]
+    records = features.reindex(ids)[wanted].to_dict("records")
+    names = [column for column in contributions.columns if column != "bias"]
+    sizes = contributions.reindex(ids)[names].to_numpy(dtype=float)
+    hours = calls["local_hour"].to_numpy()
+    chances = calls["p_contact"].to_numpy(dtype=float)
     texts = []
-    for (_, call), (_, feature_row), (_, contrib_row) in zip(
-        calls.iterrows(), feature_rows.iterrows(), contribution_rows.iterrows(), strict=True
-    ):
-        merged = pd.concat([feature_row, call[["local_hour", "p_contact"]]])
-        triggers = trigger_reasons(merged)
+    for row, record in enumerate(records):
+        triggers = trigger_reasons({**record, "local_hour": hours[row], "p_contact": chances[row]})
         # Model reasons rank after the triggers (business rules first), by contribution size.
-        from_model = [(priority / 100.0, text) for priority, text in contribution_reasons(contrib_row, feature_row)]
+        from_model = contribution_reasons(names, sizes[row], record)
         chosen: list[str] = []
         for _, text in sorted(triggers, key=lambda item: -item[0]) + from_model:
             if text not in chosen:
@@ -127,32 +147,31 @@ def explain_calls(
             if len(chosen) == MAX_REASONS:
                 break
         texts.append("; ".join(chosen))
-    explanations = top_contributions(contributions.loc[contributions.index.isin(calls["account_id"])], features)
+    explanations = top_contributions(contributions.loc[contributions.index.isin(ids)], features)
     return pd.Series(texts, index=calls.index, dtype="string"), explanations
 
 
 def top_contributions(contributions: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
     """The largest contributions per account in long form: account_id, feature, value, contribution."""
+    columns = ["account_id", "feature", "value", "contribution"]
     if contributions.empty:
-        return pd.DataFrame(columns=["account_id", "feature", "value", "contribution"])
-    model_columns = [column for column in contributions.columns if column != "bias"]
-    long = (
-        contributions[model_columns]
-        .rename_axis("account_id")
-        .reset_index()
-        .melt(id_vars="account_id", var_name="feature", value_name="contribution")
-    )
-    long["magnitude"] = long["contribution"].abs()
-    long = (
-        long.sort_values(["account_id", "magnitude"], ascending=[True, False], kind="stable")
-        .groupby("account_id", sort=False)
-        .head(TOP_CONTRIBUTIONS)
-    )
-    long["value"] = [
-        _as_text(features.at[account, feature]) if feature in features.columns else ""
-        for account, feature in zip(long["account_id"], long["feature"], strict=True)
+        return pd.DataFrame(columns=columns)
+    names = np.asarray([column for column in contributions.columns if column != "bias"])
+    values = contributions[names].to_numpy(dtype=float)
+    top = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :TOP_CONTRIBUTIONS]
+    rows = np.repeat(np.arange(len(values)), top.shape[1])
+    picked = top.reshape(-1)
+    account_ids = contributions.index.to_numpy()[rows]
+    feature_names = names[picked]
+    known = features.reindex(pd.unique(account_ids))
+    shown = [
+        _as_text(known.at[account, feature]) if feature in known.columns else ""
+        for account, feature in zip(account_ids, feature_names, strict=True)
     ]
-    return long[["account_id", "feature", "value", "contribution"]].reset_index(drop=True)
+    long = pd.DataFrame(
+        {"account_id": account_ids, "feature": feature_names, "value": shown, "contribution": values[rows, picked]}
+    )
+    return long.sort_values("account_id", kind="stable").reset_index(drop=True)
 
 
 def _as_text(value: object) -> str:
