@@ -531,7 +531,7 @@ def write_report(
         "## Call effect (uplift, test window)",
         _table(
             [
-                ("T-learner", u["test_qini"], u["test_factual_auc"]),
+                (f"{config.uplift.learner.upper()}-learner", u["test_qini"], u["test_factual_auc"]),
                 ("random ordering", u["baseline_random_qini"], float("nan")),
             ],
             ("model", "Qini coefficient", "factual AUC (promotion metric)"),
