@@ -724,6 +724,27 @@ def _fraction(lo: np.ndarray, hi: np.ndarray, hours: tuple[float, float]) -> np.
     return inside / (hours[1] - hours[0])
 
 
+def _promise_part(
+    book: _Book,
+    day: _Day,
+    promising: np.ndarray,
+    promising_mask: np.ndarray,
+    seconds: np.ndarray,
+    promised_day: np.ndarray,
+    amount: np.ndarray,
+    contact_part: int,
+) -> dict[str, np.ndarray]:
+    """The promises taken on one day's contacts, tied to the contact part (and row) they were taken in."""
+    return {
+        "account": book.account[promising],
+        "time": _utc_us(day, promising, seconds[promising_mask]),
+        "promised_day": promised_day,
+        "amount": amount,
+        "part": np.full(len(promising), contact_part),
+        "row": np.flatnonzero(promising_mask),
+    }
+
+
 def _take_promises(
     state: _State,
     book: _Book,
@@ -883,15 +904,9 @@ def _advance(
                     "duration": (60 + draws[5, inbound] * 600).astype(np.int32),
                 }
             )
+            part = len(contact_parts) - 1
             promise_parts.append(
-                {
-                    "account": book.account[promising],
-                    "time": _utc_us(day, promising, seconds[promising_mask]),
-                    "promised_day": promised_day,
-                    "amount": amount,
-                    "part": np.full(len(promising), len(contact_parts) - 1),
-                    "row": np.flatnonzero(promising_mask),
-                }
+                _promise_part(book, day, promising, promising_mask, seconds, promised_day, amount, part)
             )
     if recorder is not None:
         for lanes_sent, ok, hour, channel in (
@@ -1097,14 +1112,7 @@ def _policy_calls(
         }
     )
     promise_parts.append(
-        {
-            "account": book.account[promising],
-            "time": _utc_us(day, promising, seconds[promising_mask]),
-            "promised_day": promised_day,
-            "amount": amount,
-            "part": np.full(len(promising), len(contact_parts) - 1),
-            "row": np.flatnonzero(promising_mask),
-        }
+        _promise_part(book, day, promising, promising_mask, seconds, promised_day, amount, len(contact_parts) - 1)
     )
 
 
