@@ -12,7 +12,7 @@ from rich.table import Table
 from features.io import write_frame
 from features.simulation import SimulationConfig, generate
 from serving.evaluation import compare_lists
-from serving.pipeline import default_list_date, load_models, run_day, write_day
+from serving.pipeline import default_list_date, load_models, policy_hours, run_day, score_export, write_day
 from training.config import TrainConfig
 from training.pipeline import train
 from training.tracking import resolve_tracking_uri
@@ -49,7 +49,8 @@ def run_demo(workdir: Path, *, accounts: int, seed: int, console: Console) -> No
     champions = load_models()
     list_date = default_list_date(export.as_of, operations)
     with console.status("scoring and ranking…"):
-        run = run_day(export, operations, list_date, champions)
+        scored = score_export(export, champions, call_hours=policy_hours(operations), day=list_date)
+        run = run_day(export, operations, list_date, champions, scored=scored)
     scores_path = workdir / "scores.parquet"
     write_frame(run.scores, str(scores_path))
     written = write_day(run, str(workdir / "call_list.csv"))
@@ -58,7 +59,7 @@ def run_demo(workdir: Path, *, accounts: int, seed: int, console: Console) -> No
     )
 
     step(f"call list for {list_date} ({operations.policy} policy), replayed in the simulated world")
-    comparison = compare_lists(simulation, champions, list_date, run=run)
+    comparison = compare_lists(simulation, champions, list_date, run=run, scored=scored)
     _print_summary(console, run, comparison, written, workdir)
     console.print(f"\n[bold]done in {time.perf_counter() - started:.0f} s[/bold]")
 

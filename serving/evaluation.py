@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.simulation import Simulation
-from serving.pipeline import contact_probability, run_day, score_export
+from serving.pipeline import contact_probability, policy_hours, run_day, score_export
 from serving.ranking import rank_calls, supervisor_sort_list
 
 
@@ -48,15 +48,16 @@ def local_slot_utc(zones: np.ndarray, local_hour: np.ndarray, weekday: np.ndarra
     return result
 
 
-def oracle_list(simulation: Simulation, list_date: dt.date) -> pd.DataFrame:
+def oracle_list(simulation: Simulation, list_date: dt.date, features: pd.DataFrame | None = None) -> pd.DataFrame:
     """The call list drawn with full knowledge of the world, under the same rules and capacity."""
     export, world = simulation.export, simulation.world
     ids = export.accounts["account_id"].to_numpy()
     p_none = world.true_p_repay(ids)
-    from features.build import build_features
+    if features is None:
+        from features.build import build_features
 
-    features = build_features(export).set_index("account_id", drop=False)
-    features.index.name = None
+        features = build_features(export).set_index("account_id", drop=False)
+        features.index.name = None
     scores = features.assign(
         p_repay=p_none,
         uplift=np.clip(world.true_p_repay_if_reached(ids) - p_none, 0.0, None),
@@ -73,15 +74,19 @@ def oracle_list(simulation: Simulation, list_date: dt.date) -> pd.DataFrame:
     return rank_calls(export, simulation.operations, list_date, scores, true_contact).call_list
 
 
-def compare_lists(simulation: Simulation, champions, list_date: dt.date, run=None) -> pd.DataFrame:
-    """callq's list, the supervisor's sort and the oracle, replayed in the world (extra over no calls)."""
+def compare_lists(simulation: Simulation, champions, list_date: dt.date, run=None, scored=None) -> pd.DataFrame:
+    """callq's list, the supervisor's sort and the oracle, replayed in the world (extra over no calls).
+
+    `run` and `scored` (as `run_day` used them) spare recomputing the features and the scores.
+    """
     export, operations, world = simulation.export, simulation.operations, simulation.world
-    run = run or run_day(export, operations, list_date, champions)
-    scored = score_export(export, champions, day=list_date)
+    if scored is None:
+        scored = score_export(export, champions, call_hours=policy_hours(operations), day=list_date)
+    run = run or run_day(export, operations, list_date, champions, scored=scored)
     supervisor = supervisor_sort_list(
         export, operations, list_date, scored.account_scores, contact_probability(champions)
     ).call_list
-    oracle = oracle_list(simulation, list_date)
+    oracle = oracle_list(simulation, list_date, features=scored.features)
 
     outcomes = [
         ListOutcome(

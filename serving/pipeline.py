@@ -144,21 +144,23 @@ def contact_probability(champions):
     return probability
 
 
-def run_day(export: Export, operations: Operations, list_date: dt.date, champions) -> DailyRun:
-    """Score the book, rank the day's calls, explain them, and guard the list before anyone sees it."""
-    scored = score_export(
-        export,
-        champions,
-        call_hours=tuple(range(operations.policy_rules.call_window_start, operations.policy_rules.call_window_end)),
-        day=list_date,
-    )
-    contact = champions.contact
+def policy_hours(operations: Operations) -> tuple[int, ...]:
+    """Debtor-local start hours the operations' policy allows: where a day's best hour is searched."""
+    rules = operations.policy_rules
+    return tuple(range(rules.call_window_start, rules.call_window_end))
 
-    def contact_probability(rows: pd.DataFrame, local_hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
-        slots = rows.assign(local_hour=np.asarray(local_hour, dtype=int), weekday=np.asarray(weekday, dtype=int))
-        return contact.predict_proba(slots)
 
-    result = rank_calls(export, operations, list_date, scored.account_scores, contact_probability)
+def run_day(
+    export: Export, operations: Operations, list_date: dt.date, champions, scored: Scored | None = None
+) -> DailyRun:
+    """Score the book, rank the day's calls, explain them, and guard the list before anyone sees it.
+
+    `scored` (from `score_export(..., call_hours=policy_hours(operations), day=list_date)`) lets a
+    caller that also needs the account scores compute them once.
+    """
+    if scored is None:
+        scored = score_export(export, champions, call_hours=policy_hours(operations), day=list_date)
+    result = rank_calls(export, operations, list_date, scored.account_scores, contact_probability(champions))
     call_list = result.call_list.copy()
     listed = scored.features.loc[call_list["account_id"].to_numpy()]
     contributions = champions.call_effect.contributions(listed)
