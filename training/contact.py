@@ -20,15 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.frozen import FrozenEstimator
 
 from training.config import LightGBMParams, TrainConfig
 from training.evaluation import binary_metrics
-from training.models import SLOT_COLUMNS, ContactModel, LightGBMClassifier, calibration_map
+from training.models import SLOT_COLUMNS, ContactModel, LightGBMClassifier
 from training.repayment import ModelQualityError, sample_rows
 from training.snapshots import TrainingData, local_hour_weekday
-from training.tuning import tune_lightgbm
+from training.tuning import fit_calibrated
 
 LABEL = "label_rpc"
 # Smoothing of raw per-hour rates toward the portfolio rate, in pseudo-calls.
@@ -119,25 +117,21 @@ def fit_contact(data: TrainingData, config: TrainConfig, export) -> ContactFit:
             train, train[LABEL], eval_set=(validation, validation[LABEL])
         )
 
-    params = config.contact.params
-    if config.contact.tuning is not None:
-        params, best = tune_lightgbm(
-            params,
-            config.contact.tuning,
-            fit,
-            validation,
-            validation[LABEL].to_numpy(),
-            seed=config.seed,
-            max_trees=150,
-            max_leaves=31,
-        )
-        notes.append(f"tuned on validation: AUC {best:.4f} with {params.model_dump()}")
-    estimator = fit(params)
-    calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method=config.contact.calibration)
-    calibrated.fit(validation, validation[LABEL].to_numpy())
+    estimator, calibration, params = fit_calibrated(
+        fit,
+        config.contact.params,
+        config.contact.tuning,
+        config.contact.calibration,
+        validation,
+        validation[LABEL].to_numpy(),
+        notes,
+        seed=config.seed,
+        max_trees=150,
+        max_leaves=31,
+    )
     model = ContactModel.from_estimator(
         estimator,
-        calibration=calibration_map(calibrated),
+        calibration=calibration,
         metadata={"label": LABEL, "candidate_hours": list(config.contact.candidate_hours)},
     )
 

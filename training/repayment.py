@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
-from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -24,9 +22,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from training.config import LightGBMParams, TrainConfig
 from training.evaluation import binary_metrics, calibration_table, gains_curve
-from training.models import BoosterModel, LightGBMClassifier, calibration_map
+from training.models import BoosterModel, LightGBMClassifier
 from training.snapshots import TrainingData
-from training.tuning import tune_lightgbm
+from training.tuning import fit_calibrated
 
 LABEL = "label_repay"
 
@@ -145,18 +143,19 @@ def fit_repayment(data: TrainingData, config: TrainConfig) -> RepaymentFit:
             train, train[LABEL], eval_set=(validation, validation[LABEL])
         )
 
-    params = config.repayment.params
-    if config.repayment.tuning is not None:
-        params, best = tune_lightgbm(
-            params, config.repayment.tuning, fit, validation, validation[LABEL].to_numpy(), seed=config.seed
-        )
-        notes.append(f"tuned on validation: AUC {best:.4f} with {params.model_dump()}")
-    estimator = fit(params)
-    calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method=config.repayment.calibration)
-    calibrated.fit(validation, validation[LABEL].to_numpy())
+    estimator, calibration, params = fit_calibrated(
+        fit,
+        config.repayment.params,
+        config.repayment.tuning,
+        config.repayment.calibration,
+        validation,
+        validation[LABEL].to_numpy(),
+        notes,
+        seed=config.seed,
+    )
     model = BoosterModel.from_estimator(
         estimator,
-        calibration=calibration_map(calibrated),
+        calibration=calibration,
         metadata={"label": LABEL, "horizon_days": config.horizon_days, "monotone_constraints": constraints},
     )
 

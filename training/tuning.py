@@ -9,6 +9,7 @@ import pandas as pd
 
 from training.config import LightGBMParams, TuningConfig
 from training.evaluation import safe_auc
+from training.models import calibration_map
 
 
 def tune_lightgbm(
@@ -58,3 +59,31 @@ def tune_lightgbm(
     )
     study.optimize(objective, n_trials=tuning.n_trials, timeout=tuning.timeout_s)
     return base.model_copy(update=study.best_params), float(study.best_value)
+
+
+def fit_calibrated(
+    fit: Callable[[LightGBMParams], object],
+    params: LightGBMParams,
+    tuning: TuningConfig | None,
+    calibration: str,
+    validation: pd.DataFrame,
+    validation_labels: np.ndarray,
+    notes: list[str],
+    *,
+    seed: int,
+    **limits: int,
+) -> tuple[object, dict | None, LightGBMParams]:
+    """Tune on validation when configured, fit, and fit the calibration map on validation only.
+
+    Returns the fitted estimator, its calibration map and the params used; `limits` bound the tuning search.
+    """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    if tuning is not None:
+        params, best = tune_lightgbm(params, tuning, fit, validation, validation_labels, seed=seed, **limits)
+        notes.append(f"tuned on validation: AUC {best:.4f} with {params.model_dump()}")
+    estimator = fit(params)
+    calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method=calibration)
+    calibrated.fit(validation, validation_labels)
+    return estimator, calibration_map(calibrated), params
