@@ -147,6 +147,13 @@ NO_CALL_FLAGS = ("do_not_call", "cease_contact", "deceased", "bankruptcy")
 SPECIAL_HANDLING_FLAGS = ("dispute_open", "complaint_open", "hardship")
 
 
+def aware_utc(value: dt.datetime) -> dt.datetime:
+    """An as_of instant in UTC; a naive datetime is refused (its zone would be a guess)."""
+    if value.tzinfo is None:
+        raise ValueError("as_of must carry a UTC offset, e.g. 2026-11-23T00:00:00Z")
+    return value.astimezone(dt.UTC)
+
+
 class ExportMeta(BaseModel):
     """`export.json`, or the one row of `export_meta` in a SQL export."""
 
@@ -158,9 +165,7 @@ class ExportMeta(BaseModel):
     @field_validator("as_of")
     @classmethod
     def _aware_utc(cls, value: dt.datetime) -> dt.datetime:
-        if value.tzinfo is None:
-            raise ValueError("as_of must carry a UTC offset, e.g. 2026-11-23T00:00:00Z")
-        return value.astimezone(dt.UTC)
+        return aware_utc(value)
 
 
 @dataclass

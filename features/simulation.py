@@ -72,6 +72,7 @@ from features.contract import (
     Operations,
     Shift,
     Team,
+    aware_utc,
     is_valid_timezone,
 )
 
@@ -220,9 +221,7 @@ class SimulationConfig(BaseModel):
     @field_validator("as_of")
     @classmethod
     def _aware_utc(cls, value: dt.datetime) -> dt.datetime:
-        if value.tzinfo is None:
-            raise ValueError("as_of must carry a UTC offset")
-        return value.astimezone(dt.UTC)
+        return aware_utc(value)
 
     @model_validator(mode="after")
     def _zones(self) -> SimulationConfig:
