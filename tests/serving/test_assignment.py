@@ -43,7 +43,7 @@ def textbook_greedy(account, slot, value, capacity):
 
 
 def assert_feasible(chosen, account, slot, capacity, group, group_capacity, value):
-    assert np.bincount(account[chosen], minlength=account.max() + 1).max(initial=0) <= 1
+    assert np.bincount(account[chosen], minlength=len(group)).max(initial=0) <= 1
     assert np.all(np.bincount(slot[chosen], minlength=len(capacity)) <= capacity)
     assert np.all(np.bincount(group[account[chosen]], minlength=len(group_capacity)) <= group_capacity)
     assert np.all(value[chosen] > 0)
