@@ -292,7 +292,8 @@ def load_export(
     frames: dict[str, pd.DataFrame] = {}
     for name in TABLES:
         table = check.tables[name]
-        kept = table.typed.loc[~table.rejected].reset_index(drop=True)
+        # Most loads reject nothing: keep the typed columns as they are rather than copy them.
+        kept = table.typed.loc[~table.rejected].reset_index(drop=True) if table.rejected.any() else table.typed
         frames[name] = kept.astype(contract_dtypes(name))
         report.read[name] = table.read
         report.accepted[name] = len(kept)

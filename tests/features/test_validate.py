@@ -332,3 +332,29 @@ def test_rejections_cascade_to_rows_of_rejected_accounts() -> None:
     assert rejected == {"accounts": 1, "dues": 3, "payments": 2, "contacts": 2, "promises": 1}
     assert set(result.tables["dues"].reasons) == {"account_id: account rejected"}
     assert result.tables["accounts"].reasons.tolist() == ["timezone: not an IANA time zone"]
+
+
+@pytest.mark.parametrize("values", [["a", "b", None], ["a", "a", None], [None, None], []])
+def test_duplicates_mark_every_copy_and_never_nulls(values: list) -> None:
+    from features.validate import _duplicated
+
+    series = pd.Series(values, dtype="string")
+    expected = (series.duplicated(keep=False) & series.notna()).to_numpy(dtype=bool)
+    np.testing.assert_array_equal(_duplicated(series), expected)
+
+
+@pytest.mark.parametrize("orphans", [0, 3])
+def test_membership_in_a_large_id_set_matches_arrow(orphans: int) -> None:
+    """Above `_LARGE_VALUE_SET` ids, membership is counted by DuckDB first; the mask must not change."""
+    from features.validate import _LARGE_VALUE_SET, _in
+
+    ids = pd.array([f"A{i}" for i in range(_LARGE_VALUE_SET + 5)], dtype="string")
+    rng = np.random.default_rng(0)
+    rows = pd.Series(ids[rng.integers(0, len(ids), 50_000)], dtype="string")
+    rows[[7, 70]] = pd.NA
+    rows[rng.choice(np.arange(100, 50_000), orphans, replace=False)] = "Z"
+    found = _in(rows, ids)
+    known = set(ids)
+    expected = np.array([value is not pd.NA and value in known for value in rows.astype(object)])
+    np.testing.assert_array_equal(found, expected)
+    assert (~found).sum() == orphans + 2
