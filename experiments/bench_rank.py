@@ -105,8 +105,11 @@ def main() -> None:
     model_seconds = [0.0]
     model_rows = [0]
 
-    def contact_probability(rows: pd.DataFrame, local_hour: np.ndarray, local_weekday: np.ndarray) -> np.ndarray:
+    def contact_probability(
+        accounts: pd.DataFrame, account_pos: np.ndarray, local_hour: np.ndarray, local_weekday: np.ndarray
+    ) -> np.ndarray:
         tick = time.perf_counter()
+        rows = accounts.iloc[account_pos]
         base = 0.15 + 0.25 * np.exp(-(((local_hour - 19) / 3.0) ** 2)) + 0.05 * (local_weekday == 4)
         out = np.clip(base * (0.5 + rows["p_repay"].to_numpy()), 0, 1)
         model_seconds[0] += time.perf_counter() - tick

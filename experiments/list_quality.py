@@ -97,8 +97,10 @@ def true_contact_probability(simulation: Simulation, list_date: dt.date):
     world = simulation.world
     zone_of = simulation.export.accounts.set_index("account_id")["timezone"]
 
-    def probability(rows: pd.DataFrame, local_hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
-        account_ids = rows["account_id"].to_numpy()
+    def probability(
+        accounts: pd.DataFrame, account_pos: np.ndarray, local_hour: np.ndarray, weekday: np.ndarray
+    ) -> np.ndarray:
+        account_ids = accounts["account_id"].to_numpy()[account_pos]
         call_at = local_slot_utc(zone_of.loc[account_ids].to_numpy(), local_hour, weekday, list_date)
         return world.true_p_contact(account_ids, call_at)
 

@@ -66,8 +66,10 @@ def oracle_list(simulation: Simulation, list_date: dt.date, features: pd.DataFra
     )
     zone_of = export.accounts.set_index("account_id")["timezone"]
 
-    def true_contact(rows: pd.DataFrame, local_hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
-        account_ids = rows["account_id"].to_numpy()
+    def true_contact(
+        accounts: pd.DataFrame, account_pos: np.ndarray, local_hour: np.ndarray, weekday: np.ndarray
+    ) -> np.ndarray:
+        account_ids = accounts["account_id"].to_numpy()[account_pos]
         call_at = local_slot_utc(zone_of.loc[account_ids].to_numpy(), local_hour, weekday, list_date)
         return world.true_p_contact(account_ids, call_at)
 
@@ -84,7 +86,7 @@ def compare_lists(simulation: Simulation, champions, list_date: dt.date, run=Non
         scored = score_export(export, champions, call_hours=policy_hours(operations), day=list_date)
     run = run or run_day(export, operations, list_date, champions, scored=scored)
     supervisor = supervisor_sort_list(
-        export, operations, list_date, scored.account_scores, contact_probability(champions)
+        export, operations, list_date, scored.account_scores, contact_probability(champions, scored.contact_grid)
     ).call_list
     oracle = oracle_list(simulation, list_date, features=scored.features)
 

@@ -42,6 +42,33 @@ def load_models(tracking_uri: str | None = None):
     return load_champions(tracking_uri)
 
 
+@dataclass(frozen=True)
+class ContactGrid:
+    """P(right-party contact) of the eligible accounts at each searched hour of one local weekday.
+
+    Scoring computes it to find each account's best hour; the ranker then reads its candidate
+    slots from it instead of calling the contact model again on a copy of the book.
+    """
+
+    account_id: pd.Index  # one per grid row
+    hours: np.ndarray  # debtor-local hours, one per grid column
+    weekday: int  # 0 = Monday
+    p: np.ndarray  # shape (accounts, hours)
+
+    def lookup(self, account_id: np.ndarray, local_hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
+        """One probability per (account, hour, weekday) request; NaN where the grid has no answer."""
+        unique, inverse = np.unique(np.asarray(account_id, dtype=object), return_inverse=True)
+        row = self.account_id.get_indexer(pd.Index(unique, dtype="string"))[inverse]
+        column_of_hour = np.full(24, -1)
+        column_of_hour[self.hours] = np.arange(len(self.hours))
+        hour = np.asarray(local_hour, dtype=int)
+        column = np.where((hour >= 0) & (hour < 24), column_of_hour[np.clip(hour, 0, 23)], -1)
+        hit = (row >= 0) & (column >= 0) & (np.asarray(weekday, dtype=int) == self.weekday)
+        out = np.full(len(hour), np.nan)
+        out[hit] = self.p[row[hit], column[hit]]
+        return out
+
+
 @dataclass
 class Scored:
     """Features and model outputs for every account at the export's as_of."""
@@ -49,6 +76,7 @@ class Scored:
     features: pd.DataFrame  # indexed by account_id
     scores: pd.DataFrame  # contract `scores`
     account_scores: pd.DataFrame  # what the ranker needs, indexed like `features`
+    contact_grid: ContactGrid | None = None  # the best-hour search, for the ranker to reuse
 
 
 def _local_weekday(export: Export, day: dt.date) -> np.ndarray:
@@ -79,17 +107,24 @@ def score_export(
     day = day or export.as_of.date()
     best_hour = np.full(len(features), np.nan)
     p_best = np.full(len(features), np.nan)
-    if eligible.any() and call_hours:
-        positions = np.flatnonzero(eligible)
-        hours = np.asarray(call_hours)
-        # Chunks bound memory: the contact model sees one row per (account, hour).
-        for start in range(0, len(positions), BEST_HOUR_CHUNK):
-            chunk = positions[start : start + BEST_HOUR_CHUNK]
-            rows = features.iloc[chunk]
-            by_hour = champions.contact.predict_hours(rows, list(hours), np.full(len(rows), day.weekday()))
-            best = by_hour.argmax(axis=1)
-            best_hour[chunk] = hours[best]
-            p_best[chunk] = by_hour[np.arange(len(rows)), best]
+    positions = np.flatnonzero(eligible) if call_hours else np.zeros(0, dtype=np.int64)
+    hours = np.asarray(call_hours, dtype=int)
+    grid = np.empty((len(positions), len(hours)))
+    # Chunks bound memory: the contact model sees one row per (account, hour).
+    for start in range(0, len(positions), BEST_HOUR_CHUNK):
+        chunk = positions[start : start + BEST_HOUR_CHUNK]
+        rows = features.iloc[chunk]
+        by_hour = champions.contact.predict_hours(rows, list(hours), np.full(len(rows), day.weekday()))
+        grid[start : start + len(chunk)] = by_hour
+        best = by_hour.argmax(axis=1)
+        best_hour[chunk] = hours[best]
+        p_best[chunk] = by_hour[np.arange(len(rows)), best]
+    contact_grid = ContactGrid(
+        account_id=pd.Index(features["account_id"].to_numpy()[positions], dtype="string"),
+        hours=hours,
+        weekday=day.weekday(),
+        p=grid,
+    )
 
     scores = pd.DataFrame(
         {
@@ -111,7 +146,7 @@ def score_export(
         value_at_stake=value_at_stake(features),
         promise_followup=promise_followup(features),
     )
-    return Scored(features=features, scores=scores, account_scores=account_scores)
+    return Scored(features=features, scores=scores, account_scores=account_scores, contact_grid=contact_grid)
 
 
 def value_at_stake(features: pd.DataFrame) -> np.ndarray:
@@ -133,13 +168,28 @@ def promise_followup(features: pd.DataFrame) -> np.ndarray:
     return np.nan_to_num(since, nan=np.inf) <= 1
 
 
-def contact_probability(champions):
-    """The ranker's view of the contact model: P(right-party contact) per (account row, local slot)."""
+def contact_probability(champions, grid: ContactGrid | None = None):
+    """The ranker's view of the contact model: P(right-party contact) per candidate slot.
+
+    With `grid` (from `score_export`), slots the best-hour search already scored are read from
+    it; only the others (another local weekday, an hour outside the search) run the model.
+    """
     contact = champions.contact
 
-    def probability(rows: pd.DataFrame, local_hour: np.ndarray, weekday: np.ndarray) -> np.ndarray:
-        slots = rows.assign(local_hour=np.asarray(local_hour, dtype=int), weekday=np.asarray(weekday, dtype=int))
-        return contact.predict_proba(slots)
+    def probability(
+        accounts: pd.DataFrame, account_pos: np.ndarray, local_hour: np.ndarray, weekday: np.ndarray
+    ) -> np.ndarray:
+        local_hour, weekday = np.asarray(local_hour, dtype=int), np.asarray(weekday, dtype=int)
+        if grid is None:
+            p = np.full(len(account_pos), np.nan)
+        else:
+            p = grid.lookup(accounts["account_id"].to_numpy()[account_pos], local_hour, weekday)
+        missing = np.flatnonzero(np.isnan(p))
+        if len(missing):
+            rows = accounts.iloc[account_pos[missing]]
+            slots = rows.assign(local_hour=local_hour[missing], weekday=weekday[missing])
+            p[missing] = contact.predict_proba(slots)
+        return p
 
     return probability
 
@@ -160,7 +210,9 @@ def run_day(
     """
     if scored is None:
         scored = score_export(export, champions, call_hours=policy_hours(operations), day=list_date)
-    result = rank_calls(export, operations, list_date, scored.account_scores, contact_probability(champions))
+    result = rank_calls(
+        export, operations, list_date, scored.account_scores, contact_probability(champions, scored.contact_grid)
+    )
     call_list = result.call_list.copy()
     listed = scored.features.loc[call_list["account_id"].to_numpy()]
     contributions = champions.call_effect.contributions(listed)

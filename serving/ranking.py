@@ -23,7 +23,11 @@ from serving.assignment import assign_greedy
 from serving.eligibility import Candidates, find_candidates
 from serving.slots import as_list_date
 
-ContactProbability = Callable[[pd.DataFrame, np.ndarray, np.ndarray], np.ndarray]
+# P(right-party contact) per candidate: `(accounts, account_pos, local_hour, local_weekday)` gives one
+# probability per candidate i, the account in row `account_pos[i]` of `accounts` (one row per
+# account, with every score and feature column) called at `local_hour[i]` on `local_weekday[i]`.
+# Passing positions, not a row per candidate, lets a model pick only the columns it reads.
+ContactProbability = Callable[[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 SCORE_COLUMNS = (
     "account_id",
@@ -84,6 +88,9 @@ def _score_table(account_scores: pd.DataFrame, accounts: pd.DataFrame) -> pd.Dat
         raise ValueError(f"account_scores lacks columns {missing}")
     if account_scores["account_id"].duplicated().any():
         raise ValueError("account_scores must hold one row per account")
+    ids = accounts["account_id"].to_numpy()
+    if len(account_scores) == len(ids) and (account_scores["account_id"].to_numpy() == ids).all():
+        return account_scores.reset_index(drop=True)  # already aligned (scoring keeps the export's order)
     aligned = account_scores.set_index("account_id").reindex(accounts["account_id"])
     return aligned.reset_index()
 
@@ -148,8 +155,9 @@ def _contact_probabilities(
     """Call the contact model on candidate rows and check what it returns."""
     if len(account_pos) == 0:
         return np.zeros(0)
-    rows = scores.iloc[account_pos].reset_index(drop=True)
-    p_contact = np.asarray(contact_probability(rows, local_hour.copy(), local_weekday.copy()), dtype=float)
+    p_contact = np.asarray(
+        contact_probability(scores, account_pos.copy(), local_hour.copy(), local_weekday.copy()), dtype=float
+    )
     if p_contact.shape != (len(account_pos),) or not np.all(np.isfinite(p_contact)):
         raise ValueError("contact_probability must return one finite probability per candidate row")
     return np.clip(p_contact, 0.0, 1.0)
@@ -166,8 +174,8 @@ def rank_calls(
     """Build the compliant, capacity-bound call list for list date D that maximises expected value.
 
     `account_scores`: one row per account with SCORE_COLUMNS (plus any features the contact
-    model reads). `contact_probability(rows, local_hour, local_weekday)` gives P(right-party
-    contact) per candidate (account row, slot).
+    model reads). `contact_probability(accounts, account_pos, local_hour, local_weekday)` gives
+    P(right-party contact) per candidate (account row, slot); see `ContactProbability`.
     """
     config = config or RankConfig()
     day = as_list_date(list_date)

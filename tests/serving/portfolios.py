@@ -173,8 +173,11 @@ def random_operations(seed: int) -> Operations:
     return Operations.model_validate(data)
 
 
-def hour_curve(rows: pd.DataFrame, local_hour: np.ndarray, local_weekday: np.ndarray) -> np.ndarray:
+def hour_curve(
+    accounts: pd.DataFrame, account_pos: np.ndarray, local_hour: np.ndarray, local_weekday: np.ndarray
+) -> np.ndarray:
     """A simple contact model for tests: evenings and Fridays answer more, per-account noise."""
+    rows = accounts.iloc[account_pos]
     base = 0.15 + 0.25 * np.exp(-(((local_hour - 19) / 3.0) ** 2)) + 0.05 * (local_weekday == 4)
     jitter = (pd.util.hash_pandas_object(rows["account_id"], index=False).to_numpy() % 100) / 1000.0
     return np.clip(base + jitter, 0.0, 1.0)
@@ -270,6 +273,8 @@ def operations(
     return Operations.model_validate({"centre_timezone": centre, "policy": policy, "teams": teams, **extra})
 
 
-def constant_contact(rows: pd.DataFrame, local_hour: np.ndarray, local_weekday: np.ndarray) -> np.ndarray:
+def constant_contact(
+    accounts: pd.DataFrame, account_pos: np.ndarray, local_hour: np.ndarray, local_weekday: np.ndarray
+) -> np.ndarray:
     """P(contact) = 0.5 everywhere: value then depends on the account only."""
-    return np.full(len(rows), 0.5)
+    return np.full(len(account_pos), 0.5)

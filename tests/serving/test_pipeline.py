@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -109,3 +111,47 @@ def test_contact_grid_matches_row_by_row_prediction(trained_book):
     for column, hour in enumerate(hours):
         rows = features.assign(local_hour=hour, weekday=weekdays)
         np.testing.assert_allclose(grid[:, column], trained_book.champions.contact.predict_proba(rows))
+
+
+def test_ranking_from_the_scoring_grid_equals_calling_the_model(trained_book):
+    """The ranker reads slot probabilities from the best-hour grid; the list must be the model's list."""
+    from serving.pipeline import contact_probability, policy_hours
+    from serving.ranking import rank_calls
+
+    simulation = trained_book.simulation
+    export, operations = simulation.export, simulation.operations
+    list_date = default_list_date(export.as_of, operations)
+    scored = score_export(export, trained_book.champions, call_hours=policy_hours(operations), day=list_date)
+    assert scored.contact_grid is not None and len(scored.contact_grid.account_id) > 0
+
+    class CountingContact:
+        def __init__(self, model):
+            self.model, self.rows = model, 0
+
+        def predict_proba(self, frame):
+            self.rows += len(frame)
+            return self.model.predict_proba(frame)
+
+    with_grid, without = (SimpleNamespace(contact=CountingContact(trained_book.champions.contact)) for _ in "ab")
+    lists = [
+        rank_calls(export, operations, list_date, scored.account_scores, probability).call_list
+        for probability in (contact_probability(with_grid, scored.contact_grid), contact_probability(without))
+    ]
+    assert len(lists[0]) > 0
+    assert with_grid.contact.rows < 0.2 * without.contact.rows  # the grid answered most slots
+    pd.testing.assert_frame_equal(lists[0], lists[1], check_exact=False, rtol=1e-12)
+
+
+def test_contact_grid_lookup_misses_other_weekdays_hours_and_accounts():
+    from serving.pipeline import ContactGrid
+
+    grid = ContactGrid(
+        account_id=pd.Index(["A", "B"], dtype="string"),
+        hours=np.array([9, 10]),
+        weekday=2,
+        p=np.array([[0.1, 0.2], [0.3, 0.4]]),
+    )
+    found = grid.lookup(
+        np.array(["B", "A", "A", "A", "Z"], dtype=object), np.array([10, 9, 11, 9, 9]), np.array([2, 2, 2, 3, 2])
+    )
+    np.testing.assert_array_equal(found, [0.4, 0.1, np.nan, np.nan, np.nan])
