@@ -97,7 +97,11 @@ def score_export(
     p_repay = champions.repayment.predict_proba(features)
     # Contract p_repay: with nothing overdue the required payment is zero, so the event is certain.
     p_repay = np.where(features["amount_overdue"].to_numpy() > 0, p_repay, 1.0)
-    uplift = np.clip(champions.call_effect.predict_uplift(features), 0.0, 1.0)
+    # A call can only bring money in where something is overdue (value at stake is 0 elsewhere).
+    overdue = features["amount_overdue"].to_numpy() > 0
+    uplift = np.zeros(len(features))
+    if overdue.any():
+        uplift[overdue] = np.clip(champions.call_effect.predict_uplift(features[overdue]), 0.0, 1.0)
 
     eligible = (
         (features["amount_overdue"].to_numpy() > 0)

@@ -164,10 +164,13 @@ def top_contributions(contributions: pd.DataFrame, features: pd.DataFrame) -> pd
     account_ids = contributions.index.to_numpy()[rows]
     feature_names = names[picked]
     known = features.reindex(pd.unique(account_ids))
-    shown = [
-        _as_text(known.at[account, feature]) if feature in known.columns else ""
-        for account, feature in zip(account_ids, feature_names, strict=True)
-    ]
+    position = known.index.get_indexer(account_ids)
+    shown = np.full(len(account_ids), "", dtype=object)
+    for feature in pd.unique(feature_names):  # column by column: a cell lookup per row costs seconds
+        if feature in known.columns:
+            where = np.flatnonzero(feature_names == feature)
+            column = known[feature].to_numpy(dtype=object)
+            shown[where] = [_as_text(value) for value in column[position[where]]]
     long = pd.DataFrame(
         {"account_id": account_ids, "feature": feature_names, "value": shown, "contribution": values[rows, picked]}
     )

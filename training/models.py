@@ -316,8 +316,23 @@ class ContactModel(BoosterModel):
         ]
         base = features.loc[:, needed]
         out = np.empty((n_rows, n_hours))
+        if any(column in self.categories for column in SLOT_COLUMNS):  # not numeric: encode per hour
+            for j, hour in enumerate(hours):
+                out[:, j] = self.predict_proba(base.assign(local_hour=int(hour), weekday=days[:, j]))
+            return out
+        from features.contacts import hour_bucket
+        from training.snapshots import slot_rates
+
+        # Encode the account columns once; per hour only the slot columns of the matrix change.
+        matrix = self._matrix(base.assign(**dict.fromkeys(SLOT_COLUMNS, np.nan)))
+        slot_position = {name: i for i, name in enumerate(self.feature_names) if name in SLOT_COLUMNS}
         for j, hour in enumerate(hours):
-            out[:, j] = self.predict_proba(base.assign(local_hour=int(hour), weekday=days[:, j]))
+            hour_of_row = np.full(n_rows, int(hour))
+            values = {"local_hour": hour_of_row, "weekday": days[:, j]}
+            values.update(slot_rates(base, hour_of_row, np.ascontiguousarray(days[:, j]), hour_bucket))
+            for name, position in slot_position.items():
+                matrix[:, position] = values[name]
+            out[:, j] = apply_calibration(self._booster.predict(matrix, raw_score=True), self.calibration)
         return out
 
 

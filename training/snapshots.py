@@ -290,21 +290,27 @@ def add_slot_rates(frame: pd.DataFrame, hour_bucket) -> pd.DataFrame:
     column, e.g. an older feature set).
     """
     out = frame.copy()
-    buckets = np.asarray([hour_bucket(int(hour)) for hour in range(24)], dtype=object)[
-        out["local_hour"].to_numpy(dtype=int)
-    ]
-    out["rpc_rate_this_hour_bucket"] = _pick_by_key(out, "rpc_rate_hour_bucket_", buckets)
-    hours = out["local_hour"].to_numpy(dtype=int)
-    out["rpc_rate_this_hour"] = _pick_by_key(out, "rpc_rate_hour_", hours)
+    rates = slot_rates(out, out["local_hour"].to_numpy(dtype=int), out["weekday"].to_numpy(dtype=int), hour_bucket)
+    for name, values in rates.items():
+        out[name] = values
+    return out
+
+
+def slot_rates(frame: pd.DataFrame, hours: np.ndarray, weekdays: np.ndarray, hour_bucket) -> dict[str, np.ndarray]:
+    """The picked rate columns of `add_slot_rates` for the rows of `frame` called at `hours` / `weekdays`."""
+    buckets = np.asarray([hour_bucket(int(hour)) for hour in range(24)], dtype=object)[hours]
     # The hours either side: answering habits span more than one clock hour (a work-start peak at 08:xx
     # or 09:xx), so the neighbours' rates steady the slot's own few calls.
-    around = np.column_stack([_pick_by_key(out, "rpc_rate_hour_", (hours + step) % 24) for step in (-1, 1)])
+    around = np.column_stack([_pick_by_key(frame, "rpc_rate_hour_", (hours + step) % 24) for step in (-1, 1)])
     known = ~np.isnan(around)
-    out["rpc_rate_adjacent_hours"] = np.where(
-        known.any(axis=1), np.where(known, around, 0.0).sum(axis=1) / np.maximum(known.sum(axis=1), 1), np.nan
-    )
-    out["rpc_rate_this_weekday"] = _pick_by_key(out, "rpc_rate_weekday_", out["weekday"].to_numpy())
-    return out
+    return {
+        "rpc_rate_this_hour_bucket": _pick_by_key(frame, "rpc_rate_hour_bucket_", buckets),
+        "rpc_rate_this_hour": _pick_by_key(frame, "rpc_rate_hour_", hours),
+        "rpc_rate_adjacent_hours": np.where(
+            known.any(axis=1), np.where(known, around, 0.0).sum(axis=1) / np.maximum(known.sum(axis=1), 1), np.nan
+        ),
+        "rpc_rate_this_weekday": _pick_by_key(frame, "rpc_rate_weekday_", weekdays),
+    }
 
 
 def _pick_by_key(frame: pd.DataFrame, prefix: str, keys: np.ndarray) -> np.ndarray:
