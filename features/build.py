@@ -28,7 +28,8 @@ from features.promises import build_promise_history, promise_features
 from features.stage import build_ledger, stage_features, stage_state
 from features.timeline import Snapshots, account_codes, account_zones, day_floor, to_us
 
-FEATURE_SET_VERSION = "2"  # 2: + rpc_rate_hour_<h> (exact-hour, customer-pooled rates)
+# 2: + rpc_rate_hour_<h> (exact-hour, customer-pooled rates); 3: + *_due_to_limit, paid_to_due_<d>d (ratios)
+FEATURE_SET_VERSION = "3"
 KEY_COLUMNS = ("account_id", "as_of")
 
 
@@ -63,6 +64,8 @@ def _specs() -> list[FeatureSpec]:
         ("due_amount_mean_180d", "mean amount of the dues fallen due in the last 180 days; NaN if none"),
         ("due_amount_trend_180d", "due_amount_mean_90d minus the mean of the dues 90-180 days back"),
         ("overdue_in_dues", "amount_overdue / due_amount_mean_180d: how many typical dues are overdue"),
+        ("last_due_to_limit", "amount of the latest fallen due / credit_limit; NaN if none or no positive limit"),
+        ("next_due_to_limit", "next_due_amount / credit_limit; NaN if none or no positive limit"),
     ]
     payments = []
     for kind in ("settled", "returned"):
@@ -74,6 +77,13 @@ def _specs() -> list[FeatureSpec]:
         *(
             (f"dues_covered_share_{d}d", f"share of dues fallen due in the last {d} days now fully covered")
             for d in COVERAGE_WINDOWS
+        ),
+        *(
+            (
+                f"paid_to_due_{d}d",
+                f"payments_settled_sum_{d}d / amount of the dues fallen due in the last {d} days; NaN if none fell",
+            )
+            for d in PAYMENT_WINDOWS
         ),
         ("days_since_last_payment", "days since the last settled payment; NaN if none"),
         (

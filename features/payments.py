@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.stage import Ledger, StageState, first_uncovered_due
+from features.stage import Ledger, StageState, fallen_window_starts, first_uncovered_due
 from features.timeline import US_PER_DAY, Snapshots, day_floor, days_between, local_parts
 
 PAYMENT_WINDOWS = (30, 90, 180)
-COVERAGE_WINDOWS = (90, 180)
+COVERAGE_WINDOWS = (90, 180)  # a subset of PAYMENT_WINDOWS: the dues windows are looked up once
 PAYDAY_CYCLE = 31  # payday is a day of month 1..31 on a 31-step circle
 
 
@@ -75,20 +75,30 @@ def returned_share_180d(counts: dict[str, np.ndarray]) -> np.ndarray:
         return np.where(total > 0, returned / total, np.nan)
 
 
-def dues_covered_share(ledger: Ledger, state: StageState, snaps: Snapshots) -> dict[str, np.ndarray]:
+def dues_covered_share(state: StageState, due_starts: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
     """dues_covered_share_{90,180}d: share of dues fallen due in the window now fully covered."""
     out = {}
-    starts = ledger.dues.before(
-        np.tile(snaps.account, len(COVERAGE_WINDOWS)),
-        np.concatenate([snaps.as_of_day - d * US_PER_DAY for d in COVERAGE_WINDOWS]),
-    )
-    n = len(snaps)
-    for i, days in enumerate(COVERAGE_WINDOWS):
-        start = starts[i * n : (i + 1) * n]
+    for days in COVERAGE_WINDOWS:
+        start = due_starts[days]
         in_window = state.fallen_end - start
         covered = np.clip(state.uncovered - start, 0, in_window)
         with np.errstate(divide="ignore", invalid="ignore"):
             out[f"dues_covered_share_{days}d"] = np.where(in_window > 0, covered / in_window, np.nan)
+    return out
+
+
+def paid_to_due(
+    ledger: Ledger, state: StageState, due_starts: dict[int, np.ndarray], sums: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """paid_to_due_{30,90,180}d: payments_settled_sum_{d}d / amount of the dues fallen due in the
+    last d days (before the as_of date, as due_amount_mean_*); NaN when no due fell in the window."""
+    out = {}
+    for days in PAYMENT_WINDOWS:
+        due_total = (ledger.due_cum[state.fallen_end] - ledger.due_cum[due_starts[days]]) / 100.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"paid_to_due_{days}d"] = np.where(
+                due_total > 0, sums[f"payments_settled_sum_{days}d"] / due_total, np.nan
+            )
     return out
 
 
@@ -165,7 +175,9 @@ def payment_features(
     facts = payment_facts(ledger, zone_of_account, zones)
     out = payments_settled_and_returned(ledger, snaps)
     out["returned_share_180d"] = returned_share_180d(out)
-    out.update(dues_covered_share(ledger, state, snaps))
+    due_starts = fallen_window_starts(ledger, state, snaps, PAYMENT_WINDOWS)
+    out.update(dues_covered_share(state, due_starts))
+    out.update(paid_to_due(ledger, state, due_starts, out))
     out["days_since_last_payment"] = days_since_last_payment(ledger, snaps)
     out.update(payment_lateness(ledger, facts, snaps))
     out["payments_partial_count_180d"] = payments_partial_count_180d(ledger, facts, snaps)

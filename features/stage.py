@@ -139,15 +139,28 @@ def stage_bucket(dpd: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=list(STAGE_BUCKETS))
 
 
-def limit_use(overdue: np.ndarray, credit_limit: np.ndarray) -> np.ndarray:
-    """amount_overdue / credit_limit; NaN without a positive credit limit."""
+def per_limit(amount: np.ndarray, credit_limit: np.ndarray) -> np.ndarray:
+    """amount / credit_limit (limit_use, due-to-limit); NaN without a positive credit limit."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(credit_limit > 0, overdue / credit_limit, np.nan)
+        return np.where(credit_limit > 0, amount / credit_limit, np.nan)
 
 
 def account_age_days(opened_us: np.ndarray, snaps: Snapshots) -> np.ndarray:
     """Whole days from the opening date to the as_of date."""
     return (snaps.as_of_day - opened_us) // US_PER_DAY
+
+
+def fallen_window_starts(
+    ledger: Ledger, state: StageState, snaps: Snapshots, windows: tuple[int, ...]
+) -> dict[int, np.ndarray]:
+    """Position of the first due of each window: the dues fallen due in the last `days` days
+    (as_of date - days <= due_date < as_of date) are [start, fallen_end)."""
+    n = len(snaps)
+    starts = ledger.dues.before(
+        np.tile(snaps.account, len(windows)),
+        np.concatenate([snaps.as_of_day - days * US_PER_DAY for days in windows]),
+    )
+    return {days: np.minimum(starts[i * n : (i + 1) * n], state.fallen_end) for i, days in enumerate(windows)}
 
 
 def due_amounts(ledger: Ledger, state: StageState, snaps: Snapshots) -> dict[str, np.ndarray]:
@@ -157,21 +170,14 @@ def due_amounts(ledger: Ledger, state: StageState, snaps: Snapshots) -> dict[str
     statement), and a growing due is a warning sign; `overdue_in_dues` counts the overdue amount in
     typical dues.
     """
-    n = len(snaps)
-    windows = (90, 180)
-    starts = ledger.dues.before(
-        np.tile(snaps.account, len(windows)),
-        np.concatenate([snaps.as_of_day - days * US_PER_DAY for days in windows]),
-    )
+    starts = fallen_window_starts(ledger, state, snaps, (90, 180))
     means = {}
-    for i, days in enumerate(windows):
-        start = np.minimum(starts[i * n : (i + 1) * n], state.fallen_end)
+    for days, start in starts.items():
         count = state.fallen_end - start
         total = ledger.due_cum[state.fallen_end] - ledger.due_cum[start]
         with np.errstate(divide="ignore", invalid="ignore"):
             means[days] = np.where(count > 0, total / np.maximum(count, 1) / 100.0, np.nan)
-    start_180 = np.minimum(starts[n:], state.fallen_end)
-    start_90 = np.minimum(starts[:n], state.fallen_end)
+    start_90, start_180 = starts[90], starts[180]
     count_old = start_90 - start_180
     total_old = ledger.due_cum[start_90] - ledger.due_cum[start_180]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -183,6 +189,14 @@ def due_amounts(ledger: Ledger, state: StageState, snaps: Snapshots) -> dict[str
         "due_amount_trend_180d": means[90] - mean_old,
         "overdue_in_dues": overdue_in_dues,
     }
+
+
+def last_due_amount(ledger: Ledger, state: StageState) -> np.ndarray:
+    """Amount of the latest due fallen due before the as_of date; NaN if none."""
+    has = state.fallen_end > state.due_start
+    amount = np.full(len(has), np.nan)
+    amount[has] = ledger.dues.columns["amount"][state.fallen_end[has] - 1] / 100.0
+    return amount
 
 
 def next_due(ledger: Ledger, state: StageState, snaps: Snapshots) -> tuple[np.ndarray, np.ndarray]:
@@ -216,10 +230,12 @@ def stage_features(
         "months_delinquent": months_delinquent(dpd),
         "dues_missed_in_row": dues_missed_in_row(state),
         "product": pd.Categorical(products.to_numpy()[rows], categories=categories),
-        "limit_use": limit_use(overdue, credit_limit),
+        "limit_use": per_limit(overdue, credit_limit),
         "credit_limit": credit_limit,
         "account_age_days": account_age_days(to_us(accounts["opened_date"])[rows], snaps),
         "next_due_in_days": next_days,
         "next_due_amount": next_amount,
         **due_amounts(ledger, state, snaps),
+        "last_due_to_limit": per_limit(last_due_amount(ledger, state), credit_limit),
+        "next_due_to_limit": per_limit(next_amount, credit_limit),
     }

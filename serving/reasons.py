@@ -47,6 +47,8 @@ FEATURE_PHRASES: dict[str, Callable[[float], str | None]] = {
     "dues_covered_share_90d": lambda v: "covered most recent dues" if v >= 0.5 else None,
     "dues_missed_in_row": lambda v: _count(v, "missed the last due", "missed {n} dues in a row") if v > 0 else None,
     "limit_use": lambda v: "near the credit limit" if v >= 0.8 else None,
+    "paid_to_due_90d": lambda v: f"paid {v:.0%} of what fell due in 90 days" if v < 1 else "paid all that fell due",
+    "paid_to_due_30d": lambda v: f"paid {v:.0%} of this month's due" if v < 1 else None,
     "inbound_contacts_90d": lambda v: "contacted us lately" if v > 0 else None,
     "wrong_numbers_90d": lambda v: "number doubtful (wrong number lately)" if v > 0 else None,
 }

@@ -137,6 +137,10 @@ def reference_row(
     row["due_amount_trend_180d"] = row["due_amount_mean_90d"] - due_mean(90, 180)
     mean_180 = row["due_amount_mean_180d"]
     row["overdue_in_dues"] = overdue / 100 / mean_180 if mean_180 == mean_180 and mean_180 > 0 else math.nan
+    has_limit = limit is not None and limit > 0
+    last_fallen = dues[fallen[-1]]["amount_due"] if fallen else None
+    row["last_due_to_limit"] = last_fallen / limit if has_limit and last_fallen is not None else math.nan
+    row["next_due_to_limit"] = upcoming[0]["amount_due"] / limit if has_limit and upcoming else math.nan
 
     # Payments ------------------------------------------------------------------------
     for kind, items in (("settled", settled), ("returned", returned)):
@@ -151,6 +155,11 @@ def reference_row(
         window = [i for i in fallen if _as_date(dues[i]["due_date"]) >= start]
         covered = [i for i in window if remaining[i] == 0]
         row[f"dues_covered_share_{days}d"] = len(covered) / len(window) if window else math.nan
+    for days in (30, 90, 180):
+        start = as_of_date - dt.timedelta(days=days)
+        due_cents = sum(_cents(dues[i]["amount_due"]) for i in fallen if _as_date(dues[i]["due_date"]) >= start)
+        paid_cents = sum(_cents(p["amount"]) for p in settled if p["paid_at"] >= as_of - days * DAY)
+        row[f"paid_to_due_{days}d"] = paid_cents / due_cents if due_cents else math.nan
     row["days_since_last_payment"] = _days(as_of, settled[-1]["paid_at"]) if settled else math.nan
     recent, older, partial = [], [], 0
     for payment, due in zip(settled, went_to, strict=True):

@@ -63,3 +63,15 @@ def test_days_until_day_of_month_clamps_to_month_length():
         pd.Series(pd.to_datetime(["2026-06-15", "2026-06-15", "2026-02-28", "2026-06-30", "2026-01-31"]))
     )
     assert list(days_until_day_of_month(days, np.array([15, 31, 30, 1, 30]))) == [0, 15, 0, 1, 28]
+
+
+def test_paid_to_due_is_window_payments_over_the_dues_fallen_in_the_window():
+    row = one(
+        dues=[due("2026-03-17", 100.0), due("2026-05-16", 100.0), due("2026-06-15", 100.0)],
+        payments=[payment("2026-05-20 08:00", 50.0), payment("2026-06-14 23:00", 100.0, pid="P2")],
+    )
+    # 30 d: the 05-16 due (the window's first day) only; the due on the as_of date has not fallen.
+    assert row["paid_to_due_30d"] == 150.0 / 100.0
+    assert row["paid_to_due_90d"] == row["paid_to_due_180d"] == 150.0 / 200.0  # 03-17 and 05-16
+    no_recent_due = one(dues=[due("2026-05-15", 100.0)], payments=[payment("2026-06-01", 30.0)])
+    assert np.isnan(no_recent_due["paid_to_due_30d"]) and no_recent_due["paid_to_due_90d"] == 0.3

@@ -115,3 +115,12 @@ def test_limit_use_is_nan_without_a_positive_limit_and_age_counts_days():
         (AS_OF.tz_localize(None) - pd.Timestamp("2024-01-01")).days,
         1,
     ]
+
+
+def test_due_to_limit_takes_the_latest_fallen_due_and_the_next_one():
+    row = one(dues=[due("2026-05-15", 100.0), due("2026-06-14", 150.0), due("2026-06-15", 80.0)])
+    assert (row["last_due_to_limit"], row["next_due_to_limit"]) == (0.15, 0.08)  # limit 1000
+    upcoming_only = one(dues=[due("2026-06-15", 80.0)])
+    assert np.isnan(upcoming_only["last_due_to_limit"]) and upcoming_only["next_due_to_limit"] == 0.08
+    export = make_export(accounts=[account_row("A", credit_limit=0.0)], dues=[due("2026-06-01", 10.0)])
+    assert build_features(export)[["last_due_to_limit", "next_due_to_limit"]].isna().all(axis=None)
