@@ -190,6 +190,9 @@ def smoothed_rpc_rates(history: ContactHistory, snaps: Snapshots) -> dict[str, n
     return out
 
 
+HOUR_RATE_CHUNK = 100_000
+
+
 def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
     """rpc_rate_hour_<h> (h = 0-23 debtor-local): the customer's right-party rate at that exact hour, over
     the calls to all of the customer's accounts (one person answers them), shrunk hierarchically: the
@@ -226,17 +229,20 @@ def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[s
         portfolio_hour = np.where(
             portfolio_attempts > 0, portfolio_rpc / np.maximum(portfolio_attempts, 1), portfolio_bucket[bucket_of]
         )
-        mine = history.customer[snaps.account[rows]]
-        mine_attempts, mine_rpc = attempts[mine], reached[mine]
-        # The customer's answer level relative to the portfolio (1 = average), itself shrunk.
-        level = (mine_rpc.sum(axis=1) + k * overall) / (mine_attempts.sum(axis=1) + k) / max(overall, 1e-9)
-        bucket_prior = np.minimum(portfolio_bucket[None, :] * level[:, None], 1.0)
-        bucket_rate = (mine_rpc @ to_bucket + k * bucket_prior) / (mine_attempts @ to_bucket + k)
         hour_share = portfolio_hour / np.maximum(portfolio_bucket[bucket_of], 1e-9)
-        hour_prior = np.minimum(bucket_rate[:, bucket_of] * hour_share[None, :], 1.0)
-        rate = (mine_rpc + k_hour * hour_prior) / (mine_attempts + k_hour)
-        for hour in range(N_HOURS):
-            out[f"rpc_rate_hour_{hour}"][rows] = rate[:, hour]
+        # Row chunks: each (rows x 24) intermediate of a million-account book would cost 200 MB.
+        for first in range(0, len(rows), HOUR_RATE_CHUNK):
+            part = rows[first : first + HOUR_RATE_CHUNK]
+            mine = history.customer[snaps.account[part]]
+            mine_attempts, mine_rpc = attempts[mine], reached[mine]
+            # The customer's answer level relative to the portfolio (1 = average), itself shrunk.
+            level = (mine_rpc.sum(axis=1) + k * overall) / (mine_attempts.sum(axis=1) + k) / max(overall, 1e-9)
+            bucket_prior = np.minimum(portfolio_bucket[None, :] * level[:, None], 1.0)
+            bucket_rate = (mine_rpc @ to_bucket + k * bucket_prior) / (mine_attempts @ to_bucket + k)
+            hour_prior = np.minimum(bucket_rate[:, bucket_of] * hour_share[None, :], 1.0)
+            rate = (mine_rpc + k_hour * hour_prior) / (mine_attempts + k_hour)
+            for hour in range(N_HOURS):
+                out[f"rpc_rate_hour_{hour}"][part] = rate[:, hour]
     return out
 
 

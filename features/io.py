@@ -301,6 +301,10 @@ def load_export(
     if rejects_dir is not None and mode == "lenient":
         _write_rejects(check, Path(rejects_dir))
     export = Export(as_of=check.as_of, source=str(source), **frames)
+    del raw, check, table, kept
+    # The raw columns live in Arrow's own allocator, which keeps freed pages for reuse; numpy
+    # (features, models) allocates elsewhere, so hand them back: ~0.9 GiB on a 1M-account export.
+    pa.default_memory_pool().release_unused()
     return export, report
 
 

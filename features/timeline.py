@@ -42,8 +42,8 @@ def account_codes(account_ids: pd.Series, index: pd.Index) -> np.ndarray:
 
     Arrow hashing (no Python object per row): tens of millions of event ids take seconds.
     """
-    values = pa.array(pd.Series(account_ids).astype("string").array, type=pa.large_string())
-    value_set = pa.array(pd.Series(index).astype("string").array, type=pa.large_string())
+    values = pa.array(pd.Series(account_ids).astype("string").array)
+    value_set = pa.array(pd.Series(index).astype("string").array).cast(values.type)  # the small side
     codes = pc.index_in(values, value_set=value_set)
     return codes.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64")
 
