@@ -250,6 +250,9 @@ def markdown(rows: list[dict], quick: bool) -> str:
     return "\n".join(lines)
 
 
+NOTES_HEADING = "## Analysis (hand-written)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2,000-account books (a smoke run, noisier)")
@@ -273,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
             f"true contact {row['our_uplift_true_contact'] / row['oracle']:.0%}) in {row['seconds']:.0f} s",
             flush=True,
         )
-    Path(args.out).write_text(markdown(rows, args.quick), encoding="utf-8")
+    out = Path(args.out)
+    # Hand-written analysis below the generated tables (from NOTES_HEADING on) survives a re-run.
+    previous = out.read_text(encoding="utf-8") if out.exists() else ""
+    notes = previous[previous.index(NOTES_HEADING) :] if NOTES_HEADING in previous else ""
+    out.write_text(markdown(rows, args.quick) + ("\n" + notes if notes else ""), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
 
