@@ -155,3 +155,38 @@ def test_contact_grid_lookup_misses_other_weekdays_hours_and_accounts():
         np.array(["B", "A", "A", "A", "Z"], dtype=object), np.array([10, 9, 11, 9, 9]), np.array([2, 2, 2, 3, 2])
     )
     np.testing.assert_array_equal(found, [0.4, 0.1, np.nan, np.nan, np.nan])
+
+
+def test_contact_probability_answers_grid_misses_with_the_model():
+    """Slots on another local weekday or hour than the grid's (far time zones) must go to the model."""
+    from serving.pipeline import ContactGrid, contact_probability
+
+    def truth(account_ids, hours, weekdays):
+        codes = np.array([int(a[1:]) for a in account_ids])
+        return (codes * 0.01 + hours * 0.02 + weekdays * 0.001) % 1.0
+
+    class Contact:
+        rows = 0
+
+        def predict_proba(self, frame):
+            Contact.rows += len(frame)
+            return truth(frame["account_id"].to_numpy(), frame["local_hour"].to_numpy(), frame["weekday"].to_numpy())
+
+    accounts = pd.DataFrame({"account_id": pd.array([f"A{i}" for i in range(6)], dtype="string")})
+    hours = np.arange(8, 21)
+    grid_ids = accounts["account_id"].to_numpy()[:4]  # A4, A5 are not in the grid (not eligible)
+    grid = ContactGrid(
+        account_id=pd.Index(grid_ids, dtype="string"),
+        hours=hours,
+        weekday=0,
+        p=np.stack([truth(np.repeat(a, len(hours)), hours, np.zeros(len(hours))) for a in grid_ids]),
+    )
+    rng = np.random.default_rng(3)
+    positions = rng.integers(0, 6, 200)
+    local_hour = rng.integers(6, 23, 200)
+    weekday = rng.choice([0, 0, 0, 6], 200)
+    found = contact_probability(SimpleNamespace(contact=Contact()), grid)(accounts, positions, local_hour, weekday)
+    expected = truth(accounts["account_id"].to_numpy()[positions], local_hour, weekday)
+    np.testing.assert_allclose(found, expected)
+    in_grid = (positions < 4) & (local_hour >= 8) & (local_hour <= 20) & (weekday == 0)
+    assert 0 < Contact.rows == (~in_grid).sum()
