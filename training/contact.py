@@ -132,7 +132,12 @@ def fit_contact(data: TrainingData, config: TrainConfig, export) -> ContactFit:
     model = ContactModel.from_estimator(
         estimator,
         calibration=calibration,
-        metadata={"label": LABEL, "candidate_hours": list(config.contact.candidate_hours)},
+        metadata={
+            "label": LABEL,
+            "candidate_hours": list(config.contact.candidate_hours),
+            # Training calls per debtor-local hour: where the model has evidence (`supported_hours`).
+            "hour_support": np.bincount(frames["train"]["local_hour"].to_numpy(dtype=int), minlength=24).tolist(),
+        },
     )
 
     labels = test[LABEL].to_numpy()

@@ -31,6 +31,9 @@ SLOT_COLUMNS = (
     "rpc_rate_adjacent_hours",
 )
 PICKED_SLOT_COLUMNS = SLOT_COLUMNS[2:]
+# A local hour is supported when training saw at least this many calls there, and this share of all.
+MIN_HOUR_SUPPORT_CALLS = 100
+MIN_HOUR_SUPPORT_SHARE = 0.002
 
 
 class FeatureEncoder:
@@ -280,9 +283,34 @@ class ContactModel(BoosterModel):
             return frame
         return add_slot_rates(frame, hour_bucket)
 
+    @property
+    def supported_hours(self) -> np.ndarray:
+        """Per debtor-local hour 0-23: did training see enough calls there to trust the model?
+
+        A policy window can be wider than the hours collectors ever called (cn allows 08-22; a
+        centre may never have dialled after 21:00). Trees extend the nearest seen hour's answer
+        rate into such hours, which overrates them; `predict_proba` and `predict_hours` instead
+        give an unsupported hour the debtor's lowest probability over the supported hours: a
+        slot without evidence is used only when nothing known is better. Models saved without
+        `hour_support` trust every hour.
+        """
+        support = self.metadata.get("hour_support")
+        if support is None:
+            return np.ones(24, dtype=bool)
+        counts = np.asarray(support, dtype=float)
+        return counts >= max(MIN_HOUR_SUPPORT_CALLS, MIN_HOUR_SUPPORT_SHARE * counts.sum())
+
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Rows carry `local_hour` and `weekday`; the matching smoothed rates are added when absent."""
-        return super().predict_proba(self._with_slot_rates(features))
+        p = super().predict_proba(self._with_slot_rates(features))
+        supported = self.supported_hours
+        hours = features["local_hour"].to_numpy(dtype=int)
+        outside = np.flatnonzero(~supported[np.clip(hours, 0, 23)])
+        if len(outside) and supported.any():
+            rows = features.iloc[outside]
+            known = self._predict_hours(rows, np.flatnonzero(supported), rows["weekday"].to_numpy(dtype=int))
+            p[outside] = known.min(axis=1)
+        return p
 
     def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
         return super().contributions(self._with_slot_rates(features))
@@ -296,8 +324,40 @@ class ContactModel(BoosterModel):
         """P(RPC) for every account (row of `features`) at every debtor-local hour: shape (n, len(hours)).
 
         `weekdays` (0 = Monday, debtor-local): one int, one per account, or an (n, hours) array.
+        Hours the training data did not support get the row's lowest supported-hour probability
+        (see `supported_hours`).
         """
         hours = np.asarray(list(local_hours), dtype=int)
+        out = self._predict_hours(features, hours, weekdays)
+        supported = self.supported_hours
+        outside = np.flatnonzero(~supported[np.clip(hours, 0, 23)])
+        if len(outside) == 0 or not supported.any() or len(features) == 0:
+            return out
+        days = np.broadcast_to(
+            np.asarray(weekdays, dtype=int).reshape(-1, 1) if np.ndim(weekdays) == 1 else np.asarray(weekdays),
+            (len(features), len(hours)),
+        )
+        support_hours = np.flatnonzero(supported)
+        inside = np.flatnonzero(supported[np.clip(hours, 0, 23)])
+        for column in outside:
+            reuse = (
+                np.isin(support_hours, hours[inside]).all()
+                and (days[:, inside] == days[:, [column]]).all()
+            )
+            if reuse:  # the usual case: every supported hour was asked for, on the same weekday
+                known = out[:, inside][:, np.isin(hours[inside], support_hours)]
+            else:
+                known = self._predict_hours(features, support_hours, np.ascontiguousarray(days[:, column]))
+            out[:, column] = known.min(axis=1)
+        return out
+
+    def _predict_hours(
+        self,
+        features: pd.DataFrame,
+        hours: np.ndarray,
+        weekdays: int | Sequence[int] | np.ndarray,
+    ) -> np.ndarray:
+        """The model's P(RPC) at every hour, support not considered."""
         n_rows, n_hours = len(features), len(hours)
         days = np.broadcast_to(
             np.asarray(weekdays, dtype=int).reshape(-1, 1) if np.ndim(weekdays) == 1 else np.asarray(weekdays),
@@ -318,7 +378,8 @@ class ContactModel(BoosterModel):
         out = np.empty((n_rows, n_hours))
         if any(column in self.categories for column in SLOT_COLUMNS):  # not numeric: encode per hour
             for j, hour in enumerate(hours):
-                out[:, j] = self.predict_proba(base.assign(local_hour=int(hour), weekday=days[:, j]))
+                slots = self._with_slot_rates(base.assign(local_hour=int(hour), weekday=days[:, j]))
+                out[:, j] = BoosterModel.predict_proba(self, slots)
             return out
         from features.contacts import hour_bucket
         from training.snapshots import slot_rates

@@ -113,6 +113,45 @@ def test_predict_hours_equals_scoring_each_slot_row():
     assert model.predict_hours(accounts, hours, 3).shape == (4, 3)
 
 
+def test_hours_without_training_calls_get_the_lowest_supported_probability():
+    """Trees carry hour 20's rate into hour 21 when no call was ever placed at 21; the model must not trust it."""
+    rng = np.random.default_rng(6)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "rpc_rate_30d": rng.random(n),
+            "local_hour": rng.integers(8, 21, n),  # calls at 08-20 only
+            "weekday": rng.integers(0, 7, n),
+            **{f"rpc_rate_hour_bucket_{b}": rng.random(n) for b in range(7)},
+            **{f"rpc_rate_weekday_{d}": rng.random(n) for d in range(7)},
+        }
+    )
+    labels = (rng.random(n) < 0.1 + 0.5 * (frame["local_hour"] >= 19)).astype(int)
+    from features.contacts import hour_bucket
+    from training.snapshots import add_slot_rates
+
+    rows = add_slot_rates(frame, hour_bucket)
+    names = ["rpc_rate_30d", "local_hour", "weekday", "rpc_rate_this_hour_bucket"]
+    estimator = LightGBMClassifier(names, SMALL, seed=0).fit(rows, labels)
+    support = np.bincount(frame["local_hour"], minlength=24).tolist()
+    trusting = ContactModel.from_estimator(estimator)
+    careful = ContactModel.from_estimator(estimator, metadata={"hour_support": support})
+    assert careful.supported_hours.tolist() == [8 <= hour <= 20 for hour in range(24)]
+
+    accounts = frame.drop(columns=["local_hour", "weekday"]).head(5)
+    hours = list(range(8, 22))
+    naive, grid = trusting.predict_hours(accounts, hours, 2), careful.predict_hours(accounts, hours, 2)
+    assert naive[:, -1] == pytest.approx(naive[:, -2], rel=0.2)  # the extrapolation this guards against
+    np.testing.assert_allclose(grid[:, :-1], naive[:, :-1])
+    np.testing.assert_allclose(grid[:, -1], naive[:, :-1].min(axis=1))
+    assert (grid.argmax(axis=1) != len(hours) - 1).all()
+    # Row by row (the ranker's path) agrees, also on another weekday than the grid's.
+    for weekday in (2, 5):
+        slots = accounts.assign(local_hour=21, weekday=weekday)
+        expected = trusting.predict_hours(accounts, list(range(8, 21)), weekday).min(axis=1)
+        np.testing.assert_allclose(careful.predict_proba(slots), expected)
+
+
 def test_metric_helpers_on_known_cases():
     labels = np.array([0, 0, 1, 1])
     assert capture_at(labels, np.array([0.1, 0.2, 0.9, 0.8]), 0.5) == 1.0
