@@ -27,7 +27,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.simulation import KindMix, Simulation, SimulationConfig, simulate  # noqa: E402
-from serving.evaluation import compare_lists, local_slot_utc  # noqa: E402
+from serving.evaluation import compare_lists, true_contact_probability  # noqa: E402
 from serving.pipeline import contact_probability, default_list_date, score_export  # noqa: E402
 from serving.ranking import rank_calls  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
@@ -90,21 +90,6 @@ def worlds(n_accounts: int) -> list[World]:
             ),
         ),
     ]
-
-
-def true_contact_probability(simulation: Simulation, list_date: dt.date):
-    """The world's right-party chance per (account row, debtor-local slot), like the oracle's."""
-    world = simulation.world
-    zone_of = simulation.export.accounts.set_index("account_id")["timezone"]
-
-    def probability(
-        accounts: pd.DataFrame, account_pos: np.ndarray, local_hour: np.ndarray, weekday: np.ndarray
-    ) -> np.ndarray:
-        account_ids = accounts["account_id"].to_numpy()[account_pos]
-        call_at = local_slot_utc(zone_of.loc[account_ids].to_numpy(), local_hour, weekday, list_date)
-        return world.true_p_contact(account_ids, call_at)
-
-    return probability
 
 
 def feature_ceiling_uplift(scores: pd.DataFrame, true_uplift: np.ndarray, feature_names: list[str]) -> np.ndarray:

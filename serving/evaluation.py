@@ -64,16 +64,23 @@ def oracle_list(simulation: Simulation, list_date: dt.date, features: pd.DataFra
         value_at_stake=world.money_at_stake,
         promise_followup=False,
     )
-    zone_of = export.accounts.set_index("account_id")["timezone"]
+    true_contact = true_contact_probability(simulation, list_date)
+    return rank_calls(export, simulation.operations, list_date, scores, true_contact).call_list
 
-    def true_contact(
+
+def true_contact_probability(simulation: Simulation, list_date: dt.date):
+    """The world's right-party chance per candidate slot, as the ranker's `ContactProbability`."""
+    world = simulation.world
+    zone_of = simulation.export.accounts.set_index("account_id")["timezone"]
+
+    def probability(
         accounts: pd.DataFrame, account_pos: np.ndarray, local_hour: np.ndarray, weekday: np.ndarray
     ) -> np.ndarray:
         account_ids = accounts["account_id"].to_numpy()[account_pos]
         call_at = local_slot_utc(zone_of.loc[account_ids].to_numpy(), local_hour, weekday, list_date)
         return world.true_p_contact(account_ids, call_at)
 
-    return rank_calls(export, simulation.operations, list_date, scores, true_contact).call_list
+    return probability
 
 
 def compare_lists(simulation: Simulation, champions, list_date: dt.date, run=None, scored=None) -> pd.DataFrame:
