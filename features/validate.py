@@ -326,25 +326,32 @@ def _arrow_text(
 _LARGE_VALUE_SET = 10_000
 
 
+def _duckdb_row(query: str, **tables: pa.Table) -> tuple:
+    """The one result row of `query` over Arrow `tables` (registered under their keyword names)."""
+    with duckdb.connect() as db:
+        for name, table in tables.items():
+            db.register(name, table)
+        (row,) = db.sql(query).fetchall()
+        return row
+
+
 def _count_missing(haystack: pa.Array | pa.ChunkedArray, needles: pa.Array) -> int:
     """How many non-null values of `haystack` are not among `needles`."""
-    with duckdb.connect() as db:
-        db.register("haystack", pa.table({"value": haystack}))
-        db.register("needles", pa.table({"value": needles}))
-        query = (
-            "SELECT count(*) FROM haystack ANTI JOIN needles ON haystack.value = needles.value"
-            " WHERE haystack.value IS NOT NULL"
-        )
-        ((missing,),) = db.sql(query).fetchall()
-        return int(missing)
+    (missing,) = _duckdb_row(
+        "SELECT count(*) FROM haystack ANTI JOIN needles ON haystack.value = needles.value"
+        " WHERE haystack.value IS NOT NULL",
+        haystack=pa.table({"value": haystack}),
+        needles=pa.table({"value": needles}),
+    )
+    return int(missing)
 
 
 def _has_repeats(values: pa.Array | pa.ChunkedArray) -> bool:
     """Whether any non-null value occurs twice (a parallel DuckDB count, ~6x faster than pandas)."""
-    with duckdb.connect() as db:
-        db.register("ids", pa.table({"value": values}))
-        ((counted, distinct),) = db.sql("SELECT count(value), count(DISTINCT value) FROM ids").fetchall()
-        return counted != distinct
+    counted, distinct = _duckdb_row(
+        "SELECT count(value), count(DISTINCT value) FROM ids", ids=pa.table({"value": values})
+    )
+    return counted != distinct
 
 
 def _in(

@@ -330,22 +330,16 @@ class ContactModel(BoosterModel):
         hours = np.asarray(list(local_hours), dtype=int)
         out = self._predict_hours(features, hours, weekdays)
         supported = self.supported_hours
-        outside = np.flatnonzero(~supported[np.clip(hours, 0, 23)])
-        if len(outside) == 0 or not supported.any() or len(features) == 0:
+        asked_supported = supported[np.clip(hours, 0, 23)]
+        if asked_supported.all() or not supported.any() or len(features) == 0:
             return out
-        days = np.broadcast_to(
-            np.asarray(weekdays, dtype=int).reshape(-1, 1) if np.ndim(weekdays) == 1 else np.asarray(weekdays),
-            (len(features), len(hours)),
-        )
+        days = _weekday_grid(weekdays, len(features), len(hours))
         support_hours = np.flatnonzero(supported)
-        inside = np.flatnonzero(supported[np.clip(hours, 0, 23)])
-        for column in outside:
-            reuse = (
-                np.isin(support_hours, hours[inside]).all()
-                and (days[:, inside] == days[:, [column]]).all()
-            )
-            if reuse:  # the usual case: every supported hour was asked for, on the same weekday
-                known = out[:, inside][:, np.isin(hours[inside], support_hours)]
+        inside = np.flatnonzero(asked_supported)
+        every_supported_hour_asked = np.isin(support_hours, hours[inside]).all()
+        for column in np.flatnonzero(~asked_supported):
+            if every_supported_hour_asked and (days[:, inside] == days[:, [column]]).all():
+                known = out[:, inside]  # the usual case: reuse the columns already predicted
             else:
                 known = self._predict_hours(features, support_hours, np.ascontiguousarray(days[:, column]))
             out[:, column] = known.min(axis=1)
@@ -359,10 +353,7 @@ class ContactModel(BoosterModel):
     ) -> np.ndarray:
         """The model's P(RPC) at every hour, support not considered."""
         n_rows, n_hours = len(features), len(hours)
-        days = np.broadcast_to(
-            np.asarray(weekdays, dtype=int).reshape(-1, 1) if np.ndim(weekdays) == 1 else np.asarray(weekdays),
-            (n_rows, n_hours),
-        )
+        days = _weekday_grid(weekdays, n_rows, n_hours)
         if n_rows == 0 or n_hours == 0:
             return np.zeros((n_rows, n_hours))
         # Only the model's inputs and the per-slot rate sources travel, one hour at a time: copying
@@ -395,6 +386,12 @@ class ContactModel(BoosterModel):
                 matrix[:, position] = values[name]
             out[:, j] = apply_calibration(self._booster.predict(matrix, raw_score=True), self.calibration)
         return out
+
+
+def _weekday_grid(weekdays: int | Sequence[int] | np.ndarray, n_rows: int, n_hours: int) -> np.ndarray:
+    """Weekdays as an (n_rows, n_hours) array from one int, one per row, or the array itself."""
+    days = np.asarray(weekdays, dtype=int)
+    return np.broadcast_to(days.reshape(-1, 1) if days.ndim == 1 else days, (n_rows, n_hours))
 
 
 class CallEffectModel(mlflow.pyfunc.PythonModel):
