@@ -94,17 +94,17 @@ def score_export(
     """Contract `scores` for every account: p_repay, the best debtor-local hour, stage, eligibility."""
     features = build_features(export).set_index("account_id", drop=False)
     features.index.name = None
+    overdue = features["amount_overdue"].to_numpy() > 0
     p_repay = champions.repayment.predict_proba(features)
     # Contract p_repay: with nothing overdue the required payment is zero, so the event is certain.
-    p_repay = np.where(features["amount_overdue"].to_numpy() > 0, p_repay, 1.0)
+    p_repay = np.where(overdue, p_repay, 1.0)
     # A call can only bring money in where something is overdue (value at stake is 0 elsewhere).
-    overdue = features["amount_overdue"].to_numpy() > 0
     uplift = np.zeros(len(features))
     if overdue.any():
         uplift[overdue] = np.clip(champions.call_effect.predict_uplift(features[overdue]), 0.0, 1.0)
 
     eligible = (
-        (features["amount_overdue"].to_numpy() > 0)
+        overdue
         & ~features["no_call"].to_numpy(dtype=bool)
         & ~features["special_handling"].to_numpy(dtype=bool)
     )
