@@ -84,9 +84,18 @@ def main() -> None:
     del load_export
     started = time.perf_counter()
     child = subprocess.run(
-        [sys.executable, "-c", STAGES, str(export_dir), str(ops_path), list_date.isoformat(),
-         str(work / "call_list.parquet")],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-c",
+            STAGES,
+            str(export_dir),
+            str(ops_path),
+            list_date.isoformat(),
+            str(work / "call_list.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     wall = time.perf_counter() - started
     if child.returncode != 0:
@@ -94,8 +103,12 @@ def main() -> None:
         raise SystemExit(child.returncode)
     result = json.loads(child.stdout.strip().splitlines()[-1])
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    print(json.dumps({"accounts": args.accounts, "wall_s": round(wall, 1), "peak_rss_gib": round(peak_gib, 2),
-                      **result}, indent=2))
+    print(
+        json.dumps(
+            {"accounts": args.accounts, "wall_s": round(wall, 1), "peak_rss_gib": round(peak_gib, 2), **result},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

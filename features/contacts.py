@@ -64,9 +64,7 @@ def build_contact_history(
     codes = account_codes(contacts["account_id"], index)
     time = to_us(contacts["started_at"])
     outcome = contacts["outcome"].astype("string")
-    is_call = (
-        (contacts["channel"].astype("string") == "call") & (contacts["direction"] == "outbound")
-    ).fillna(False)
+    is_call = ((contacts["channel"].astype("string") == "call") & (contacts["direction"] == "outbound")).fillna(False)
     is_call = is_call.to_numpy(dtype=bool) & (codes >= 0)
     rpc = outcome.isin(RIGHT_PARTY_OUTCOMES).fillna(False).to_numpy(dtype=bool)
     wrong = (outcome == "wrong_number").fillna(False).to_numpy(dtype=bool)
@@ -85,14 +83,10 @@ def build_contact_history(
         weekday=weekday,
     )
     rest = ~is_call
-    other = Stream(
-        codes[rest], time[rest], n, wrong=wrong[rest], refusal=refusal[rest], inbound=inbound[rest]
-    )
+    other = Stream(codes[rest], time[rest], n, wrong=wrong[rest], refusal=refusal[rest], inbound=inbound[rest])
     positions = np.where(calls.columns["rpc"], np.arange(len(calls)), -1)
     customer = pd.factorize(export.accounts["customer_id"].astype("string").to_numpy())[0].astype("int64")
-    return ContactHistory(
-        calls, other, np.maximum.accumulate(positions) if len(positions) else positions, customer
-    )
+    return ContactHistory(calls, other, np.maximum.accumulate(positions) if len(positions) else positions, customer)
 
 
 def _rate(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -126,9 +120,7 @@ def recency_and_streak(history: ContactHistory, snaps: Snapshots) -> dict[str, n
     last_rpc_time = np.where(reached, calls.time[np.maximum(last, 0)] if len(calls) else 0, 0)
     return {
         "days_since_last_rpc": days_between(snaps.as_of, last_rpc_time, reached),
-        "days_since_last_call_attempt": days_between(
-            snaps.as_of, calls.last_time(snaps.account, end), any_call
-        ),
+        "days_since_last_call_attempt": days_between(snaps.as_of, calls.last_time(snaps.account, end), any_call),
         "unanswered_streak": np.where(reached, end - 1 - last, end - start),
     }
 
@@ -176,9 +168,7 @@ def smoothed_rpc_rates(history: ContactHistory, snaps: Snapshots) -> dict[str, n
             portfolio_attempts = attempts_all.sum(axis=0)
             portfolio_rpc = counts[:, :, 1].sum(axis=0)
             overall = portfolio_rpc.sum() / portfolio_attempts.sum() if portfolio_attempts.sum() else np.nan
-            prior = np.where(
-                portfolio_attempts > 0, portfolio_rpc / np.maximum(portfolio_attempts, 1), overall
-            )
+            prior = np.where(portfolio_attempts > 0, portfolio_rpc / np.maximum(portfolio_attempts, 1), overall)
             mine = counts[snaps.account[rows]]
             smoothed = (mine[:, :, 1] + SMOOTHING_ATTEMPTS * prior) / (mine.sum(axis=2) + SMOOTHING_ATTEMPTS)
             for part in range(width):

@@ -409,7 +409,4 @@ class LoadReport:
     violations: list[Violation] = field(default_factory=list)
 
     def reconciles(self) -> bool:
-        return all(
-            self.read[name] == self.accepted.get(name, 0) + self.rejected.get(name, 0)
-            for name in self.read
-        )
+        return all(self.read[name] == self.accepted.get(name, 0) + self.rejected.get(name, 0) for name in self.read)

@@ -57,9 +57,7 @@ def build_promise_history(export: Export, index: pd.Index, ledger: Ledger) -> Pr
         crossing_time = settled.time[np.clip(crossing, 0, len(settled) - 1)]
         kept = inside & (crossing_time < deadline)
         kept_at[kept] = crossing_time[kept]
-    stream = Stream(
-        account, created, len(index), promised_day=promised_day, deadline=deadline, kept_at=kept_at
-    )
+    stream = Stream(account, created, len(index), promised_day=promised_day, deadline=deadline, kept_at=kept_at)
     return PromiseHistory(stream)
 
 

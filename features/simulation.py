@@ -235,9 +235,7 @@ class SimulationConfig(BaseModel):
                 for d in (-200, -100, 0, 100)
             }
             if any(offset.total_seconds() % 3600 for offset in minutes):
-                raise ValueError(
-                    f"zone {zone!r} has a non-whole-hour offset; the simulator needs whole hours"
-                )
+                raise ValueError(f"zone {zone!r} has a non-whole-hour offset; the simulator needs whole hours")
         if self.timezone_weights is not None and len(self.timezone_weights) != len(self.timezones):
             raise ValueError("timezone_weights needs one weight per zone")
         for name in ("accounts_per_customer", "product_mix"):
@@ -383,24 +381,16 @@ def _build_calendar(config: SimulationConfig, ops: Operations) -> _Calendar:
         local = as_of.tz_convert(zone)
         last_date = (local - pd.Timedelta(microseconds=1)).date()
         last_day = (last_date - dt.date(1970, 1, 1)).days
-        cut.append(
-            24.0 if local.date() != last_date else local.hour + local.minute / 60 + local.second / 3600
-        )
+        cut.append(24.0 if local.date() != last_date else local.hour + local.minute / 60 + local.second / 3600)
         first.append(last_day - (config.days - 1))
     first_day = np.array(first, dtype=np.int32)
     offsets = np.array(
-        [
-            [_zone_offset_seconds(zone, first_day[z] + t) for t in range(steps)]
-            for z, zone in enumerate(zones)
-        ],
+        [[_zone_offset_seconds(zone, first_day[z] + t) for t in range(steps)] for z, zone in enumerate(zones)],
         dtype=np.int64,
     )
     rules = POLICY_PRESETS[config.policy]
     centre_offsets = np.array(
-        [
-            [_zone_offset_seconds(config.centre_zone, first_day[z] + t) for t in range(steps)]
-            for z in range(len(zones))
-        ],
+        [[_zone_offset_seconds(config.centre_zone, first_day[z] + t) for t in range(steps)] for z in range(len(zones))],
         dtype=np.int64,
     )
     hours = np.arange(24)
@@ -418,9 +408,7 @@ def _build_calendar(config: SimulationConfig, ops: Operations) -> _Calendar:
         team = ops.team(name)
         shift_hours = set(team.shift.whole_hours()) if team is not None else set()
         for z in range(len(zones)):
-            shift_hour = (
-                hours[None, :] - offsets[z][:, None] // 3600 + centre_offsets[z][:, None] // 3600
-            ) % 24
+            shift_hour = (hours[None, :] - offsets[z][:, None] // 3600 + centre_offsets[z][:, None] // 3600) % 24
             in_shift = np.isin(shift_hour, list(shift_hours))
             inside = (hours[None, :] >= lo_hist[z][:, None]) & (hours[None, :] + 1 <= hi_hist[z][:, None])
             allowed = in_shift & in_window[None, :] & inside
@@ -429,9 +417,7 @@ def _build_calendar(config: SimulationConfig, ops: Operations) -> _Calendar:
     day_base = int(first_day.min()) - 400
     day_count = int(first_day.max()) + steps + 400 - day_base
     dates = np.datetime64("1970-01-01") + np.arange(day_base, day_base + day_count).astype("timedelta64[D]")
-    day_of_month = ((dates - dates.astype("datetime64[M]").astype("datetime64[D]")).astype(int) + 1).astype(
-        np.int8
-    )
+    day_of_month = ((dates - dates.astype("datetime64[M]").astype("datetime64[D]")).astype(int) + 1).astype(np.int8)
     return _Calendar(
         zones=zones,
         first_day=first_day,
@@ -519,9 +505,9 @@ def _build_book(config: SimulationConfig, cal: _Calendar, rng: np.random.Generat
     lunch_dip = rng.uniform(0.2, 0.7, n_customers).astype(np.float32)
     weekday = (_WEEKDAY_ANSWER[None, :] * np.exp(rng.normal(0, 0.15, (n_customers, 7)))).astype(np.float32)
     payday = rng.choice([1, 5, 10, 15, 20, 25, 28], size=n_customers).astype(np.int8)
-    effect = (
-        _CALL_EFFECT[kind_c] * rng.lognormal(-0.125, 0.5, n_customers) * config.call_effect_scale
-    ).astype(np.float32)
+    effect = (_CALL_EFFECT[kind_c] * rng.lognormal(-0.125, 0.5, n_customers) * config.call_effect_scale).astype(
+        np.float32
+    )
     keep = np.clip(_KEEP_RATE[kind_c] + rng.normal(0, 0.08, n_customers), 0.02, 0.98).astype(np.float32)
     wrong = rng.random(n_customers) < config.wrong_number_rate
 
@@ -562,9 +548,7 @@ def _build_book(config: SimulationConfig, cal: _Calendar, rng: np.random.Generat
     before = due_day < first_local
     n_before = before.sum(axis=1)
     column = np.arange(len(months))[None, :]
-    valid = (before & (column >= (n_before - arrears)[:, None])) | (
-        ~before & (due_day <= last_due.astype(np.int64))
-    )
+    valid = (before & (column >= (n_before - arrears)[:, None])) | (~before & (due_day <= last_due.astype(np.int64)))
     variation = np.where(product[:, None] == 0, rng.uniform(0.85, 1.15, due_day.shape), 1.0)
     cents = np.where(valid, np.round(base_amount[:, None] * variation * 100), 0).astype(np.int64)
     due_cum = np.zeros((n, len(months) + 1), dtype=np.int64)
@@ -810,9 +794,7 @@ def _advance(
     delinquent = overdue > 0
     oldest_day = book.due_day[lanes_all, np.minimum(state.oldest, book.due_day.shape[1] - 1)]
     dpd = np.where(delinquent, today - oldest_day, 0)
-    oldest_left = (
-        book.due_cum[lanes_all, np.minimum(state.oldest + 1, book.due_cum.shape[1] - 1)] - state.paid
-    )
+    oldest_left = book.due_cum[lanes_all, np.minimum(state.oldest + 1, book.due_cum.shape[1] - 1)] - state.paid
     due_today = np.where(
         book.due_day[lanes_all, state.ptr] == today,
         book.due_cum[lanes_all, np.minimum(state.ptr + 1, book.due_cum.shape[1] - 1)] - cum_fallen,
@@ -882,14 +864,10 @@ def _advance(
         state.last_rpc_day[inbound] = today[inbound]
         state.last_conv_day[inbound] = today[inbound]
         # Inbound calls end as right_party (60%), promise_to_pay (35%) or dispute (5%).
-        outcome = np.where(
-            draws[3, inbound] < 0.60, _RIGHT_PARTY, np.where(draws[3, inbound] < 0.95, _PROMISE, 9)
-        )
+        outcome = np.where(draws[3, inbound] < 0.60, _RIGHT_PARTY, np.where(draws[3, inbound] < 0.95, _PROMISE, 9))
         promising_mask = outcome == _PROMISE
         promising = inbound[promising_mask]
-        promised_day, amount = _take_promises(
-            state, book, promising, day, overdue, oldest_left, draws[4:7, promising]
-        )
+        promised_day, amount = _take_promises(state, book, promising, day, overdue, oldest_left, draws[4:7, promising])
         if recorder is not None:
             seconds = (hour * 3600).astype(np.int64)
             contact_parts.append(
@@ -991,9 +969,7 @@ def _advance(
             end = np.minimum(day.hi[payers], _PAY_HOURS[1])
             hour = np.minimum(start + draws[5, payers] * np.maximum(end - start, 0), end - 1 / 3600)
             on_time = ~delinquent[payers] & ~promise_due[payers]
-            channel = np.where(
-                on_time & (draws[6, payers] < 0.45), 2, (draws[7, payers] * 3.999).astype(np.int8) % 4
-            )
+            channel = np.where(on_time & (draws[6, payers] < 0.45), 2, (draws[7, payers] * 3.999).astype(np.int8) % 4)
             channel = np.where(channel == 2, np.where(on_time, 2, 0), channel)
             recorder.payments.append(
                 {
@@ -1079,9 +1055,7 @@ def _policy_calls(
     state.attempts[step % 7, called] += 1
     promising_mask = outcome == _PROMISE
     promising = called[promising_mask]
-    promised_day, amount = _take_promises(
-        state, book, promising, day, overdue, oldest_left, draws[6:9, promising_mask]
-    )
+    promised_day, amount = _take_promises(state, book, promising, day, overdue, oldest_left, draws[6:9, promising_mask])
     if recorder is None:
         return
     duration = np.select(
@@ -1171,9 +1145,7 @@ def _timestamps(micros: np.ndarray) -> pd.Series:
     return pd.Series(pd.to_datetime(np.asarray(micros, dtype=np.int64), unit="us", utc=True))
 
 
-def _concat(
-    chunks: list[dict[str, np.ndarray]], keys: tuple[str, ...], dtypes: dict
-) -> dict[str, np.ndarray]:
+def _concat(chunks: list[dict[str, np.ndarray]], keys: tuple[str, ...], dtypes: dict) -> dict[str, np.ndarray]:
     if not chunks:
         return {key: np.zeros(0, dtype=dtypes[key]) for key in keys}
     return {key: np.concatenate([chunk[key] for chunk in chunks]).astype(dtypes[key]) for key in keys}
@@ -1323,8 +1295,7 @@ def _event_tables(recorder: _Recorder, account_ids: pd.Series, ops: Operations):
 def _streams(seed_sequence: np.random.SeedSequence) -> dict[str, np.random.Generator]:
     names = ("calls", "contact", "pay", "forced")
     return {
-        name: np.random.default_rng(child)
-        for name, child in zip(names, seed_sequence.spawn(len(names)), strict=True)
+        name: np.random.default_rng(child) for name, child in zip(names, seed_sequence.spawn(len(names)), strict=True)
     }
 
 
@@ -1365,9 +1336,7 @@ class World:
 
     # -- lookups
     def _index(self, account_ids) -> np.ndarray:
-        positions = self.account_ids.get_indexer(
-            pd.Index(np.atleast_1d(np.asarray(account_ids, dtype=object)))
-        )
+        positions = self.account_ids.get_indexer(pd.Index(np.atleast_1d(np.asarray(account_ids, dtype=object))))
         if (positions < 0).any():
             raise KeyError("unknown account ids in the request")
         return positions
@@ -1457,9 +1426,7 @@ class World:
         per_account["extra"] = per_account["expected_with_calls"] - per_account["expected_no_calls"]
         total = float(per_account["expected_with_calls"].sum())
         none = float(per_account["expected_no_calls"].sum())
-        return ReplayResult(
-            collected_total=total, collected_no_calls=none, extra=total - none, per_account=per_account
-        )
+        return ReplayResult(collected_total=total, collected_no_calls=none, extra=total - none, per_account=per_account)
 
     # -- Monte Carlo
     def _default_steps(self, positions: np.ndarray) -> np.ndarray:
@@ -1523,9 +1490,7 @@ class World:
 def _to_micros(values, n: int) -> np.ndarray:
     """UTC instants (scalar or array-like of timestamps) as int64 microseconds, broadcast to n."""
     stamps = pd.to_datetime(
-        pd.Series(
-            np.atleast_1d(np.asarray(values, dtype=object)) if not isinstance(values, pd.Series) else values
-        ),
+        pd.Series(np.atleast_1d(np.asarray(values, dtype=object)) if not isinstance(values, pd.Series) else values),
         utc=True,
     )
     micros = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[us]").astype(np.int64)

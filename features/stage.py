@@ -210,9 +210,7 @@ def next_due(ledger: Ledger, state: StageState, snaps: Snapshots) -> tuple[np.nd
     return days, amount
 
 
-def stage_features(
-    ledger: Ledger, state: StageState, accounts: pd.DataFrame, snaps: Snapshots
-) -> dict[str, object]:
+def stage_features(ledger: Ledger, state: StageState, accounts: pd.DataFrame, snaps: Snapshots) -> dict[str, object]:
     """Every stage-family column for the snapshots."""
     rows = snaps.account
     overdue = amount_overdue(ledger, state)

@@ -69,9 +69,7 @@ def generate(
     days: Annotated[int, typer.Option("--days", min=30, help="Days of history.")] = 180,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     policy: Annotated[str, typer.Option("--policy", help="cn or us_reg_f.")] = "cn",
-    timezones: Annotated[
-        str, typer.Option("--timezones", help="Comma-separated IANA zones of the debtors.")
-    ] = "",
+    timezones: Annotated[str, typer.Option("--timezones", help="Comma-separated IANA zones of the debtors.")] = "",
     fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
 ) -> None:
     """Write a synthetic export and an operations.yaml from a seeded collections simulation."""
@@ -254,9 +252,7 @@ def rollback(
 
 @app.command()
 def demo(
-    workdir: Annotated[Path, typer.Option("--dir", help="Where the demo writes everything.")] = Path(
-        "callq-out"
-    ),
+    workdir: Annotated[Path, typer.Option("--dir", help="Where the demo writes everything.")] = Path("callq-out"),
     accounts: Annotated[int, typer.Option("--accounts", min=100)] = 5000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:

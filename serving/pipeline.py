@@ -103,11 +103,7 @@ def score_export(
     if overdue.any():
         uplift[overdue] = np.clip(champions.call_effect.predict_uplift(features[overdue]), 0.0, 1.0)
 
-    eligible = (
-        overdue
-        & ~features["no_call"].to_numpy(dtype=bool)
-        & ~features["special_handling"].to_numpy(dtype=bool)
-    )
+    eligible = overdue & ~features["no_call"].to_numpy(dtype=bool) & ~features["special_handling"].to_numpy(dtype=bool)
     day = day or export.as_of.date()
     best_hour = np.full(len(features), np.nan)
     p_best = np.full(len(features), np.nan)

@@ -314,17 +314,13 @@ def supervisor_sort_list(
     n_accounts = len(candidates.accounts)
     stage_rank = scores["stage"].map(_stage_order(scores)).to_numpy(dtype=float, na_value=0.0)
     overdue = scores["amount_overdue"].to_numpy(dtype=float, na_value=0.0)
-    account_order = np.lexsort(
-        (candidates.accounts["account_id"].to_numpy().astype(str), -overdue, -stage_rank)
-    )
+    account_order = np.lexsort((candidates.accounts["account_id"].to_numpy().astype(str), -overdue, -stage_rank))
     standing = np.empty(n_accounts, dtype=np.int64)
     standing[account_order] = n_accounts - np.arange(n_accounts)  # higher = earlier in the sort
     slot_time = candidates.slots["call_at"].rank(method="dense").to_numpy(dtype=np.int64)
     n_times = int(slot_time.max(initial=0)) + 1
     # One number per edge: the account's standing first, then the earlier slot.
-    priority = standing[candidates.account_pos].astype(float) * n_times + (
-        n_times - slot_time[candidates.slot_id]
-    )
+    priority = standing[candidates.account_pos].astype(float) * n_times + (n_times - slot_time[candidates.slot_id])
     chosen = assign_greedy(
         candidates.account_pos,
         candidates.slot_id,

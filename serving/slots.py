@@ -47,9 +47,7 @@ def team_slots(operations: Operations, list_date: dt.date | str | pd.Timestamp) 
             teams.append(team.team)
             hours.append(hour)
     naive = pd.DatetimeIndex([day + pd.Timedelta(hours=hour) for hour in hours], dtype="datetime64[us]")
-    local = naive.tz_localize(
-        operations.centre_timezone, ambiguous=np.ones(len(naive), dtype=bool), nonexistent="NaT"
-    )
+    local = naive.tz_localize(operations.centre_timezone, ambiguous=np.ones(len(naive), dtype=bool), nonexistent="NaT")
     capacity = {team.team: team.hourly_capacity for team in operations.teams}
     slots = pd.DataFrame(
         {

@@ -224,9 +224,7 @@ def tiny_export(as_of: pd.Timestamp | str = DEFAULT_AS_OF) -> Export:
             },
         ],
     )
-    return Export(
-        as_of=as_of, accounts=accounts, dues=dues, payments=payments, contacts=contacts, promises=promises
-    )
+    return Export(as_of=as_of, accounts=accounts, dues=dues, payments=payments, contacts=contacts, promises=promises)
 
 
 def assert_exports_equal(left: Export, right: Export) -> None:

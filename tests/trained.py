@@ -48,7 +48,11 @@ def trained_book(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedBo
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CALLQ_HOME", str(root / "home"))
-        train(simulation.export, TrainConfig.model_validate(FAST_TRAINING), tracking_uri=tracking_uri,
-              report_dir=root / "report")
+        train(
+            simulation.export,
+            TrainConfig.model_validate(FAST_TRAINING),
+            tracking_uri=tracking_uri,
+            report_dir=root / "report",
+        )
         champions = load_models(tracking_uri)
     yield TrainedBook(simulation, export_dir, export_dir / "operations.yaml", tracking_uri, champions)

@@ -140,9 +140,7 @@ def _status_bounds(paid: np.ndarray, status: np.ndarray, active: np.ndarray) -> 
         upper[rows[current], position] = np.minimum(upper[rows[current], position], covered[current])
         late = on & (code >= 1)
         oldest_unpaid = position - np.clip(code, 1, MAX_STATUS) + 1
-        lower[rows[late], oldest_unpaid[late]] = np.maximum(
-            lower[rows[late], oldest_unpaid[late]], covered[late]
-        )
+        lower[rows[late], oldest_unpaid[late]] = np.maximum(lower[rows[late], oldest_unpaid[late]], covered[late])
         before = late & (oldest_unpaid >= 1)
         upper[rows[before], oldest_unpaid[before] - 1] = np.minimum(
             upper[rows[before], oldest_unpaid[before] - 1], covered[before]
@@ -247,9 +245,7 @@ def convert(frame: pd.DataFrame, config: ConversionConfig | None = None) -> Expo
         "agent_id": np.full(n, None, dtype=object),
         **{flag: np.zeros(n, dtype=bool) for flag in FLAG_COLUMNS},
     }
-    due_dates = np.array(
-        [np.datetime64(_grid_month(j).replace(day=config.due_day).date(), "s") for j in range(GRID)]
-    )
+    due_dates = np.array([np.datetime64(_grid_month(j).replace(day=config.due_day).date(), "s") for j in range(GRID)])
     row, position = np.nonzero(schedule.amounts > 0)
     dues = {
         "account_id": account_ids[row],
@@ -257,9 +253,11 @@ def convert(frame: pd.DataFrame, config: ConversionConfig | None = None) -> Expo
         "amount_due": schedule.amounts[row, position],
     }
     payments = frame.loc[:, list(PAYMENT_COLUMNS)].to_numpy(dtype="float64")
-    paid_times = pd.DatetimeIndex(
-        [month.replace(day=config.payment_day, hour=config.payment_hour) for month in MONTHS]
-    ).tz_localize(ZONE).tz_convert("UTC")
+    paid_times = (
+        pd.DatetimeIndex([month.replace(day=config.payment_day, hour=config.payment_hour) for month in MONTHS])
+        .tz_localize(ZONE)
+        .tz_convert("UTC")
+    )
     pay_row, pay_month = np.nonzero(payments > 0)
     payment_ids = pd.Series(account_ids[pay_row]).str.cat(
         pd.Series([month.strftime("%Y%m") for month in MONTHS]).iloc[pay_month].to_numpy(), sep="-"
@@ -287,9 +285,7 @@ def month_end_snapshots(account_ids: pd.Series) -> pd.DataFrame:
     """Every account at the end of each observed month (next month's first midnight, Taipei)."""
     ends = [(month + pd.DateOffset(months=1)).tz_localize(ZONE).tz_convert("UTC") for month in MONTHS]
     ids = pd.Series(account_ids).astype("string").to_numpy()
-    return pd.DataFrame(
-        {"account_id": np.tile(ids, len(ends)), "as_of": pd.DatetimeIndex(np.repeat(ends, len(ids)))}
-    )
+    return pd.DataFrame({"account_id": np.tile(ids, len(ends)), "as_of": pd.DatetimeIndex(np.repeat(ends, len(ids)))})
 
 
 def status_agreement(export: Export, frame: pd.DataFrame) -> pd.DataFrame:

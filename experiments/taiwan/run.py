@@ -167,9 +167,7 @@ def run_study(
         fit = fit_repayment(fold_training_data(features, repay, train, test, config.seed), config)
         predictions = fit.test_predictions
         # Repayment AUC is default AUC: flipping the label and the score keeps the ranking.
-        if not np.isclose(
-            safe_auc(1 - predictions["label"], 1 - predictions["p_repay"]), fit.metrics["test_roc_auc"]
-        ):
+        if not np.isclose(safe_auc(1 - predictions["label"], 1 - predictions["p_repay"]), fit.metrics["test_roc_auc"]):
             raise AssertionError("repay and default AUC differ")
         metric_rows.append({"fold": fold, **{k: v for k, v in fit.metrics.items() if k.startswith("test_")}})
         pooled.append(predictions[["label", "p_repay"]])
@@ -240,8 +238,7 @@ def _table(frame: pd.DataFrame, index_name: str, digits: int = 4) -> list[str]:
     header = f"| {index_name} | " + " | ".join(frame.columns) + " |"
     rule = "|---" * (len(frame.columns) + 1) + "|"
     body = [
-        f"| {index} | " + " | ".join(f"{value:.{digits}f}" for value in row) + " |"
-        for index, row in frame.iterrows()
+        f"| {index} | " + " | ".join(f"{value:.{digits}f}" for value in row) + " |" for index, row in frame.iterrows()
     ]
     return [header, rule, *body]
 

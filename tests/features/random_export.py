@@ -90,9 +90,7 @@ def account_row(account_id: str, timezone: str = "UTC", **overrides) -> dict:
 
 def make_export(as_of: pd.Timestamp = AS_OF, **rows: list[dict]) -> Export:
     """An Export from plain rows; tables not given are empty."""
-    tables = frames(
-        *(rows.get(name, []) for name in ("accounts", "dues", "payments", "contacts", "promises"))
-    )
+    tables = frames(*(rows.get(name, []) for name in ("accounts", "dues", "payments", "contacts", "promises")))
     return Export(as_of=as_of, **tables)
 
 
@@ -172,9 +170,7 @@ def random_export(seed: int, n_accounts: int = 5, days: int = 200, as_of: pd.Tim
                     "contact_id": None,
                 }
             )
-    return make_export(
-        as_of, accounts=accounts, dues=dues, payments=payments, contacts=contacts, promises=promises
-    )
+    return make_export(as_of, accounts=accounts, dues=dues, payments=payments, contacts=contacts, promises=promises)
 
 
 def random_snapshots(export: Export, seed: int, per_account: int = 4) -> pd.DataFrame:

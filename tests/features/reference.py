@@ -96,9 +96,7 @@ def reference_row(
     row: dict = {"account_id": account_id, "as_of": as_of}
 
     # Stage ---------------------------------------------------------------------------
-    dues = sorted(
-        (d for d in tables["dues"] if d["account_id"] == account_id), key=lambda d: _as_date(d["due_date"])
-    )
+    dues = sorted((d for d in tables["dues"] if d["account_id"] == account_id), key=lambda d: _as_date(d["due_date"]))
     mine_payments = [p for p in tables["payments"] if p["account_id"] == account_id and p["paid_at"] < as_of]
     settled = sorted((p for p in mine_payments if p["status"] == "settled"), key=lambda p: p["paid_at"])
     returned = [p for p in mine_payments if p["status"] == "returned"]
@@ -170,9 +168,7 @@ def reference_row(
             recent.append(late)
         elif payment["paid_at"] >= as_of - 180 * DAY:
             older.append(late)
-        if payment["paid_at"] >= as_of - 180 * DAY and _cents(payment["amount"]) < _cents(
-            dues[due]["amount_due"]
-        ):
+        if payment["paid_at"] >= as_of - 180 * DAY and _cents(payment["amount"]) < _cents(dues[due]["amount_due"]):
             partial += 1
     mean_recent = sum(recent) / len(recent) if recent else math.nan
     mean_older = sum(older) / len(older) if older else math.nan
@@ -239,9 +235,7 @@ def reference_row(
             pool = [c for c in everyone if part(c) == value]
             prior = sum(c["outcome"] in RPC for c in pool) / len(pool) if pool else overall
             own = [c for c in calls if part(c) == value]
-            row[f"rpc_rate_{name}_{value}"] = (sum(c["outcome"] in RPC for c in own) + 5 * prior) / (
-                len(own) + 5
-            )
+            row[f"rpc_rate_{name}_{value}"] = (sum(c["outcome"] in RPC for c in own) + 5 * prior) / (len(own) + 5)
     # Exact-hour rates over every call to the customer's accounts, shrunk hour -> bucket -> level.
     customer = account["customer_id"]
     theirs = [c for c in everyone if accounts[c["account_id"]]["customer_id"] == customer]
@@ -277,9 +271,7 @@ def reference_row(
         promised = _as_date(promise["promised_date"])
         deadline = dt.datetime.combine(promised + 2 * DAY, dt.time(), tzinfo=dt.UTC)
         toward = sum(
-            _cents(p["amount"])
-            for p in settled
-            if promise["created_at"] <= p["paid_at"] < min(deadline, as_of)
+            _cents(p["amount"]) for p in settled if promise["created_at"] <= p["paid_at"] < min(deadline, as_of)
         )
         is_kept = toward >= _cents(promise["promised_amount"])
         is_broken = not is_kept and deadline <= as_of

@@ -58,9 +58,7 @@ def test_output_keeps_snapshot_order_and_duplicates():
     features = build_features(export, snapshots)
     assert list(features["account_id"]) == list(snapshots["account_id"])
     assert (features["as_of"].to_numpy() == snapshots["as_of"].to_numpy()).all()
-    pd.testing.assert_frame_equal(
-        features.iloc[-2:].reset_index(drop=True), features.iloc[:2].reset_index(drop=True)
-    )
+    pd.testing.assert_frame_equal(features.iloc[-2:].reset_index(drop=True), features.iloc[:2].reset_index(drop=True))
 
 
 def test_rejects_unknown_accounts_and_future_snapshots():
@@ -68,9 +66,7 @@ def test_rejects_unknown_accounts_and_future_snapshots():
     with pytest.raises(ValueError, match="not in the export"):
         build_features(export, pd.DataFrame({"account_id": ["nobody"], "as_of": [export.as_of]}))
     with pytest.raises(ValueError, match="after the export"):
-        build_features(
-            export, pd.DataFrame({"account_id": ["A0"], "as_of": [export.as_of + pd.Timedelta(days=1)]})
-        )
+        build_features(export, pd.DataFrame({"account_id": ["A0"], "as_of": [export.as_of + pd.Timedelta(days=1)]}))
 
 
 def test_does_not_mutate_the_export():
@@ -123,12 +119,8 @@ def _shift_after(export, cutoff: pd.Timestamp, data) -> object:
     return replace(
         export,
         as_of=max(export.as_of, cutoff + pd.Timedelta(days=91)),
-        payments=pd.concat(
-            [payments, moved(extra.payments, "paid_at", "X", "payment_id")], ignore_index=True
-        ),
-        contacts=pd.concat(
-            [contacts, moved(extra.contacts, "started_at", "X", "contact_id")], ignore_index=True
-        ),
+        payments=pd.concat([payments, moved(extra.payments, "paid_at", "X", "payment_id")], ignore_index=True),
+        contacts=pd.concat([contacts, moved(extra.contacts, "started_at", "X", "contact_id")], ignore_index=True),
         promises=pd.concat([promises, extra_promises], ignore_index=True),
     )
 

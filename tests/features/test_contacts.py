@@ -13,9 +13,7 @@ from tests.features.random_export import AS_OF, account_row, make_export
 _ids = iter(range(10**6))
 
 
-def call(
-    at: str, outcome: str, account_id: str = "A", channel: str = "call", direction: str = "outbound"
-) -> dict:
+def call(at: str, outcome: str, account_id: str = "A", channel: str = "call", direction: str = "outbound") -> dict:
     return {
         "contact_id": f"K{next(_ids)}",
         "account_id": account_id,
@@ -100,9 +98,7 @@ def test_portfolio_rates_are_point_in_time_too():
     )
     early, late = (row for _, row in build_features(export, snapshots).iterrows())
     assert early["rpc_rate_hour_bucket_0"] == pytest.approx(0.0)  # portfolio then: 0 of 1
-    assert late["rpc_rate_hour_bucket_0"] == pytest.approx(
-        (0 + SMOOTHING_ATTEMPTS * 0.5) / (1 + SMOOTHING_ATTEMPTS)
-    )
+    assert late["rpc_rate_hour_bucket_0"] == pytest.approx((0 + SMOOTHING_ATTEMPTS * 0.5) / (1 + SMOOTHING_ATTEMPTS))
 
 
 def test_exact_hour_rates_pool_the_customer_and_shrink_hour_to_bucket_to_level():

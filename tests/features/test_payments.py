@@ -59,9 +59,7 @@ def test_payday_is_the_debtor_local_day_of_month():
 
 
 def test_days_until_day_of_month_clamps_to_month_length():
-    days = to_us(
-        pd.Series(pd.to_datetime(["2026-06-15", "2026-06-15", "2026-02-28", "2026-06-30", "2026-01-31"]))
-    )
+    days = to_us(pd.Series(pd.to_datetime(["2026-06-15", "2026-06-15", "2026-02-28", "2026-06-30", "2026-01-31"])))
     assert list(days_until_day_of_month(days, np.array([15, 31, 30, 1, 30]))) == [0, 15, 0, 1, 28]
 
 

@@ -58,9 +58,7 @@ def test_broken_promise_is_recent_for_seven_days():
         promises=[promise("2026-06-02 10:00", "2026-06-10", 100.0, "Q")],
         payments=[payment("2026-06-13 10:00", 100.0)],  # too late for the promise
     )
-    during, grace, after, week_later = at(
-        export, "2026-06-10 12:00", "2026-06-11 23:00", "2026-06-15", "2026-06-19"
-    )
+    during, grace, after, week_later = at(export, "2026-06-10 12:00", "2026-06-11 23:00", "2026-06-15", "2026-06-19")
     assert (during["promises_pending"], during["days_to_pending_promise"]) == (1, 0)
     assert (grace["promises_pending"], grace["days_to_pending_promise"]) == (1, -1)
     assert (after["promises_broken_90d"], after["promise_broken_7d"]) == (1, True)

@@ -76,9 +76,7 @@ def test_same_seed_gives_identical_files_and_another_seed_does_not(tmp_path):
     assert "operations.yaml" in names and "contacts.parquet" in names and "export.json" in names
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
-    assert (tmp_path / "a" / "payments.parquet").read_bytes() != (
-        tmp_path / "c" / "payments.parquet"
-    ).read_bytes()
+    assert (tmp_path / "a" / "payments.parquet").read_bytes() != (tmp_path / "c" / "payments.parquet").read_bytes()
 
 
 def test_generated_directory_passes_the_contract_and_loads(tmp_path):

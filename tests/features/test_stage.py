@@ -61,9 +61,7 @@ def test_returned_payment_and_payment_at_as_of_do_not_count():
 
 
 def test_overpayment_is_credit_not_negative_overdue():
-    row = one(
-        dues=[due("2026-06-01", 100.0), due("2026-07-01", 100.0)], payments=[payment("2026-06-02", 150.0)]
-    )
+    row = one(dues=[due("2026-06-01", 100.0), due("2026-07-01", 100.0)], payments=[payment("2026-06-02", 150.0)])
     assert (row["amount_overdue"], row["days_past_due"], row["dues_missed_in_row"]) == (0.0, 0, 0)
 
 

@@ -302,9 +302,7 @@ def test_meta_as_of_with_offset_is_utc() -> None:
 def test_bad_export_json_is_reported(csv_dir: Path) -> None:
     (csv_dir / "export.json").write_text("{not json", encoding="utf-8")
     result = check_export(csv_dir)
-    assert [(v.table, v.rule) for v in result.violations] == [
-        ("export.json", "not valid JSON (JSONDecodeError)")
-    ]
+    assert [(v.table, v.rule) for v in result.violations] == [("export.json", "not valid JSON (JSONDecodeError)")]
     (csv_dir / "export.json").write_text(json.dumps({"contract_version": "1"}), encoding="utf-8")
     assert _found(check_export(csv_dir).violations) == {("export.json", WHOLE, "as_of", RULE_MISSING_COLUMN)}
 

@@ -200,9 +200,7 @@ def account_row(account_id: str, **overrides) -> dict:
     return row
 
 
-def call_row(
-    account_id: str, started_at: str, outcome: str = "no_answer", direction: str = "outbound"
-) -> dict:
+def call_row(account_id: str, started_at: str, outcome: str = "no_answer", direction: str = "outbound") -> dict:
     """A contacts row for a telephone call."""
     return {
         "contact_id": f"K{account_id}-{started_at}-{outcome}-{direction}",
@@ -257,9 +255,7 @@ def flat_scores(export, value: dict | None = None, followup: tuple = ()) -> pd.D
     )
 
 
-def operations(
-    policy: str = "cn", centre: str = "Asia/Shanghai", shift=("00:00", "23:59"), capacity=(10, 1), **extra
-):
+def operations(policy: str = "cn", centre: str = "Asia/Shanghai", shift=("00:00", "23:59"), capacity=(10, 1), **extra):
     """Operations with one team `early` (plus `extra` teams as dicts) and the given policy."""
     teams = [
         {

@@ -86,8 +86,17 @@ def test_validate_names_every_planted_fault(tmp_path):
 
 
 def test_errors_are_one_line_without_traceback(tmp_path):
-    result = callq("rank", "--export", tmp_path / "missing", "--ops", tmp_path / "ops.yaml", "--date", "2026-11-23",
-                   "--out", tmp_path / "list.csv")
+    result = callq(
+        "rank",
+        "--export",
+        tmp_path / "missing",
+        "--ops",
+        tmp_path / "ops.yaml",
+        "--date",
+        "2026-11-23",
+        "--out",
+        tmp_path / "list.csv",
+    )
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -146,13 +155,32 @@ def test_score_and_rank_from_and_into_postgres(trained_book, postgres_db_url, tm
     env = {"MLFLOW_TRACKING_URI": trained_book.tracking_uri}
     scored = callq("score", "--export", postgres_db_url, "--out", f"{postgres_db_url}#scores", env=env)
     assert scored.returncode == 0, scored.stderr
-    args = ["rank", "--export", postgres_db_url, "--ops", trained_book.ops_path, "--date", "2026-11-23",
-            "--out", f"{postgres_db_url}#call_list"]
+    args = [
+        "rank",
+        "--export",
+        postgres_db_url,
+        "--ops",
+        trained_book.ops_path,
+        "--date",
+        "2026-11-23",
+        "--out",
+        f"{postgres_db_url}#call_list",
+    ]
     for _ in range(2):  # the second run replaces the date's rows atomically
         ranked = callq(*args, env=env)
         assert ranked.returncode == 0, ranked.stderr
-    from_files = callq("rank", "--export", trained_book.export_dir, "--ops", trained_book.ops_path,
-                       "--date", "2026-11-23", "--out", tmp_path / "list.parquet", env=env)
+    from_files = callq(
+        "rank",
+        "--export",
+        trained_book.export_dir,
+        "--ops",
+        trained_book.ops_path,
+        "--date",
+        "2026-11-23",
+        "--out",
+        tmp_path / "list.parquet",
+        env=env,
+    )
     assert from_files.returncode == 0, from_files.stderr
     expected = pd.read_parquet(tmp_path / "list.parquet")
     engine = sa.create_engine(postgres_db_url)

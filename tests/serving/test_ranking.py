@@ -278,9 +278,9 @@ def test_promise_followups_come_first():
 def test_calls_without_expected_gain_are_not_scheduled():
     export = build_export(SHANGHAI_MIDNIGHT, [account_row("A1"), account_row("A2")])
     scores = flat_scores(export).assign(uplift=[0.0, 0.2])
-    assert rank_calls(export, operations("cn"), DAY, scores, constant_contact).call_list[
-        "account_id"
-    ].tolist() == ["A2"]
+    assert rank_calls(export, operations("cn"), DAY, scores, constant_contact).call_list["account_id"].tolist() == [
+        "A2"
+    ]
 
 
 def test_slots_before_as_of_are_not_used():
@@ -333,9 +333,7 @@ def test_every_ranked_list_passes_the_guard_and_the_capacity(seed, n_accounts, d
     as_of = pd.Timestamp("2026-11-22T00:00Z") + pd.Timedelta(hours=hour)
     export = random_export(seed, n_accounts, as_of, flag_rate=0.03)
     ops = random_operations(seed)
-    day = (
-        as_of.tz_convert(ops.centre_timezone).tz_localize(None).normalize() + pd.Timedelta(days=day_offset)
-    ).date()
+    day = (as_of.tz_convert(ops.centre_timezone).tz_localize(None).normalize() + pd.Timedelta(days=day_offset)).date()
     scores = scores_for(export, seed, score_share=0.9)
     for result in (
         rank_calls(export, ops, day, scores, hour_curve),

@@ -22,9 +22,7 @@ def sample_csv() -> Path:
     return SAMPLE
 
 
-def _hand_frame(
-    statuses: list[list[int]], payments: list[list[float]], bills: list[list[float]]
-) -> pd.DataFrame:
+def _hand_frame(statuses: list[list[int]], payments: list[list[float]], bills: list[list[float]]) -> pd.DataFrame:
     n = len(statuses)
     data = {"ID": np.arange(1, n + 1), "LIMIT_BAL": np.full(n, 50_000.0)}
     data.update({column: [row[i] for row in statuses] for i, column in enumerate(taiwan.STATUS_COLUMNS)})
