@@ -28,8 +28,9 @@ from features.promises import build_promise_history, promise_features
 from features.stage import build_ledger, stage_features, stage_state
 from features.timeline import Snapshots, account_codes, account_zones, day_floor, to_us
 
-# 2: + rpc_rate_hour_<h> (exact-hour, customer-pooled rates); 3: + *_due_to_limit, paid_to_due_<d>d (ratios)
-FEATURE_SET_VERSION = "3"
+# 2: + rpc_rate_hour_<h> (exact-hour, customer-pooled rates); 3: + *_due_to_limit, paid_to_due_<d>d (ratios);
+# 4: + rpc_mixture_hour_<h> (answering-pattern mixture)
+FEATURE_SET_VERSION = "4"
 KEY_COLUMNS = ("account_id", "as_of")
 
 
@@ -124,6 +125,14 @@ def _specs() -> list[FeatureSpec]:
                 f"the customer's right-party rate of calls at local {hour:02d}h, shrunk to its bucket rate and level",
             )
         )
+    for hour in range(N_HOURS):
+        contacts.append(
+            (
+                f"rpc_mixture_hour_{hour}",
+                f"the customer's right-party rate at local {hour:02d}h under the portfolio's answering patterns "
+                "(posterior mean of an EM mixture fitted on calls before as_of)",
+            )
+        )
     promises = [
         ("promises_made_90d", "promises created in the last 90 days"),
         ("promises_kept_90d", "of those, kept by as_of"),
@@ -152,9 +161,11 @@ def _specs() -> list[FeatureSpec]:
 FEATURES: dict[str, FeatureSpec] = {spec.name: spec for spec in _specs()}
 # Columns models may use: behaviour only. Case-system flags describe today (they would leak into
 # historical snapshots); `stage`/`stage_bucket` are presentation of days_past_due.
-# The exact-hour rates are read per call slot (`rpc_rate_this_hour` of the contact model), not as 24
-# more columns of every model.
-SLOT_LOOKUP_FEATURES: tuple[str, ...] = tuple(f"rpc_rate_hour_{hour}" for hour in range(N_HOURS))
+# The exact-hour rates are read per call slot (`rpc_rate_this_hour`, `rpc_mixture_this_hour` of the contact
+# model), not as 48 more columns of every model.
+SLOT_LOOKUP_FEATURES: tuple[str, ...] = tuple(
+    f"{prefix}{hour}" for prefix in ("rpc_rate_hour_", "rpc_mixture_hour_") for hour in range(N_HOURS)
+)
 _NOT_FOR_MODELS = {"stage", "stage_bucket", *SLOT_LOOKUP_FEATURES}
 MODEL_FEATURES: tuple[str, ...] = tuple(
     spec.name for spec in FEATURES.values() if spec.family != "flags" and spec.name not in _NOT_FOR_MODELS

@@ -182,6 +182,76 @@ def smoothed_rpc_rates(history: ContactHistory, snaps: Snapshots) -> dict[str, n
 
 HOUR_RATE_CHUNK = 100_000
 
+# Answering-pattern mixture: customers are a mix of MIXTURE_COMPONENTS latent patterns, each a
+# right-party rate per local hour, fitted by EM on the customers' (hour x reached/not) call counts.
+MIXTURE_COMPONENTS = 16
+MIXTURE_ITERATIONS = 60
+# Pseudo-calls per (pattern, hour) at the portfolio's hour rate: keeps rarely dialled hours sane.
+MIXTURE_PRIOR_ATTEMPTS = 2.0
+# Customers the patterns are fitted on (a seeded sample of those ever called); all are scored.
+MIXTURE_FIT_CUSTOMERS = 40_000
+MIXTURE_MAX_RATE = 0.95
+MIXTURE_MIN_RATE = 1e-4
+# Starting patterns: the portfolio's hour rates scaled by a spread of answer levels, jittered per hour.
+MIXTURE_START_LEVELS = np.geomspace(0.2, 3.0, MIXTURE_COMPONENTS)
+MIXTURE_START_JITTER = np.random.default_rng(0).uniform(0.8, 1.25, (MIXTURE_COMPONENTS, 24))
+
+
+@dataclass(frozen=True)
+class AnswerMixture:
+    """Latent answering patterns: `rates[k, h]` is pattern k's right-party rate at local hour h."""
+
+    weights: np.ndarray  # (K,) share of customers per pattern
+    rates: np.ndarray  # (K, 24)
+
+    @classmethod
+    def fit(cls, attempts: np.ndarray, reached: np.ndarray) -> AnswerMixture:
+        """EM for a mixture of per-hour binomials on customer x hour counts (fixed iterations: deterministic)."""
+        portfolio = _portfolio_hour_rates(attempts, reached)
+        ever = np.flatnonzero(attempts.sum(axis=1) > 0)
+        if len(ever) > MIXTURE_FIT_CUSTOMERS:
+            ever = np.sort(np.random.default_rng(0).choice(ever, MIXTURE_FIT_CUSTOMERS, replace=False))
+        attempts, reached = attempts[ever], reached[ever]
+        rates = np.clip(
+            portfolio[None, :] * MIXTURE_START_LEVELS[:, None] * MIXTURE_START_JITTER,
+            MIXTURE_MIN_RATE,
+            MIXTURE_MAX_RATE,
+        )
+        mixture = cls(np.full(MIXTURE_COMPONENTS, 1.0 / MIXTURE_COMPONENTS), rates)
+        if len(ever) == 0:
+            return mixture
+        for _ in range(MIXTURE_ITERATIONS):
+            responsibility = mixture.responsibilities(attempts, reached)
+            weights = responsibility.mean(axis=0)
+            rates = (responsibility.T @ reached + MIXTURE_PRIOR_ATTEMPTS * portfolio[None, :]) / (
+                responsibility.T @ attempts + MIXTURE_PRIOR_ATTEMPTS
+            )
+            mixture = cls(weights, np.clip(rates, MIXTURE_MIN_RATE, MIXTURE_MAX_RATE))
+        return mixture
+
+    def responsibilities(self, attempts: np.ndarray, reached: np.ndarray) -> np.ndarray:
+        """P(pattern k | a customer's calls), rows x K."""
+        log_odds = (
+            reached @ np.log(self.rates).T
+            + (attempts - reached) @ np.log1p(-self.rates).T
+            + np.log(np.maximum(self.weights, 1e-300))[None, :]
+        )
+        log_odds -= log_odds.max(axis=1, keepdims=True)
+        posterior = np.exp(log_odds)
+        return posterior / posterior.sum(axis=1, keepdims=True)
+
+    def hour_rates(self, attempts: np.ndarray, reached: np.ndarray) -> np.ndarray:
+        """Posterior-mean right-party rate per local hour of each customer, rows x 24."""
+        return self.responsibilities(attempts, reached) @ self.rates
+
+
+def _portfolio_hour_rates(attempts: np.ndarray, reached: np.ndarray) -> np.ndarray:
+    """Right-party rate per local hour over all customers; hours never dialled get the overall rate."""
+    per_hour_attempts, per_hour_reached = attempts.sum(axis=0), reached.sum(axis=0)
+    total = per_hour_attempts.sum()
+    overall = per_hour_reached.sum() / total if total else 0.0
+    return np.where(per_hour_attempts > 0, per_hour_reached / np.maximum(per_hour_attempts, 1), overall)
+
 
 def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
     """rpc_rate_hour_<h> (h = 0-23 debtor-local): the customer's right-party rate at that exact hour, over
@@ -191,10 +261,15 @@ def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[s
 
     Multiplicative priors keep a debtor who rarely answers low at every hour, while a few answered
     calls at one hour lift it above its neighbours in the same bucket.
+
+    rpc_mixture_hour_<h>: the same customer's rate at hour h under the answering patterns of the
+    portfolio (`AnswerMixture`, fitted on the calls before each as_of): ~20 calls cannot show one
+    debtor's curve hour by hour, but they can show which of the portfolio's patterns it follows.
     """
     calls = history.calls
     n = len(snaps)
     out = {f"rpc_rate_hour_{hour}": np.full(n, np.nan) for hour in range(N_HOURS)}
+    out |= {f"rpc_mixture_hour_{hour}": np.full(n, np.nan) for hour in range(N_HOURS)}
     rpc = calls.columns["rpc"].astype("float64")
     hours = calls.columns["hour"].astype("int64")
     bucket_of = hour_bucket(np.arange(N_HOURS))
@@ -220,6 +295,7 @@ def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[s
             portfolio_attempts > 0, portfolio_rpc / np.maximum(portfolio_attempts, 1), portfolio_bucket[bucket_of]
         )
         hour_share = portfolio_hour / np.maximum(portfolio_bucket[bucket_of], 1e-9)
+        mixture = AnswerMixture.fit(attempts, reached)
         # Row chunks: each (rows x 24) intermediate of a million-account book would cost 200 MB.
         for first in range(0, len(rows), HOUR_RATE_CHUNK):
             part = rows[first : first + HOUR_RATE_CHUNK]
@@ -231,8 +307,10 @@ def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[s
             bucket_rate = (mine_rpc @ to_bucket + k * bucket_prior) / (mine_attempts @ to_bucket + k)
             hour_prior = np.minimum(bucket_rate[:, bucket_of] * hour_share[None, :], 1.0)
             rate = (mine_rpc + k_hour * hour_prior) / (mine_attempts + k_hour)
+            patterned = mixture.hour_rates(mine_attempts, mine_rpc)
             for hour in range(N_HOURS):
                 out[f"rpc_rate_hour_{hour}"][part] = rate[:, hour]
+                out[f"rpc_mixture_hour_{hour}"][part] = patterned[:, hour]
     return out
 
 

@@ -29,6 +29,7 @@ SLOT_COLUMNS = (
     "rpc_rate_this_weekday",
     "rpc_rate_this_hour",
     "rpc_rate_adjacent_hours",
+    "rpc_mixture_this_hour",
 )
 PICKED_SLOT_COLUMNS = SLOT_COLUMNS[2:]
 # A local hour is supported when training saw at least this many calls there, and this share of all.
@@ -358,7 +359,7 @@ class ContactModel(BoosterModel):
             return np.zeros((n_rows, n_hours))
         # Only the model's inputs and the per-slot rate sources travel, one hour at a time: copying
         # every feature column once per hour costs gigabytes on a large book.
-        slot_sources = ("rpc_rate_hour_bucket_", "rpc_rate_hour_", "rpc_rate_weekday_")
+        slot_sources = ("rpc_rate_hour_bucket_", "rpc_rate_hour_", "rpc_mixture_hour_", "rpc_rate_weekday_")
         generated = {"local_hour", "weekday", *PICKED_SLOT_COLUMNS}
         needed = [
             column

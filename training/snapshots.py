@@ -285,8 +285,8 @@ def contact_rows(
 def add_slot_rates(frame: pd.DataFrame, hour_bucket) -> pd.DataFrame:
     """Copy of `frame` with the account's smoothed RPC rates for the row's hour, hour bucket and weekday.
 
-    Picks `rpc_rate_hour_bucket_<b>`, `rpc_rate_hour_<h>` (and the mean of h - 1 and h + 1) /
-    `rpc_rate_weekday_<d>` by the row's `local_hour` / `weekday` (NaN where the frame lacks the
+    Picks `rpc_rate_hour_bucket_<b>`, `rpc_rate_hour_<h>` (and the mean of h - 1 and h + 1),
+    `rpc_mixture_hour_<h>` / `rpc_rate_weekday_<d>` by the row's `local_hour` / `weekday` (NaN where the frame lacks the
     column, e.g. an older feature set).
     """
     out = frame.copy()
@@ -306,6 +306,7 @@ def slot_rates(frame: pd.DataFrame, hours: np.ndarray, weekdays: np.ndarray, hou
     return {
         "rpc_rate_this_hour_bucket": _pick_by_key(frame, "rpc_rate_hour_bucket_", buckets),
         "rpc_rate_this_hour": _pick_by_key(frame, "rpc_rate_hour_", hours),
+        "rpc_mixture_this_hour": _pick_by_key(frame, "rpc_mixture_hour_", hours),
         "rpc_rate_adjacent_hours": np.where(
             known.any(axis=1), np.where(known, around, 0.0).sum(axis=1) / np.maximum(known.sum(axis=1), 1), np.nan
         ),

@@ -87,6 +87,64 @@ def _allocate(dues: list[dict], payments: list[dict]) -> tuple[list[int], list[d
     return remaining, went_to
 
 
+def _pattern_posterior(weights: list[float], patterns: list[list[float]], calls: list[list[int]]) -> list[float]:
+    """P(pattern | a customer's (attempts, reached) per hour), by Bayes' rule."""
+    logs = []
+    for weight, rates in zip(weights, patterns, strict=True):
+        log = math.log(max(weight, 1e-300))
+        for (attempts, reached), rate in zip(calls, rates, strict=True):
+            log += reached * math.log(rate) + (attempts - reached) * math.log1p(-rate)
+        logs.append(log)
+    top = max(logs)
+    odds = [math.exp(log - top) for log in logs]
+    return [value / sum(odds) for value in odds]
+
+
+def _fit_mixture(customers: list[list[list[int]]]) -> tuple[list[float], list[list[float]]]:
+    """EM for the mixture of per-hour binomials (features.contacts.AnswerMixture), one customer at a time."""
+    from features.contacts import (
+        MIXTURE_COMPONENTS,
+        MIXTURE_ITERATIONS,
+        MIXTURE_MAX_RATE,
+        MIXTURE_MIN_RATE,
+        MIXTURE_PRIOR_ATTEMPTS,
+        MIXTURE_START_JITTER,
+        MIXTURE_START_LEVELS,
+    )
+
+    def clip(rate: float) -> float:
+        return min(max(rate, MIXTURE_MIN_RATE), MIXTURE_MAX_RATE)
+
+    hour_attempts = [sum(c[h][0] for c in customers) for h in range(24)]
+    hour_reached = [sum(c[h][1] for c in customers) for h in range(24)]
+    overall = sum(hour_reached) / sum(hour_attempts) if sum(hour_attempts) else 0.0
+    portfolio = [hour_reached[h] / hour_attempts[h] if hour_attempts[h] else overall for h in range(24)]
+    weights = [1.0 / MIXTURE_COMPONENTS] * MIXTURE_COMPONENTS
+    patterns = [
+        [clip(portfolio[h] * MIXTURE_START_LEVELS[k] * MIXTURE_START_JITTER[k, h]) for h in range(24)]
+        for k in range(MIXTURE_COMPONENTS)
+    ]
+    if not customers:
+        return weights, patterns
+    for _ in range(MIXTURE_ITERATIONS):
+        posteriors = [_pattern_posterior(weights, patterns, c) for c in customers]
+        weights = [sum(p[k] for p in posteriors) / len(customers) for k in range(MIXTURE_COMPONENTS)]
+        patterns = [
+            [
+                clip(
+                    (
+                        sum(p[k] * c[h][1] for p, c in zip(posteriors, customers, strict=True))
+                        + MIXTURE_PRIOR_ATTEMPTS * portfolio[h]
+                    )
+                    / (sum(p[k] * c[h][0] for p, c in zip(posteriors, customers, strict=True)) + MIXTURE_PRIOR_ATTEMPTS)
+                )
+                for h in range(24)
+            ]
+            for k in range(MIXTURE_COMPONENTS)
+        ]
+    return weights, patterns
+
+
 def reference_row(
     tables: dict[str, list[dict]], accounts: dict[str, dict], account_id: str, as_of: dt.datetime
 ) -> dict:
@@ -255,6 +313,19 @@ def reference_row(
         prior = min(bucket_rate * portfolio_hour / max(portfolio_bucket, 1e-9), 1.0)
         own_hour = [c for c in theirs if local(c).hour == hour]
         row[f"rpc_rate_hour_{hour}"] = (sum(c["outcome"] in RPC for c in own_hour) + 3 * prior) / (len(own_hour) + 3)
+    # Answering-pattern mixture: fitted on every customer's calls before as_of, read for this customer.
+    counts: dict[str, list[list[int]]] = {}
+    for c in everyone:
+        per_hour = counts.setdefault(accounts[c["account_id"]]["customer_id"], [[0, 0] for _ in range(24)])
+        per_hour[local(c).hour][0] += 1
+        per_hour[local(c).hour][1] += c["outcome"] in RPC
+    weights, patterns = _fit_mixture(list(counts.values()))
+    mine = counts.get(customer, [[0, 0] for _ in range(24)])
+    posterior = _pattern_posterior(weights, patterns, mine)
+    for hour in range(24):
+        row[f"rpc_mixture_hour_{hour}"] = (
+            math.nan if not everyone else sum(posterior[k] * patterns[k][hour] for k in range(len(patterns)))
+        )
     rates = [row[f"rpc_rate_hour_bucket_{b}"] for b in range(6)]
     if all(math.isnan(r) for r in rates):
         row["best_hour_bucket_hist"] = math.nan

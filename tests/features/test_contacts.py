@@ -6,8 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import features.contacts as contacts_module
 from features.build import build_features
-from features.contacts import HOUR_BUCKETS, HOUR_SMOOTHING_ATTEMPTS, SMOOTHING_ATTEMPTS, hour_bucket
+from features.contacts import (
+    HOUR_BUCKETS,
+    HOUR_SMOOTHING_ATTEMPTS,
+    SMOOTHING_ATTEMPTS,
+    AnswerMixture,
+    hour_bucket,
+)
 from tests.features.random_export import AS_OF, account_row, make_export
 
 _ids = iter(range(10**6))
@@ -129,3 +136,56 @@ def test_exact_hour_rates_pool_the_customer_and_shrink_hour_to_bucket_to_level()
     assert c["rpc_rate_hour_9"] == pytest.approx(
         (0 + k_hour * (0 + k * portfolio_09 * (0 + k * overall) / (2 + k) / overall) / (1 + k)) / (1 + k_hour)
     )
+
+
+def _two_pattern_counts(n_customers: int, calls_each: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Customer x hour (attempts, reached): half answer at 08-10h, half at 19-21h; calls at 08-21h."""
+    rng = np.random.default_rng(seed)
+    morning = np.arange(n_customers) % 2 == 0
+    rate = np.full((n_customers, 24), 0.05)
+    rate[morning, 8:11] = 0.6
+    rate[~morning, 19:22] = 0.6
+    attempts = np.zeros((n_customers, 24))
+    reached = np.zeros((n_customers, 24))
+    for customer in range(n_customers):
+        hours = rng.integers(8, 22, calls_each)
+        answered = rng.random(calls_each) < rate[customer, hours]
+        np.add.at(attempts[customer], hours, 1)
+        np.add.at(reached[customer], hours, answered)
+    return attempts, reached, morning
+
+
+def test_answer_mixture_tells_morning_from_evening_answerers():
+    attempts, reached, morning = _two_pattern_counts(2000, 14, seed=0)
+    rates = AnswerMixture.fit(attempts, reached).hour_rates(attempts, reached)
+    # Each customer's posterior curve ranks its own pattern's hours first far more often than chance.
+    prefers_morning = rates[:, 9] > rates[:, 20]
+    assert (prefers_morning == morning).mean() > 0.8
+    # And the curves are rates: the pattern's hours near 0.6, the others near 0.05, on average.
+    assert rates[morning, 9].mean() > 0.4 and rates[morning, 15].mean() < 0.15
+    assert rates[~morning, 20].mean() > 0.4 and rates[~morning, 15].mean() < 0.15
+    # The raw per-hour rate of the same calls is far noisier: the mixture pools the portfolio.
+    raw = np.where(attempts > 0, reached / np.maximum(attempts, 1), np.nan)
+    assert np.nanmean(np.abs(raw[morning, 9] - 0.6)) > np.mean(np.abs(rates[morning, 9] - 0.6))
+
+
+def test_answer_mixture_is_deterministic_and_gives_the_uncalled_the_portfolio_mix(monkeypatch):
+    attempts, reached, _ = _two_pattern_counts(300, 10, seed=1)
+    first, second = AnswerMixture.fit(attempts, reached), AnswerMixture.fit(attempts, reached)
+    np.testing.assert_array_equal(first.rates, second.rates)
+    np.testing.assert_array_equal(first.weights, second.weights)
+    nobody = np.zeros((1, 24))
+    np.testing.assert_allclose(first.hour_rates(nobody, nobody)[0], first.weights @ first.rates)
+    assert first.weights.sum() == pytest.approx(1.0)
+    # Fitted on a seeded sample when the book is large: still deterministic, still separating.
+    monkeypatch.setattr(contacts_module, "MIXTURE_FIT_CUSTOMERS", 100)
+    sampled = AnswerMixture.fit(attempts, reached)
+    np.testing.assert_array_equal(sampled.rates, AnswerMixture.fit(attempts, reached).rates)
+    assert not np.array_equal(sampled.rates, first.rates)
+
+
+def test_answer_mixture_without_calls_keeps_its_start():
+    empty = np.zeros((3, 24))
+    mixture = AnswerMixture.fit(empty, empty)
+    assert np.isfinite(mixture.rates).all()
+    np.testing.assert_allclose(mixture.weights, 1 / len(mixture.weights))

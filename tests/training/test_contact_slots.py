@@ -22,6 +22,7 @@ def _accounts(n: int, seed: int) -> pd.DataFrame:
             **{f"rpc_rate_hour_bucket_{b}": rng.random(n) for b in range(7)},
             **{f"rpc_rate_weekday_{d}": rng.random(n) for d in range(7)},
             **{f"rpc_rate_hour_{h}": rng.random(n) for h in range(24)},
+            **{f"rpc_mixture_hour_{h}": rng.random(n) for h in range(24)},
         }
     )
 
@@ -33,6 +34,7 @@ def test_slot_rates_pick_the_exact_hour_and_its_neighbours():
     pd.testing.assert_frame_equal(frame, before)  # the input is never mutated
     for row, hour in enumerate([9, 0, 23]):
         assert out.loc[row, "rpc_rate_this_hour"] == frame.loc[row, f"rpc_rate_hour_{hour}"]
+        assert out.loc[row, "rpc_mixture_this_hour"] == frame.loc[row, f"rpc_mixture_hour_{hour}"]
         around = [frame.loc[row, f"rpc_rate_hour_{(hour + step) % 24}"] for step in (-1, 1)]
         assert out.loc[row, "rpc_rate_adjacent_hours"] == pytest.approx(np.mean(around))
     assert out.loc[0, "rpc_rate_this_hour_bucket"] == frame.loc[0, "rpc_rate_hour_bucket_0"]
