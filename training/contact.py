@@ -24,7 +24,7 @@ import pandas as pd
 from training.config import LightGBMParams, TrainConfig
 from training.evaluation import binary_metrics
 from training.models import SLOT_COLUMNS, ContactModel, LightGBMClassifier
-from training.repayment import ModelQualityError, sample_rows
+from training.repayment import ModelQualityError, monotone_for, sample_rows
 from training.snapshots import TrainingData, local_hour_weekday
 from training.tuning import fit_calibrated
 
@@ -110,10 +110,10 @@ def fit_contact(data: TrainingData, config: TrainConfig, export) -> ContactFit:
     train = sample_rows(frames["train"], config.max_train_rows, config.seed)
     validation, test = frames["validation"], frames["test"]
     features = [*data.feature_names, *SLOT_COLUMNS]
-    notes: list[str] = []
+    constraints, notes = monotone_for(features, config.contact.monotone_constraints)
 
     def fit(params: LightGBMParams) -> LightGBMClassifier:
-        return LightGBMClassifier(features, params, config.seed).fit(
+        return LightGBMClassifier(features, params, config.seed, constraints).fit(
             train, train[LABEL], eval_set=(validation, validation[LABEL])
         )
 
@@ -135,6 +135,7 @@ def fit_contact(data: TrainingData, config: TrainConfig, export) -> ContactFit:
         metadata={
             "label": LABEL,
             "candidate_hours": list(config.contact.candidate_hours),
+            "monotone_constraints": constraints,
             # Training calls per debtor-local hour: where the model has evidence (`supported_hours`).
             "hour_support": np.bincount(frames["train"]["local_hour"].to_numpy(dtype=int), minlength=24).tolist(),
         },
