@@ -95,39 +95,17 @@ def worlds(n_accounts: int) -> list[World]:
 
 def held_out_worlds(n_accounts: int) -> list[World]:
     """Worlds used for no modelling choice: other capacities, history lengths, hour habits and answer rates."""
+    us = {"timezones": US_ZONES, "centre_timezone": "America/New_York", "policy": "us_reg_f"}
+    knobs = [
+        ("capacity-x2-s5", "cn, twice the calls per account and day", 5, {"calls_per_account_day": 0.2}),
+        ("capacity-half-s6", "cn, half the calls per account and day", 6, {"calls_per_account_day": 0.05}),
+        ("history-365-s7", "cn, a year of history", 7, {"days": 365}),
+        ("random-hours-s8", "cn, every history call at a random allowed hour", 8, {"random_hour_share": 1.0}),
+        ("us-answer-40-s9", "us_reg_f, three zones, centre New York, answer rate 0.4", 9, {**us, "answer_rate": 0.4}),
+    ]
     return [
-        World(
-            "capacity-x2-s5",
-            "cn, twice the calls per account and day, seed 5",
-            SimulationConfig(n_accounts=n_accounts, seed=5, calls_per_account_day=0.2),
-        ),
-        World(
-            "capacity-half-s6",
-            "cn, half the calls per account and day, seed 6",
-            SimulationConfig(n_accounts=n_accounts, seed=6, calls_per_account_day=0.05),
-        ),
-        World(
-            "history-365-s7",
-            "cn, a year of history, seed 7",
-            SimulationConfig(n_accounts=n_accounts, seed=7, days=365),
-        ),
-        World(
-            "random-hours-s8",
-            "cn, every history call at a random allowed hour, seed 8",
-            SimulationConfig(n_accounts=n_accounts, seed=8, random_hour_share=1.0),
-        ),
-        World(
-            "us-answer-40-s9",
-            "us_reg_f, three zones, centre New York, answer rate 0.4, seed 9",
-            SimulationConfig(
-                n_accounts=n_accounts,
-                seed=9,
-                timezones=US_ZONES,
-                centre_timezone="America/New_York",
-                policy="us_reg_f",
-                answer_rate=0.4,
-            ),
-        ),
+        World(name, f"{text}, seed {seed}", SimulationConfig(n_accounts=n_accounts, seed=seed, **config))
+        for name, text, seed, config in knobs
     ]
 
 
