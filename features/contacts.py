@@ -190,6 +190,10 @@ MIXTURE_ITERATIONS = 60
 MIXTURE_PRIOR_ATTEMPTS = 2.0
 # Customers the patterns are fitted on (a seeded sample of those ever called); all are scored.
 MIXTURE_FIT_CUSTOMERS = 40_000
+# Fewer customers ever called than this (e.g. a handful of accounts posted to the API): the portfolio's
+# patterns cannot be learned from them, and the mixture columns stay missing rather than echo each
+# customer's own few calls.
+MIXTURE_MIN_CUSTOMERS = 200
 MIXTURE_MAX_RATE = 0.95
 MIXTURE_MIN_RATE = 1e-4
 # Starting patterns: the portfolio's hour rates scaled by a spread of answer levels, jittered per hour.
@@ -265,6 +269,7 @@ def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[s
     rpc_mixture_hour_<h>: the same customer's rate at hour h under the answering patterns of the
     portfolio (`AnswerMixture`, fitted on the calls before each as_of): ~20 calls cannot show one
     debtor's curve hour by hour, but they can show which of the portfolio's patterns it follows.
+    Missing when fewer than MIXTURE_MIN_CUSTOMERS customers were ever called.
     """
     calls = history.calls
     n = len(snaps)
@@ -295,7 +300,8 @@ def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[s
             portfolio_attempts > 0, portfolio_rpc / np.maximum(portfolio_attempts, 1), portfolio_bucket[bucket_of]
         )
         hour_share = portfolio_hour / np.maximum(portfolio_bucket[bucket_of], 1e-9)
-        mixture = AnswerMixture.fit(attempts, reached)
+        called = int((attempts.sum(axis=1) > 0).sum())
+        mixture = AnswerMixture.fit(attempts, reached) if called >= MIXTURE_MIN_CUSTOMERS else None
         # Row chunks: each (rows x 24) intermediate of a million-account book would cost 200 MB.
         for first in range(0, len(rows), HOUR_RATE_CHUNK):
             part = rows[first : first + HOUR_RATE_CHUNK]
@@ -307,10 +313,11 @@ def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[s
             bucket_rate = (mine_rpc @ to_bucket + k * bucket_prior) / (mine_attempts @ to_bucket + k)
             hour_prior = np.minimum(bucket_rate[:, bucket_of] * hour_share[None, :], 1.0)
             rate = (mine_rpc + k_hour * hour_prior) / (mine_attempts + k_hour)
-            patterned = mixture.hour_rates(mine_attempts, mine_rpc)
+            patterned = None if mixture is None else mixture.hour_rates(mine_attempts, mine_rpc)
             for hour in range(N_HOURS):
                 out[f"rpc_rate_hour_{hour}"][part] = rate[:, hour]
-                out[f"rpc_mixture_hour_{hour}"][part] = patterned[:, hour]
+                if patterned is not None:
+                    out[f"rpc_mixture_hour_{hour}"][part] = patterned[:, hour]
     return out
 
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+import features.contacts as contacts_module
 from features.contract import FLAG_COLUMNS, Export
 
 DAY = dt.timedelta(days=1)
@@ -324,7 +325,9 @@ def reference_row(
     posterior = _pattern_posterior(weights, patterns, mine)
     for hour in range(24):
         row[f"rpc_mixture_hour_{hour}"] = (
-            math.nan if not everyone else sum(posterior[k] * patterns[k][hour] for k in range(len(patterns)))
+            math.nan
+            if len(counts) < contacts_module.MIXTURE_MIN_CUSTOMERS
+            else sum(posterior[k] * patterns[k][hour] for k in range(len(patterns)))
         )
     rates = [row[f"rpc_rate_hour_bucket_{b}"] for b in range(6)]
     if all(math.isnan(r) for r in rates):

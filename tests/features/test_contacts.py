@@ -15,7 +15,7 @@ from features.contacts import (
     AnswerMixture,
     hour_bucket,
 )
-from tests.features.random_export import AS_OF, account_row, make_export
+from tests.features.random_export import AS_OF, account_row, make_export, random_export
 
 _ids = iter(range(10**6))
 
@@ -189,3 +189,11 @@ def test_answer_mixture_without_calls_keeps_its_start():
     mixture = AnswerMixture.fit(empty, empty)
     assert np.isfinite(mixture.rates).all()
     np.testing.assert_allclose(mixture.weights, 1 / len(mixture.weights))
+
+
+def test_mixture_columns_are_missing_when_too_few_customers_were_called():
+    # A handful of accounts (e.g. posted to the API) cannot teach the portfolio's answering patterns.
+    features = build_features(random_export(1, n_accounts=6))
+    assert contacts_module.MIXTURE_MIN_CUSTOMERS > 6
+    assert features[[f"rpc_mixture_hour_{hour}" for hour in range(24)]].isna().all().all()
+    assert features["rpc_rate_hour_9"].notna().any()  # the customer's own shrunk rates are still there
