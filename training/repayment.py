@@ -2,8 +2,11 @@
 
 LightGBM fitted on train snapshots, calibrated on validation only, judged on the test window
 against two baselines logged with every run: the DPD-bucket rule collectors use (train repay
-rate per stage bucket) and a standardised logistic regression. A model that does not beat both
-on test ROC AUC fails the run (`ModelQualityError`): it is never registered.
+rate per stage bucket) and a standardised logistic regression. A model clearly worse than either
+on test ROC AUC (the 95% interval of the paired, account-resampled difference lies below zero)
+fails the run (`ModelQualityError`): it is never registered. One that merely does not beat a
+baseline, within the test window's noise (small books: ~1 run in 8 at 1,000 accounts), goes on
+with a note in the report, so a small portfolio still gets its contact and call-effect models.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from training.config import LightGBMParams, TrainConfig
-from training.evaluation import binary_metrics, calibration_table, gains_curve
+from training.evaluation import binary_metrics, calibration_table, gains_curve, paired_auc_interval
 from training.models import BoosterModel, LightGBMClassifier
 from training.snapshots import TrainingData
 from training.tuning import fit_calibrated
@@ -127,6 +130,36 @@ def monotone_for(feature_names: Sequence[str], constraints: dict[str, int]) -> t
     return present, notes
 
 
+def gate_baseline(
+    metrics: dict[str, float],
+    baseline: str,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    baseline_scores: np.ndarray,
+    accounts: pd.Series,
+    seed: int,
+    notes: list[str],
+) -> None:
+    """Fail the run when the model is clearly worse than the baseline on test AUC; note a tie within noise.
+
+    Beating the baseline's point estimate passes. Otherwise the paired, account-resampled 95%
+    interval of the AUC difference decides: below zero fails, anything else is noted and logged
+    (`<baseline>roc_auc_difference_low` / `_high`).
+    """
+    model_auc, baseline_auc = metrics["test_roc_auc"], metrics[f"{baseline}roc_auc"]
+    if model_auc > baseline_auc:
+        return
+    low, high = paired_auc_interval(labels, probabilities, baseline_scores, accounts, seed=seed)
+    metrics[f"{baseline}roc_auc_difference_low"], metrics[f"{baseline}roc_auc_difference_high"] = low, high
+    text = (
+        f"repayment model test AUC {model_auc:.4f} does not beat {baseline.rstrip('_')} AUC {baseline_auc:.4f} "
+        f"(difference 95% interval [{low:+.4f}, {high:+.4f}], accounts resampled)"
+    )
+    if not high >= 0:  # NaN (one label class in every resample) fails too
+        raise ModelQualityError(f"{text}: clearly worse, not registered", metrics)
+    notes.append(f"{text}: within the test window's noise, so the run goes on; check again on a longer history")
+
+
 def fit_repayment(data: TrainingData, config: TrainConfig) -> RepaymentFit:
     """Fit, calibrate (validation), evaluate (test) and gate the repayment model."""
     frames = {name: data.snapshots[data.snapshots["split"] == name] for name in ("train", "validation", "test")}
@@ -175,13 +208,9 @@ def fit_repayment(data: TrainingData, config: TrainConfig) -> RepaymentFit:
     logistic_p = logistic.predict_proba(_numeric_frame(test, features))[:, 1]
     metrics.update(binary_metrics(labels, logistic_p, prefix="baseline_logistic_"))
 
-    for baseline in ("baseline_stage_", "baseline_logistic_"):
-        if not metrics["test_roc_auc"] > metrics[f"{baseline}roc_auc"]:
-            raise ModelQualityError(
-                f"repayment model test AUC {metrics['test_roc_auc']:.4f} does not beat "
-                f"{baseline.rstrip('_')} AUC {metrics[f'{baseline}roc_auc']:.4f}",
-                metrics,
-            )
+    baseline_scores = {"baseline_stage_": stage.predict_proba(test)[:, 1], "baseline_logistic_": logistic_p}
+    for baseline, scores in baseline_scores.items():
+        gate_baseline(metrics, baseline, labels, probabilities, scores, test["account_id"], config.seed, notes)
     importance = pd.Series(
         estimator.booster_.feature_importance(importance_type="gain"), index=model.feature_names, name="gain"
     ).sort_values(ascending=False)
@@ -197,7 +226,7 @@ def fit_repayment(data: TrainingData, config: TrainConfig) -> RepaymentFit:
                 "as_of": test["as_of"].to_numpy(),
                 "label": labels,
                 "p_repay": probabilities,
-                "baseline_stage": stage.predict_proba(test)[:, 1],
+                "baseline_stage": baseline_scores["baseline_stage_"],
                 "baseline_logistic": logistic_p,
             }
         ),
