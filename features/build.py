@@ -111,6 +111,8 @@ def _specs() -> list[FeatureSpec]:
         ("wrong_numbers_90d", "contacts with outcome wrong_number in the last 90 days"),
         ("inbound_contacts_90d", "inbound contacts of any channel in the last 90 days"),
         ("refusals_disputes_90d", "contacts with outcome refused or dispute in the last 90 days"),
+        ("rpc_promise_share", "share of right-party outbound calls (all history) ending in a promise; NaN if none"),
+        ("rpc_refusal_share", "share of right-party outbound calls (all history) refused or disputed; NaN if none"),
     ]
     for bucket in range(N_HOUR_BUCKETS):
         hours = "other hours" if bucket not in HOUR_BUCKETS else "{:02d}-{:02d}h".format(*HOUR_BUCKETS[bucket])

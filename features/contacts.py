@@ -69,6 +69,7 @@ def build_contact_history(
     rpc = outcome.isin(RIGHT_PARTY_OUTCOMES).fillna(False).to_numpy(dtype=bool)
     wrong = (outcome == "wrong_number").fillna(False).to_numpy(dtype=bool)
     refusal = outcome.isin(("refused", "dispute")).fillna(False).to_numpy(dtype=bool)
+    promise = (outcome == "promise_to_pay").fillna(False).to_numpy(dtype=bool)
     inbound = (contacts["direction"].astype("string") == "inbound").fillna(False).to_numpy(dtype=bool)
     hour, weekday, _ = local_parts(time[is_call], zone_of_account[codes[is_call]], zones)
     calls = Stream(
@@ -78,6 +79,7 @@ def build_contact_history(
         rpc=rpc[is_call],
         wrong=wrong[is_call],
         refusal=refusal[is_call],
+        promise=promise[is_call],
         bucket=hour_bucket(hour),
         hour=hour,
         weekday=weekday,
@@ -123,6 +125,21 @@ def recency_and_streak(history: ContactHistory, snaps: Snapshots) -> dict[str, n
         "days_since_last_call_attempt": days_between(snaps.as_of, calls.last_time(snaps.account, end), any_call),
         "unanswered_streak": np.where(reached, end - 1 - last, end - start),
     }
+
+
+def rpc_outcome_shares(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
+    """Of the right-party outbound calls before as_of (all history): the share ending in a promise,
+    and the share refused or disputed; NaN without a right-party call."""
+    calls = history.calls
+    end = calls.before(snaps.account, snaps.as_of)
+    start = calls.start(snaps.account)
+    rpc_cum = calls.cumulative(calls.columns["rpc"].astype("int64"))
+    reached = rpc_cum[end] - rpc_cum[start]
+    out = {}
+    for column, name in (("promise", "rpc_promise_share"), ("refusal", "rpc_refusal_share")):
+        cum = calls.cumulative((calls.columns[column] & calls.columns["rpc"]).astype("int64"))
+        out[name] = _rate(cum[end] - cum[start], reached)
+    return out
 
 
 def outcome_counts_90d(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
@@ -326,6 +343,7 @@ def contact_features(history: ContactHistory, snaps: Snapshots) -> dict[str, np.
     out = call_attempts_and_rpc(history, snaps)
     out.update(recency_and_streak(history, snaps))
     out.update(outcome_counts_90d(history, snaps))
+    out.update(rpc_outcome_shares(history, snaps))
     out.update(smoothed_rpc_rates(history, snaps))
     out.update(smoothed_rpc_hour_rates(history, snaps))
     return out

@@ -276,6 +276,10 @@ def reference_row(
     row["wrong_numbers_90d"] = sum(c["outcome"] == "wrong_number" for c in last90)
     row["inbound_contacts_90d"] = sum(c["direction"] == "inbound" for c in last90)
     row["refusals_disputes_90d"] = sum(c["outcome"] in ("refused", "dispute") for c in last90)
+    promised = sum(c["outcome"] == "promise_to_pay" for c in rpcs)
+    refused = sum(c["outcome"] in ("refused", "dispute") for c in rpcs)
+    row["rpc_promise_share"] = promised / len(rpcs) if rpcs else math.nan
+    row["rpc_refusal_share"] = refused / len(rpcs) if rpcs else math.nan
 
     def local(call: dict) -> dt.datetime:
         return call["started_at"].astimezone(ZoneInfo(accounts[call["account_id"]]["timezone"]))

@@ -72,6 +72,23 @@ def test_attempts_rpc_streak_and_recency():
     assert np.isnan(build_features(make_export(accounts=[account_row("A")])).iloc[0]["rpc_rate_90d"])
 
 
+def test_rpc_outcome_shares_count_right_party_outbound_calls_of_all_history():
+    contacts = [
+        call("2025-01-05 02:00", "promise_to_pay"),  # over a year back: still counted
+        call("2026-05-01 02:00", "refused"),
+        call("2026-06-01 02:00", "promise_to_pay"),
+        call("2026-06-02 02:00", "right_party"),
+        call("2026-06-03 02:00", "no_answer"),  # not a right-party contact
+        call("2026-06-04 02:00", "dispute", direction="inbound"),  # inbound: not an outbound call
+        call(str(AS_OF.tz_localize(None)), "refused"),  # at as_of: invisible
+        call("2026-06-01 02:00", "no_answer", account_id="B"),
+    ]
+    frame = build_features(make_export(accounts=[account_row("A"), account_row("B")], contacts=contacts))
+    a, b = frame.set_index("account_id").loc["A"], frame.set_index("account_id").loc["B"]
+    assert (a["rpc_promise_share"], a["rpc_refusal_share"]) == (0.5, 0.25)
+    assert np.isnan(b["rpc_promise_share"]) and np.isnan(b["rpc_refusal_share"])
+
+
 def test_smoothed_rates_use_debtor_local_hours_and_shrink_to_the_portfolio():
     # 01:30 UTC is 09:30 in Shanghai (bucket 0) and 20:30 the day before in Chicago (bucket 5).
     contacts = [
