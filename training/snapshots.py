@@ -84,9 +84,35 @@ def assert_split_gap(splits: SnapshotSplits, horizon_days: int, gap_days: int | 
 def snapshot_splits(as_of: pd.Timestamp, config: TrainConfig, history_start: pd.Timestamp) -> SnapshotSplits:
     """Weekly snapshot dates back from `as_of - horizon`: test latest, then validation, then train.
 
-    The earliest train snapshots are dropped when they would see less than
-    `min_history_days` of history; validation and test must fit in full.
+    The earliest train snapshots are dropped when they would see less than `min_history_days` of
+    history. When the history is short, validation and test shrink together, one snapshot at a
+    time down to one each, while train would keep fewer snapshots than validation and test
+    together (`config`'s counts are the most used); a history too short for one snapshot each
+    is an error.
     """
+    held_out = min(config.validation_snapshots, config.test_snapshots)
+    layout = None
+    for shrink in range(held_out):
+        layout = _splits_layout(
+            as_of, config, history_start, config.validation_snapshots - shrink, config.test_snapshots - shrink
+        )
+        if layout is not None and len(layout.train) >= len(layout.validation) + len(layout.test):
+            break
+    if layout is None or not layout.train:
+        raise ValueError(
+            f"the export's history (from {history_start:%Y-%m-%d}) is too short for one train, one "
+            f"validation and one test snapshot {config.snapshot_spacing_days} days apart with a "
+            f"{config.gap_days}-day gap, {config.min_history_days} days of history before each and a "
+            f"{config.horizon_days}-day label horizon"
+        )
+    assert_split_gap(layout, config.horizon_days, config.gap_days)
+    return layout
+
+
+def _splits_layout(
+    as_of: pd.Timestamp, config: TrainConfig, history_start: pd.Timestamp, n_validation: int, n_test: int
+) -> SnapshotSplits | None:
+    """The weekly layout with these validation and test counts; None when they do not fit the history."""
     spacing = pd.Timedelta(days=config.snapshot_spacing_days)
     gap = pd.Timedelta(days=config.gap_days)
     # A label needs its full horizon strictly before as_of: [s, s + horizon) with s + horizon <= as_of.
@@ -100,34 +126,39 @@ def snapshot_splits(as_of: pd.Timestamp, config: TrainConfig, history_start: pd.
         steps = int(np.ceil((latest - (date - gap)) / spacing))
         return latest - max(steps, 0) * spacing
 
-    test = back_from(latest, config.test_snapshots)
-    validation = back_from(first_grid_date_before(test[0]), config.validation_snapshots)
-    train = back_from(first_grid_date_before(validation[0]), config.train_snapshots)
+    test = back_from(latest, n_test)
+    validation = back_from(first_grid_date_before(test[0]), n_validation)
     earliest_useful = history_start + pd.Timedelta(days=config.min_history_days)
     if validation[0] < earliest_useful:
-        raise ValueError(
-            f"the export's history (from {history_start:%Y-%m-%d}) is too short for "
-            f"{config.validation_snapshots} validation and {config.test_snapshots} test snapshots "
-            f"{config.snapshot_spacing_days} days apart with a {config.gap_days}-day gap"
-        )
+        return None
+    train = back_from(first_grid_date_before(validation[0]), config.train_snapshots)
     train = [date for date in train if date >= earliest_useful]
-    if not train:
-        raise ValueError(
-            f"the export's history (from {history_start:%Y-%m-%d}) leaves no train snapshot "
-            f"before {validation[0]:%Y-%m-%d} minus the {config.gap_days}-day gap"
-        )
-    splits = SnapshotSplits(tuple(train), tuple(validation), tuple(test))
-    assert_split_gap(splits, config.horizon_days, config.gap_days)
-    return splits
+    return SnapshotSplits(tuple(train), tuple(validation), tuple(test))
+
+
+# Event tables that every collections book fills steadily: the history starts where both are recorded.
+_HISTORY_TABLES = (("payments", "paid_at"), ("contacts", "started_at"))
+# The share of a table's earliest events ignored when dating its start: a few old records (a migration,
+# a back-dated correction) do not stretch the history.
+_START_QUANTILE = 0.001
 
 
 def history_start(export: Export) -> pd.Timestamp:
-    """The earliest event time in the export (UTC), where its history begins."""
-    candidates = [
-        export.payments["paid_at"].min(),
-        export.contacts["started_at"].min(),
-        export.promises["created_at"].min(),
-    ]
+    """Where the export's event history begins (UTC): the later of the payments' and contacts' starts.
+
+    Dues can go back to origination while payments and contacts cover only the last months; a
+    snapshot before those start would see an empty history and a label window with no payment in
+    it. With neither table filled, the earliest due or promise stands in.
+    """
+    starts = []
+    for table, column in _HISTORY_TABLES:
+        times = getattr(export, table)[column].dropna()
+        if len(times):
+            ignored = int(_START_QUANTILE * len(times))
+            starts.append(pd.Timestamp(times.nsmallest(ignored + 1).iloc[-1]))
+    if starts:
+        return max(starts)
+    candidates = [export.promises["created_at"].min()]
     if len(export.dues):
         candidates.append(pd.Timestamp(export.dues["due_date"].min()).tz_localize("UTC"))
     present = [pd.Timestamp(value) for value in candidates if not pd.isna(value)]

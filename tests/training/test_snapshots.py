@@ -5,11 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from tests.features.random_export import account_row, make_export
 from training.config import TrainConfig
 from training.snapshots import (
     SnapshotSplits,
     SplitLeakageError,
     assert_split_gap,
+    history_start,
     local_hour_weekday,
     repayment_labels,
     snapshot_splits,
@@ -114,6 +116,77 @@ def test_snapshot_splits_drop_train_dates_without_history_and_fail_when_none_lef
     assert min(splits.train) >= start + pd.Timedelta(days=28)
     with pytest.raises(ValueError, match="too short"):
         snapshot_splits(AS_OF, config, AS_OF - pd.Timedelta(days=40))
+
+
+def test_short_history_shrinks_validation_and_test_before_train_runs_dry():
+    config = TrainConfig()  # 12 train, 3 validation, 3 test, 28 days of history before a snapshot
+    day = pd.Timedelta(days=1)
+    assert [len(part) for part in snapshot_splits(AS_OF, config, AS_OF - 180 * day).by_split().values()] == [12, 3, 3]
+    for history_days, counts in ((120, [6, 2, 2]), (90, [3, 1, 1])):
+        splits = snapshot_splits(AS_OF, config, AS_OF - history_days * day)
+        assert [len(splits.train), len(splits.validation), len(splits.test)] == counts
+        assert max(splits.test) == AS_OF - 14 * day
+        assert min(splits.train) >= AS_OF - (history_days - 28) * day
+        assert_split_gap(splits, config.horizon_days, config.gap_days)
+    with pytest.raises(ValueError, match="too short"):
+        snapshot_splits(AS_OF, config, AS_OF - 60 * day)
+
+
+def test_history_starts_where_payments_and_contacts_are_both_recorded():
+    def payment(at: str) -> dict:
+        return {
+            "payment_id": f"P{at}",
+            "account_id": "A",
+            "paid_at": pd.Timestamp(at, tz="UTC"),
+            "amount": 10.0,
+            "status": "settled",
+            "channel": "card",
+        }
+
+    def contact(at: str) -> dict:
+        return {
+            "contact_id": f"K{at}",
+            "account_id": "A",
+            "started_at": pd.Timestamp(at, tz="UTC"),
+            "channel": "call",
+            "direction": "outbound",
+            "outcome": "no_answer",
+            "agent_id": None,
+            "duration_s": 5,
+        }
+
+    dues = [{"account_id": "A", "due_date": "2024-01-15", "amount_due": 50.0}]
+    promises = [
+        {
+            "promise_id": "R1",
+            "account_id": "A",
+            "created_at": pd.Timestamp("2025-03-01", tz="UTC"),
+            "promised_date": "2025-03-05",
+            "promised_amount": 20.0,
+            "contact_id": None,
+        }
+    ]
+    accounts = [account_row("A")]
+    # Dues back to 2024: the events start in 2026 (contacts later than payments).
+    export = make_export(
+        accounts=accounts,
+        dues=dues,
+        payments=[payment("2026-01-02"), payment("2026-03-01")],
+        contacts=[contact("2026-02-01"), contact("2026-04-01")],
+    )
+    assert history_start(export) == pd.Timestamp("2026-02-01", tz="UTC")
+    # One straggler among a thousand contacts (a migrated record) does not stretch the history.
+    many = [contact("2019-05-05")] + [
+        contact(f"2026-02-{1 + i % 28:02d} {i % 24:02d}:{i % 60:02d}") for i in range(1500)
+    ]
+    export = make_export(accounts=accounts, payments=[payment("2026-01-02")], contacts=many)
+    assert history_start(export) >= pd.Timestamp("2026-02-01", tz="UTC")
+    # Without payments or contacts, the earliest due or promise stands in; an empty export starts at as_of.
+    assert history_start(make_export(accounts=accounts, dues=dues, promises=promises)) == pd.Timestamp(
+        "2024-01-15", tz="UTC"
+    )
+    empty = make_export(accounts=accounts)
+    assert history_start(empty) == empty.as_of
 
 
 def test_treatment_counts_only_outbound_right_party_calls_in_window():
