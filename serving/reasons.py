@@ -29,7 +29,7 @@ def _count(value: float, one: str, many: str) -> str:
 FEATURE_PHRASES: dict[str, Callable[[float], str | None]] = {
     "refusals_disputes_90d": lambda v: _count(v, "refused once lately", "refused {n} times lately") if v > 0 else None,
     "rpc_promise_share": lambda v: f"promised to pay in {v:.0%} of talks" if v >= 0.3 else None,
-    "rpc_refusal_share": lambda v: "rarely refuses when reached" if v <= 0.1 else None,
+    "rpc_refusal_share": lambda v: "never refused when reached" if v == 0 else "rarely refuses" if v <= 0.1 else None,
     "promises_kept_90d": lambda v: _count(v, "kept a promise lately", "kept {n} promises lately") if v > 0 else None,
     "promise_kept_ratio": lambda v: "usually keeps promises" if v >= 0.5 else "often breaks promises",
     "promises_broken_90d": lambda v: (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from serving.reasons import MAX_REASONS, TOP_CONTRIBUTIONS, explain_calls
+from serving.reasons import FEATURE_PHRASES, MAX_REASONS, TOP_CONTRIBUTIONS, explain_calls
 
 
 def _frames():
@@ -62,3 +62,12 @@ def test_explanations_list_the_largest_contributions_per_account():
     a1 = explanations[explanations["account_id"] == "A1"]
     assert a1["feature"].tolist() == ["refusals_disputes_90d", "unanswered_streak"]
     assert a1["value"].tolist() == ["2", "0"]
+
+
+def test_conversation_shares_read_as_facts_only_where_they_say_something():
+    promise, refusal = FEATURE_PHRASES["rpc_promise_share"], FEATURE_PHRASES["rpc_refusal_share"]
+    assert promise(0.6) == "promised to pay in 60% of talks"
+    assert promise(0.1) is None
+    assert refusal(0.0) == "never refused when reached"
+    assert refusal(0.08) == "rarely refuses"
+    assert refusal(0.5) is None
