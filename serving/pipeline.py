@@ -92,7 +92,9 @@ def score_export(
     day: dt.date | None = None,
 ) -> Scored:
     """Contract `scores` for every account: p_repay, the best debtor-local hour, stage, eligibility."""
-    features = build_features(export).set_index("account_id", drop=False)
+    # Numbers in 4 bytes, as training built them (money the contract compares stays float64): the models
+    # see the values they were fitted on, and the day's features take ~1.1 GiB less at 1M accounts.
+    features = build_features(export, compact=True).set_index("account_id", drop=False)
     features.index.name = None
     overdue = features["amount_overdue"].to_numpy() > 0
     p_repay = champions.repayment.predict_proba(features)
