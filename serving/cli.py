@@ -156,6 +156,8 @@ def train(
             f" — {outcome.reason}",
             highlight=False,
         )
+    for note in result.notes:
+        out.print(f"  note: {note}", highlight=False)
 
 
 @app.command()
