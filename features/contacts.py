@@ -97,10 +97,13 @@ def _rate(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def call_attempts_and_rpc(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
-    """call_attempts_{7,30,90}d, rpc_{7,30,90}d and rpc_rate_{7,30,90}d (NaN without attempts)."""
+    """call_attempts_{7,30,90}d, rpc_{7,30,90}d and rpc_rate_{7,30,90}d (NaN without attempts); and of
+    the right-party calls in all history before as_of, rpc_promise_share (ending in a promise) and
+    rpc_refusal_share (refused or disputed), NaN without a right-party call."""
     calls = history.calls
     end, starts = calls.windows(snaps.account, snaps.as_of, CALL_WINDOWS)
-    rpc_cum = calls.cumulative(calls.columns["rpc"].astype("int64"))
+    rpc = calls.columns["rpc"]
+    rpc_cum = calls.cumulative(rpc.astype("int64"))
     out = {}
     for days in CALL_WINDOWS:
         attempts = end - starts[days]
@@ -108,6 +111,11 @@ def call_attempts_and_rpc(history: ContactHistory, snaps: Snapshots) -> dict[str
         out[f"call_attempts_{days}d"] = attempts
         out[f"rpc_{days}d"] = reached
         out[f"rpc_rate_{days}d"] = _rate(reached, attempts)
+    first = calls.start(snaps.account)
+    reached = rpc_cum[end] - rpc_cum[first]
+    for column, name in (("promise", "rpc_promise_share"), ("refusal", "rpc_refusal_share")):
+        cum = calls.cumulative((calls.columns[column] & rpc).astype("int64"))
+        out[name] = _rate(cum[end] - cum[first], reached)
     return out
 
 
@@ -125,21 +133,6 @@ def recency_and_streak(history: ContactHistory, snaps: Snapshots) -> dict[str, n
         "days_since_last_call_attempt": days_between(snaps.as_of, calls.last_time(snaps.account, end), any_call),
         "unanswered_streak": np.where(reached, end - 1 - last, end - start),
     }
-
-
-def rpc_outcome_shares(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
-    """Of the right-party outbound calls before as_of (all history): the share ending in a promise,
-    and the share refused or disputed; NaN without a right-party call."""
-    calls = history.calls
-    end = calls.before(snaps.account, snaps.as_of)
-    start = calls.start(snaps.account)
-    rpc_cum = calls.cumulative(calls.columns["rpc"].astype("int64"))
-    reached = rpc_cum[end] - rpc_cum[start]
-    out = {}
-    for column, name in (("promise", "rpc_promise_share"), ("refusal", "rpc_refusal_share")):
-        cum = calls.cumulative((calls.columns[column] & calls.columns["rpc"]).astype("int64"))
-        out[name] = _rate(cum[end] - cum[start], reached)
-    return out
 
 
 def outcome_counts_90d(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
@@ -343,7 +336,6 @@ def contact_features(history: ContactHistory, snaps: Snapshots) -> dict[str, np.
     out = call_attempts_and_rpc(history, snaps)
     out.update(recency_and_streak(history, snaps))
     out.update(outcome_counts_90d(history, snaps))
-    out.update(rpc_outcome_shares(history, snaps))
     out.update(smoothed_rpc_rates(history, snaps))
     out.update(smoothed_rpc_hour_rates(history, snaps))
     return out
