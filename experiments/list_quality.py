@@ -95,6 +95,14 @@ def worlds(n_accounts: int) -> list[World]:
     ]
 
 
+def _knob_worlds(n_accounts: int, knobs: list[tuple[str, str, int, dict]]) -> list[World]:
+    """Worlds from (name, description, seed, SimulationConfig knobs); a knob may override n_accounts."""
+    return [
+        World(name, f"{text}, seed {seed}", SimulationConfig(**{"n_accounts": n_accounts, "seed": seed, **config}))
+        for name, text, seed, config in knobs
+    ]
+
+
 def held_out_worlds(n_accounts: int) -> list[World]:
     """Worlds used for no modelling choice: other capacities, history lengths, hour habits and answer rates."""
     us = {"timezones": US_ZONES, "centre_timezone": "America/New_York", "policy": "us_reg_f"}
@@ -105,10 +113,7 @@ def held_out_worlds(n_accounts: int) -> list[World]:
         ("random-hours-s8", "cn, every history call at a random allowed hour", 8, {"random_hour_share": 1.0}),
         ("us-answer-40-s9", "us_reg_f, three zones, centre New York, answer rate 0.4", 9, {**us, "answer_rate": 0.4}),
     ]
-    return [
-        World(name, f"{text}, seed {seed}", SimulationConfig(n_accounts=n_accounts, seed=seed, **config))
-        for name, text, seed, config in knobs
-    ]
+    return _knob_worlds(n_accounts, knobs)
 
 
 def stress_worlds(n_accounts: int) -> list[World]:
@@ -136,10 +141,7 @@ def stress_worlds(n_accounts: int) -> list[World]:
         ),
         ("us4-answer-20-s206", "us_reg_f, four zones, answer rate 0.2", 206, {**us4, "answer_rate": 0.2}),
     ]
-    return [
-        World(name, f"{text}, seed {seed}", SimulationConfig(**{"n_accounts": n_accounts, "seed": seed, **config}))
-        for name, text, seed, config in knobs
-    ]
+    return _knob_worlds(n_accounts, knobs)
 
 
 def feature_ceiling_uplift(scores: pd.DataFrame, true_uplift: np.ndarray, feature_names: list[str]) -> np.ndarray:
