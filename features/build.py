@@ -29,8 +29,8 @@ from features.stage import build_ledger, stage_features, stage_state
 from features.timeline import Snapshots, account_codes, account_zones, day_floor, to_us
 
 # 2: + rpc_rate_hour_<h> (exact-hour, customer-pooled rates); 3: + *_due_to_limit, paid_to_due_<d>d (ratios);
-# 4: + rpc_mixture_hour_<h> (answering-pattern mixture)
-FEATURE_SET_VERSION = "4"
+# 4: + rpc_mixture_hour_<h> (answering-pattern mixture); 5: + rpc_promise_share, rpc_refusal_share
+FEATURE_SET_VERSION = "5"
 KEY_COLUMNS = ("account_id", "as_of")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -80,8 +82,20 @@ def test_does_not_mutate_the_export():
         pd.testing.assert_frame_equal(frame, before[name])
 
 
+# Fingerprint of the feature columns (names, in order) per feature set version: a change to the
+# columns fails here until FEATURE_SET_VERSION is bumped and its fingerprint added.
+FEATURE_SET_FINGERPRINTS = {"5": "48ad1ac7c8de4e30"}
+
+
+def test_feature_set_version_names_the_columns():
+    fingerprint = hashlib.sha256("\n".join(FEATURES).encode()).hexdigest()[:16]
+    assert FEATURE_SET_FINGERPRINTS.get(FEATURE_SET_VERSION) == fingerprint, (
+        f"feature set {FEATURE_SET_VERSION!r} was recorded with other columns (now {fingerprint}): "
+        "a change to the columns needs a new FEATURE_SET_VERSION and its fingerprint here"
+    )
+
+
 def test_registry_and_model_features():
-    assert FEATURE_SET_VERSION
     assert all(spec.name == name and spec.description for name, spec in FEATURES.items())
     assert {spec.family for spec in FEATURES.values()} == {
         "stage",
