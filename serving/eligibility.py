@@ -180,8 +180,7 @@ def find_candidates(
     pair_instant = instant_of_slot[slot_id]
     pair_day = table["day"][pair_zone, pair_instant]
     pair_customer = customer_code[account_pos]
-    keep = window_by_set[zone_set[pair_customer], pair_instant]
-    steps = [("call_window", keep)]
+    steps = [("call_window", window_by_set[zone_set[pair_customer], pair_instant])]
 
     lookback = max(7, rules.quiet_days_after_conversation) + 2
     first_day = int(table["day"].min()) if table["day"].size else day_number(day)
@@ -212,6 +211,7 @@ def find_candidates(
         )
         steps.append(("customer_daily_limit", pair_remaining > 0))
 
+    keep = np.ones(len(account_pos), dtype=bool)
     for rule, ok in steps:
         before = np.bincount(account_pos[keep], minlength=n_accounts) > 0
         keep = keep & ok

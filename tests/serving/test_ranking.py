@@ -233,6 +233,16 @@ def test_teams_null_goes_to_default_and_unknown_team_is_not_callable():
     assert set(without_default.call_list["account_id"]) == {"A3"}
 
 
+def test_accounts_whose_zone_never_meets_the_shift_are_counted_under_the_call_window():
+    # Shanghai 09:00-10:00 is 01:00-02:00 in London: no allowed hour for A1.
+    accounts = [account_row("A1", timezone="Europe/London"), account_row("A2")]
+    export = build_export(SHANGHAI_MIDNIGHT, accounts)
+    ops = operations("cn", shift=("09:00", "10:00"))
+    result = rank_calls(export, ops, DAY, flat_scores(export), constant_contact)
+    assert result.call_list["account_id"].tolist() == ["A2"]
+    assert result.diagnostics.excluded["call_window"] == 1
+
+
 def test_only_overdue_and_scored_accounts_are_candidates():
     export = build_export(
         SHANGHAI_MIDNIGHT, [account_row("A1"), account_row("A2"), account_row("A3")], overdue={"A2": 0}
