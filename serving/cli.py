@@ -205,6 +205,9 @@ def rank(
         f"{len(run.special_handling):,} special-handling accounts to {written.special_handling}",
         highlight=False,
     )
+    left_out = [f"{rule.replace('_', ' ')} {count:,}" for rule, count in run.excluded.items() if count]
+    if left_out:
+        out.print(f"accounts left out, by the first rule that excluded them: {', '.join(left_out)}", highlight=False)
 
 
 @app.command()

@@ -22,3 +22,5 @@ class DailyRun:
     explanations: pd.DataFrame  # account_id, feature, value, contribution
     models: dict = field(default_factory=dict)  # name -> {"version": str, "metrics": {...}}
     model_version: str = ""
+    # Accounts left off the list, by the first rule that excluded them (serving.eligibility.EXCLUSION_RULES).
+    excluded: dict[str, int] = field(default_factory=dict)

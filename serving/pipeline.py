@@ -238,6 +238,7 @@ def run_day(
             for kind, version in champions.versions.items()
         },
         model_version=champions.model_version,
+        excluded=result.diagnostics.excluded,
     )
 
 

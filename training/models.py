@@ -196,6 +196,14 @@ def apply_calibration(raw: np.ndarray, calibration: dict[str, Any] | None) -> np
     return expit(-(calibration["a"] * raw + calibration["b"]))
 
 
+def predict_contributions(booster: lgb.Booster, matrix: np.ndarray) -> np.ndarray:
+    """SHAP values (TreeSHAP), rows x (features + bias); LightGBM divides by the row count, so an
+    empty matrix (e.g. an empty call list) is answered here."""
+    if len(matrix) == 0:
+        return np.zeros((0, booster.num_feature() + 1))
+    return booster.predict(matrix, pred_contrib=True)
+
+
 class BoosterModel(mlflow.pyfunc.PythonModel):
     """A LightGBM booster (text) + feature list + optional calibration map; `predict` gives P(label=1)."""
 
@@ -264,7 +272,7 @@ class BoosterModel(mlflow.pyfunc.PythonModel):
 
         Slow (~1k rows/s): compute it for a call list, not for the whole book.
         """
-        values = self._booster.predict(self._matrix(features), pred_contrib=True)
+        values = predict_contributions(self._booster, self._matrix(features))
         return pd.DataFrame(values, columns=[*self._feature_names, "bias"], index=features.index)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
@@ -500,12 +508,12 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
         """
         matrix = self._matrix(features)
         if not self._effects:
-            values = self._treated.predict(matrix, pred_contrib=True) - self._control.predict(matrix, pred_contrib=True)
+            values = predict_contributions(self._treated, matrix) - predict_contributions(self._control, matrix)
         else:
             weight = self._x_weights(matrix)[:, None]
-            values = weight * self._effects["effect_control"].predict(matrix, pred_contrib=True) + (
+            values = weight * predict_contributions(self._effects["effect_control"], matrix) + (
                 1 - weight
-            ) * self._effects["effect_treated"].predict(matrix, pred_contrib=True)
+            ) * predict_contributions(self._effects["effect_treated"], matrix)
         return pd.DataFrame(values, columns=[*self._feature_names, "bias"], index=features.index)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:

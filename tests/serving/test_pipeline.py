@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS
+from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS, Shift
 from serving.compliance import ComplianceError, assert_compliant
 from serving.evaluation import compare_lists
 from serving.pipeline import default_list_date, run_day, score_export, write_day
@@ -62,6 +63,25 @@ def test_day_list_is_ranked_compliant_and_explained(trained_book, day_run):
     assert not set(day_run.special_handling["account_id"]) & set(calls["account_id"])
     # Explanations exist for every listed account.
     assert set(calls["account_id"]) <= set(day_run.explanations["account_id"])
+
+
+def test_a_day_without_an_allowed_slot_gives_an_empty_list_and_says_why(trained_book):
+    simulation = trained_book.simulation
+    # Every shift at 02:00-05:00 centre time, before the cn window (08:00-22:00) in Shanghai.
+    night = simulation.operations.model_copy(
+        update={
+            "teams": [
+                team.model_copy(update={"shift": Shift(start=dt.time(2), end=dt.time(5))})
+                for team in simulation.operations.teams
+            ]
+        }
+    )
+    # The day after the default one, so that the night's slots are after as_of.
+    list_date = default_list_date(simulation.export.as_of, simulation.operations) + dt.timedelta(days=1)
+    run = run_day(simulation.export, night, list_date, trained_book.champions)
+    assert run.call_list.empty and list(run.call_list.columns) == list(CALL_LIST_COLUMNS)
+    callable_accounts = int(run.scores["eligible"].sum()) - run.excluded["unknown_team"]
+    assert run.excluded["call_window"] == callable_accounts > 0
 
 
 def test_guard_rejects_a_tampered_list(trained_book, day_run):
