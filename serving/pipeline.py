@@ -210,6 +210,7 @@ def run_day(
     `scored` (from `score_export(..., call_hours=policy_hours(operations), day=list_date)`) lets a
     caller that also needs the account scores compute them once.
     """
+    check_list_date(export, operations, list_date)
     if scored is None:
         scored = score_export(export, champions, call_hours=policy_hours(operations), day=list_date)
     result = rank_calls(
@@ -240,6 +241,14 @@ def run_day(
         model_version=champions.model_version,
         excluded=result.diagnostics.excluded,
     )
+
+
+def check_list_date(export: Export, operations: Operations, list_date: dt.date) -> None:
+    """LookupError for a list date before the export's as_of (centre-local): its calls are past, and
+    writing its (empty) list would replace the rows the case system already has for that date."""
+    earliest = export.as_of.tz_convert(operations.centre_timezone).date()
+    if list_date < earliest:
+        raise LookupError(f"list date {list_date} is before the export's as_of ({earliest}): its calls are past")
 
 
 def default_list_date(as_of: pd.Timestamp, operations: Operations) -> dt.date:
@@ -286,9 +295,6 @@ class DailyProvider:
 
     def daily_run(self, list_date: dt.date | None = None) -> DailyRun:
         wanted = list_date or self.default_date
-        earliest = self.export.as_of.tz_convert(self.operations.centre_timezone).date()
-        if wanted < earliest:
-            raise LookupError(f"list date {wanted} is before the export's as_of ({earliest}): its calls are past")
         with self._lock:
             if wanted not in self._runs:
                 self._runs[wanted] = run_day(self.export, self.operations, wanted, self.champions)
