@@ -21,6 +21,7 @@ from serving.compliance import assert_compliant
 from serving.daily import DailyRun
 from serving.ranking import rank_calls
 from serving.reasons import explain_calls
+from serving.slots import team_slots
 
 # Without an operations file (batch scoring), the best hour is searched inside the window every
 # preset allows (08:00-21:00 debtor-local: the intersection of cn and us_reg_f).
@@ -244,11 +245,16 @@ def run_day(
 
 
 def check_list_date(export: Export, operations: Operations, list_date: dt.date) -> None:
-    """LookupError for a list date before the export's as_of (centre-local): its calls are past, and
-    writing its (empty) list would replace the rows the case system already has for that date."""
-    earliest = export.as_of.tz_convert(operations.centre_timezone).date()
-    if list_date < earliest:
-        raise LookupError(f"list date {list_date} is before the export's as_of ({earliest}): its calls are past")
+    """LookupError when every shift hour of the list date starts before the export's as_of (an earlier
+    date, or an export taken after the day's last shift hour began): its calls are past, and writing
+    its empty list would replace the rows the case system already has for that date."""
+    slots = team_slots(operations, list_date)
+    if len(slots) and bool((slots["call_at"] < export.as_of).all()):
+        as_of = export.as_of.tz_convert(operations.centre_timezone).strftime("%Y-%m-%d %H:%M")
+        raise LookupError(
+            f"every shift hour of list date {list_date} starts before the export's as_of ({as_of} centre time): "
+            "its calls are past"
+        )
 
 
 def default_list_date(as_of: pd.Timestamp, operations: Operations) -> dt.date:

@@ -145,7 +145,7 @@ def test_score_and_rank_write_contract_outputs(trained_book, tmp_path):
         assert connection.execute(sa.text("SELECT COUNT(*) FROM call_list")).scalar_one() == len(calls)
     # A list date before the export's as_of is refused: its empty list would replace that date's rows.
     past = callq(*args[:-1], "2026-11-20", "--out", f"{url}#call_list", env=env)
-    assert past.returncode == 1 and "before the export's as_of" in past.stderr
+    assert past.returncode == 1 and "starts before the export's as_of" in past.stderr
     with sa.create_engine(url).connect() as connection:
         assert connection.execute(sa.text("SELECT COUNT(*) FROM call_list")).scalar_one() == len(calls)
 

@@ -12,7 +12,8 @@ import pytest
 from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS, Shift
 from serving.compliance import ComplianceError, assert_compliant
 from serving.evaluation import compare_lists
-from serving.pipeline import default_list_date, run_day, score_export, write_day
+from serving.pipeline import check_list_date, default_list_date, run_day, score_export, write_day
+from tests.serving.portfolios import account_row, build_export, operations
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +83,26 @@ def test_a_day_without_an_allowed_slot_gives_an_empty_list_and_says_why(trained_
     assert run.call_list.empty and list(run.call_list.columns) == list(CALL_LIST_COLUMNS)
     callable_accounts = int(run.scores["eligible"].sum()) - run.excluded["unknown_team"]
     assert run.excluded["call_window"] == callable_accounts > 0
+
+
+@pytest.mark.parametrize(
+    ("as_of", "day", "past"),
+    [
+        ("2026-11-23T05:30:00Z", "2026-11-23", False),  # 13:30 Shanghai: the 13:00 hour has begun, 14:00 has not
+        ("2026-11-23T06:00:00Z", "2026-11-23", False),  # 14:00 Shanghai: the last hour starts now
+        ("2026-11-23T06:30:00Z", "2026-11-23", True),  # 14:30: every hour of the 08:00-15:00 shift began
+        ("2026-11-23T06:30:00Z", "2026-11-24", False),
+        ("2026-11-23T06:30:00Z", "2026-11-22", True),
+    ],
+)
+def test_a_list_date_whose_shift_hours_all_began_before_as_of_is_refused(as_of, day, past):
+    export = build_export(as_of, [account_row("A1")])
+    ops = operations("cn", shift=("08:00", "15:00"))
+    if past:
+        with pytest.raises(LookupError, match="starts before the export's as_of"):
+            check_list_date(export, ops, dt.date.fromisoformat(day))
+    else:
+        check_list_date(export, ops, dt.date.fromisoformat(day))
 
 
 def test_guard_rejects_a_tampered_list(trained_book, day_run):
