@@ -12,7 +12,7 @@ import pytest
 from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS, Shift
 from serving.compliance import ComplianceError, assert_compliant
 from serving.evaluation import compare_lists
-from serving.pipeline import check_list_date, default_list_date, run_day, score_export, write_day
+from serving.pipeline import DailyProvider, check_list_date, default_list_date, run_day, score_export, write_day
 from tests.serving.portfolios import account_row, build_export, operations
 
 pytestmark = pytest.mark.slow
@@ -103,6 +103,16 @@ def test_a_list_date_whose_shift_hours_all_began_before_as_of_is_refused(as_of, 
             check_list_date(export, ops, dt.date.fromisoformat(day))
     else:
         check_list_date(export, ops, dt.date.fromisoformat(day))
+
+
+def test_daily_provider_builds_each_date_once_and_refuses_past_ones(trained_book):
+    simulation = trained_book.simulation
+    provider = DailyProvider(simulation.export, simulation.operations, trained_book.champions)
+    first = provider.daily_run()
+    assert first.list_date == provider.default_date
+    assert provider.daily_run(provider.default_date) is first
+    with pytest.raises(LookupError, match="starts before the export's as_of"):
+        provider.daily_run(provider.default_date - dt.timedelta(days=2))
 
 
 def test_guard_rejects_a_tampered_list(trained_book, day_run):
