@@ -1,6 +1,6 @@
 """List quality in simulated worlds: callq's list against a supervisor's sort and an oracle.
 
-`python experiments/list_quality.py [--quick] [--held-out | --stress] [--worlds NAME,...] [--out FILE]`
+`python experiments/list_quality.py [--quick | --accounts N] [--held-out | --stress] [--worlds NAME,...] [--out FILE]`
 
 For each world: simulate a book, train the three models with `TrainConfig()` into a throw-away
 MLflow store, rank the default list date, and replay callq's list, the supervisor's sort and the
@@ -294,6 +294,7 @@ NOTES_HEADING = "## Analysis (hand-written)"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2,000-account books (a smoke run, noisier)")
+    parser.add_argument("--accounts", type=int, default=None, help="accounts per book (default 5,000; --quick 2,000)")
     parser.add_argument("--worlds", default="", help="comma-separated world names (default: all)")
     parser.add_argument("--config", default=None, help="training config YAML (default: TrainConfig())")
     parser.add_argument(
@@ -322,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args.out = args.out or str(Path(__file__).with_name(default_out))
     chosen = [name for name in args.worlds.split(",") if name]
-    study = [world for world in pick(2_000 if args.quick else 5_000) if not chosen or world.name in chosen]
+    n_accounts = args.accounts or (2_000 if args.quick else 5_000)
+    study = [world for world in pick(n_accounts) if not chosen or world.name in chosen]
     if chosen and len(study) != len(chosen):
         parser.error(f"unknown world in {chosen}; known: {[world.name for world in pick(1)]}")
     rows = []
@@ -340,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     # Hand-written analysis below the generated tables (from NOTES_HEADING on) survives a re-run.
     previous = out.read_text(encoding="utf-8") if out.exists() else ""
     notes = previous[previous.index(NOTES_HEADING) :] if NOTES_HEADING in previous else ""
-    flags = " --held-out" if args.held_out else " --stress" if args.stress else ""
+    flags = (" --held-out" if args.held_out else " --stress" if args.stress else "") + (
+        f" --accounts {args.accounts}" if args.accounts else ""
+    )
     out.write_text(markdown(rows, args.quick, flags) + ("\n" + notes if notes else ""), encoding="utf-8")
     print(f"wrote {args.out}")
     return 0
