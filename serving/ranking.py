@@ -4,8 +4,9 @@ Value of a call = P(right-party contact in that slot) x uplift x value_at_stake:
 call is expected to add. Promise follow-ups come first: DOMAIN.md asks collectors to follow up
 within 24 hours of a broken promise, so (with `followup_first`) every allowed follow-up is
 placed before any other call of its team and ranked above them; among equals, higher value
-first. The list obeys `serving.eligibility` and the team capacities; `serving.compliance`
-checks it independently before anything is written.
+first. The assignment is exact where affordable (`serving.assignment.assign`). The list obeys
+`serving.eligibility` and the team capacities; `serving.compliance` checks it independently
+before anything is written.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.contract import CALL_LIST_COLUMNS, Export, Operations
-from serving.assignment import assign_greedy
+from serving.assignment import EXACT_MAX_EDGES, assign, assign_greedy
 from serving.eligibility import Candidates, find_candidates
 from serving.slots import as_list_date
 
@@ -55,6 +56,9 @@ class RankConfig(BaseModel):
     followup_first: bool = True
     # A call that is not a promise follow-up is scheduled only above this expected value.
     min_expected_value: float = Field(default=0.0, ge=0)
+    # The assignment is solved exactly up to this many candidate (account, slot) pairs, greedily
+    # beyond (see serving.assignment); 0 = always greedy.
+    exact_assignment_max_edges: int = Field(default=EXACT_MAX_EDGES, ge=0)
 
 
 @dataclass
@@ -67,6 +71,7 @@ class RankDiagnostics:
     excluded: dict[str, int]  # accounts excluded by each rule, in rule order
     evaluated_accounts: int  # accounts whose contact probabilities were computed
     prefilter_certified: bool  # the prefilter provably changed nothing
+    assignment: str  # how the calls were assigned: "exact" or "greedy" (serving.assignment.assign)
 
 
 @dataclass
@@ -220,13 +225,14 @@ def rank_calls(
         value = p_contact * uplift[account_pos] * stake[account_pos]
         priority = np.where(followup[account_pos], value + big, value)
         priority = np.where(followup[account_pos] | (value > config.min_expected_value), priority, -1.0)
-        chosen = assign_greedy(
+        chosen, method = assign(
             account_pos,
             candidates.slot_id[edge],
             priority,
             candidates.slots["capacity"].to_numpy(),
             account_group=candidates.customer_code,
             group_capacity=candidates.customer_cap,
+            exact_max_edges=config.exact_assignment_max_edges,
         )
         calls_per_team = np.bincount(slot_team[candidates.slot_id[edge[chosen]]], minlength=len(team_names))
         unevaluated = pool[place >= limit]
@@ -264,6 +270,7 @@ def rank_calls(
         excluded=candidates.excluded,
         evaluated_accounts=int(evaluated.sum()),
         prefilter_certified=certified,
+        assignment=method,
     )
     return RankResult(call_list, candidates.special_handling, diagnostics)
 
@@ -360,5 +367,6 @@ def supervisor_sort_list(
         excluded=candidates.excluded,
         evaluated_accounts=len(np.unique(account_pos)),
         prefilter_certified=True,
+        assignment="greedy",  # a supervisor fills the slots in sort order
     )
     return RankResult(call_list, candidates.special_handling, diagnostics)

@@ -37,6 +37,9 @@ def day_number(days: pd.Series | pd.DatetimeIndex | pd.Timestamp) -> np.ndarray 
 def team_slots(operations: Operations, list_date: dt.date | str | pd.Timestamp) -> pd.DataFrame:
     """One row per (team, whole shift hour) on centre-local date D: team, centre_hour, call_at, capacity.
 
+    Rows come in the operations' team order, then in time order: a lower row is an earlier hour
+    of the same team (the assignment breaks ties toward lower rows).
+
     DST: an hour that does not exist on D (spring forward) has no slot; an hour that occurs twice
     (fall back) is taken at its first occurrence, so each shift hour is one slot.
     """

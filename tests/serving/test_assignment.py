@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serving.assignment import assign_exact, assign_greedy
+from serving.assignment import assign, assign_exact, assign_greedy
 
 
 def random_instance(seed: int, *, curve: bool = False):
@@ -98,6 +98,32 @@ def test_exact_beats_greedy_on_the_classic_trap():
     assert value[greedy].sum() == 1.0
     assert np.isclose(value[assign_greedy(account, slot, value, capacity)].sum(), 1.7)  # the swap repair
     assert np.isclose(value[exact].sum(), 1.7)
+
+
+def test_exact_breaks_ties_toward_lower_slot_codes():
+    # Three accounts, every slot worth the same: the LP may return any vertex; the calls go earliest.
+    account = np.repeat(np.arange(3), 3)
+    slot = np.tile(np.arange(3), 3)
+    value = np.ones(9)
+    chosen = assign_exact(account, slot, value, np.array([2, 1, 1]))
+    assert sorted(slot[chosen].tolist()) == [0, 0, 1]
+    # Unequal values still decide: account 2 is worth more in slot 2.
+    value[8] = 1.5
+    chosen = assign_exact(account, slot, value, np.array([2, 1, 1]))
+    assert sorted(zip(account[chosen].tolist(), slot[chosen].tolist(), strict=True))[-1] == (2, 2)
+    assert np.isclose(value[chosen].sum(), 3.5)
+
+
+def test_assign_is_exact_up_to_the_edge_limit_then_greedy():
+    account = np.array([0, 0, 1])
+    slot = np.array([0, 1, 1])
+    value = np.array([0.8, 1.0, 0.9])
+    capacity = np.array([1, 1])
+    chosen, method = assign(account, slot, value, capacity)
+    assert method == "exact" and np.isclose(value[chosen].sum(), 1.7)
+    chosen, method = assign(account, slot, value, capacity, exact_max_edges=2)
+    assert method == "greedy"
+    np.testing.assert_array_equal(chosen, assign_greedy(account, slot, value, capacity))
 
 
 def test_customer_caps_pick_the_customers_best_accounts():

@@ -94,7 +94,8 @@ def test_accounts_customers_and_teams():
 
 def test_slot_must_be_a_whole_shift_hour_on_the_list_date_and_not_past():
     export, ops, calls = shanghai()
-    row = row_of(calls)
+    row = calls["call_at"].idxmin()  # the shift's first hour: five hours earlier is outside the shift
+    assert calls.loc[row, "call_at"].tz_convert("Asia/Shanghai").hour == 9
     for moved in (pd.Timedelta(minutes=30), pd.Timedelta(hours=-5), pd.Timedelta(days=1)):
         broken = calls.copy()
         broken.loc[row, "call_at"] = calls.loc[row, "call_at"] + moved
