@@ -126,7 +126,8 @@ def main() -> None:
         f"rank_calls: {ranked:.1f} s total, {ranked - model_seconds[0]:.1f} s without the contact model "
         f"({model_rows[0]:,} candidate rows scored, {diagnostics.evaluated_accounts:,} accounts); "
         f"{len(result.call_list):,} calls of {int(diagnostics.slot_load['capacity'].sum()):,} capacity; "
-        f"expected value {diagnostics.expected_value_total:,.0f}; certified={diagnostics.prefilter_certified}"
+        f"expected value {diagnostics.expected_value_total:,.0f}; certified={diagnostics.prefilter_certified}; "
+        f"assignment {diagnostics.assignment}"
     )
     print(f"excluded: {diagnostics.excluded}")
 
