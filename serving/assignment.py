@@ -8,6 +8,8 @@ of edges; `assign` uses the exact solver up to `EXACT_MAX_EDGES` and the greedy 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
@@ -256,6 +258,17 @@ def _within_room(keys: np.ndarray, room: np.ndarray) -> np.ndarray:
     return keep
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """The chosen edges, how they were chosen, and (exact only) the slots' prices."""
+
+    chosen: np.ndarray  # boolean mask over the edges
+    method: str  # "exact", "greedy", or "greedy (exact failed: ...)"
+    # Exact only: each slot's dual price, what one more seat there would add to the optimum (0 where
+    # a seat is free). A left-out edge worth no more than its slot's price cannot improve the optimum.
+    slot_price: np.ndarray | None = None
+
+
 def assign(
     account: np.ndarray,
     slot: np.ndarray,
@@ -264,19 +277,19 @@ def assign(
     account_group: np.ndarray | None = None,
     group_capacity: np.ndarray | None = None,
     exact_max_edges: int = EXACT_MAX_EDGES,
-) -> tuple[np.ndarray, str]:
+) -> Assignment:
     """The best assignment affordable: exact up to `exact_max_edges` positive edges, else greedy.
 
-    Returns the mask over the edges and the method used: "exact", "greedy", or "greedy (exact
-    failed: ...)" when the solver did not answer, so a day's list never depends on it.
+    When the solver does not answer, the greedy's answer is used, so a day's list never depends on it.
     """
     method = "greedy"
     if int(np.count_nonzero(np.asarray(value) > 0)) <= exact_max_edges:
         try:
-            return assign_exact(account, slot, value, slot_capacity, account_group, group_capacity), "exact"
+            chosen, price = _solve_exact(account, slot, value, slot_capacity, account_group, group_capacity)
+            return Assignment(chosen, "exact", price)
         except RuntimeError as error:
             method = f"greedy (exact failed: {error})"
-    return assign_greedy(account, slot, value, slot_capacity, account_group, group_capacity), method
+    return Assignment(assign_greedy(account, slot, value, slot_capacity, account_group, group_capacity), method)
 
 
 def assign_exact(
@@ -287,20 +300,24 @@ def assign_exact(
     account_group: np.ndarray | None = None,
     group_capacity: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The value-maximising assignment, from its linear program (HiGHS).
+    """The value-maximising assignment, from its linear program (HiGHS), as a mask over the edges.
 
     The constraint rows form two laminar families (accounts within groups; slots), so the matrix
     is totally unimodular and every vertex of the LP is integral: the LP optimum is the integer
     optimum, without branch and bound (a MIP solver took 40x longer on the same instances). The
     integrality of the answer is checked all the same.
     """
+    return _solve_exact(account, slot, value, slot_capacity, account_group, group_capacity)[0]
+
+
+def _solve_exact(account, slot, value, slot_capacity, account_group, group_capacity) -> tuple[np.ndarray, np.ndarray]:
     account, slot, value, capacity, group, caps, n_accounts = _check(
         account, slot, value, slot_capacity, account_group, group_capacity
     )
     chosen = np.zeros(len(account), dtype=bool)
     edges = np.flatnonzero(value > 0)
     if len(edges) == 0:
-        return chosen
+        return chosen, np.zeros(len(capacity))
     n_edges = len(edges)
     n_slots = len(capacity)
     columns = np.arange(n_edges)
@@ -316,7 +333,9 @@ def assign_exact(
     if np.abs(result.x - np.round(result.x)).max() > 1e-6:
         raise RuntimeError("exact assignment: the LP answer is not integral")
     chosen[edges[result.x > 0.5]] = True
-    return _earliest_among_ties(account, slot, value, chosen, capacity, n_accounts)
+    # linprog minimises -value: a slot row's marginal is minus the price of a seat there.
+    price = np.maximum(-result.ineqlin.marginals[n_accounts : n_accounts + n_slots], 0.0)
+    return _earliest_among_ties(account, slot, value, chosen, capacity, n_accounts), price
 
 
 def _earliest_among_ties(account, slot, value, chosen, capacity, n_accounts) -> np.ndarray:

@@ -225,7 +225,7 @@ def rank_calls(
         value = p_contact * uplift[account_pos] * stake[account_pos]
         priority = np.where(followup[account_pos], value + big, value)
         priority = np.where(followup[account_pos] | (value > config.min_expected_value), priority, -1.0)
-        chosen, method = assign(
+        assignment = assign(
             account_pos,
             candidates.slot_id[edge],
             priority,
@@ -234,6 +234,7 @@ def rank_calls(
             group_capacity=candidates.customer_cap,
             exact_max_edges=config.exact_assignment_max_edges,
         )
+        chosen = assignment.chosen
         calls_per_team = np.bincount(slot_team[candidates.slot_id[edge[chosen]]], minlength=len(team_names))
         unevaluated = pool[place >= limit]
         open_teams = calls_per_team < team_capacity
@@ -243,10 +244,10 @@ def rank_calls(
         multiple *= 4
 
     certified = _prefilter_certified(
+        candidates,
         unevaluated,
-        bound,
-        followup,
-        big,
+        bound + big * followup,
+        assignment,
         team_code,
         priority[chosen],
         account_pos[chosen],
@@ -270,23 +271,34 @@ def rank_calls(
         excluded=candidates.excluded,
         evaluated_accounts=int(evaluated.sum()),
         prefilter_certified=certified,
-        assignment=method,
+        assignment=assignment.method,
     )
     return RankResult(call_list, candidates.special_handling, diagnostics)
 
 
 def _prefilter_certified(
-    unevaluated, bound, followup, big, team_code, chosen_priority, chosen_account, open_teams, n_teams
+    candidates, unevaluated, best_priority, assignment, team_code, chosen_priority, chosen_account, open_teams, n_teams
 ) -> bool:
-    """True when no unevaluated account could have displaced a chosen call.
+    """True when no account left out by the prefilter could have changed the list.
 
-    Holds per team when nothing was left out, or when the team is full and its weakest chosen
-    call beats the best bound of the accounts left out.
+    `best_priority` bounds each account's priority in any slot (P(contact) <= 1). Exact assignment:
+    every left-out (account, slot) pair is worth at most the slot's dual price, so the optimum
+    found stays optimal with those pairs added (LP duality). Greedy: per team, the team is full and
+    its weakest chosen call beats the best left-out bound, so the greedy reaches their pairs only
+    after every slot is taken.
     """
     if len(unevaluated) == 0:
         return True
+    if assignment.slot_price is not None:
+        left_out = np.zeros(len(best_priority), dtype=bool)
+        left_out[unevaluated] = True
+        pairs = left_out[candidates.account_pos]
+        worth = best_priority[candidates.account_pos[pairs]]
+        price = assignment.slot_price[candidates.slot_id[pairs]]
+        tolerance = 1e-9 * max(float(np.abs(best_priority).max(initial=0.0)), 1.0)
+        return bool(np.all(worth <= price + tolerance))
     best_left = np.full(n_teams, -np.inf)
-    np.maximum.at(best_left, team_code[unevaluated], bound[unevaluated] + big * followup[unevaluated])
+    np.maximum.at(best_left, team_code[unevaluated], best_priority[unevaluated])
     weakest = np.full(n_teams, np.inf)
     np.minimum.at(weakest, team_code[chosen_account], chosen_priority)
     return bool(np.all(~open_teams & (weakest >= best_left) | np.isneginf(best_left)))

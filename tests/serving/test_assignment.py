@@ -119,11 +119,15 @@ def test_assign_is_exact_up_to_the_edge_limit_then_greedy():
     slot = np.array([0, 1, 1])
     value = np.array([0.8, 1.0, 0.9])
     capacity = np.array([1, 1])
-    chosen, method = assign(account, slot, value, capacity)
-    assert method == "exact" and np.isclose(value[chosen].sum(), 1.7)
-    chosen, method = assign(account, slot, value, capacity, exact_max_edges=2)
-    assert method == "greedy"
-    np.testing.assert_array_equal(chosen, assign_greedy(account, slot, value, capacity))
+    exact = assign(account, slot, value, capacity)
+    assert exact.method == "exact" and np.isclose(value[exact.chosen].sum(), 1.7)
+    # A newcomer worth no more than a slot's price there cannot improve the optimum; one worth more can.
+    for extra, better in ((exact.slot_price[1] - 0.05, False), (exact.slot_price[1] + 0.3, True)):
+        grown = assign(np.r_[account, 2], np.r_[slot, 1], np.r_[value, extra], capacity)
+        assert bool(value @ exact.chosen < np.r_[value, extra] @ grown.chosen - 1e-9) == better
+    greedy = assign(account, slot, value, capacity, exact_max_edges=2)
+    assert greedy.method == "greedy" and greedy.slot_price is None
+    np.testing.assert_array_equal(greedy.chosen, assign_greedy(account, slot, value, capacity))
 
 
 def test_customer_caps_pick_the_customers_best_accounts():
