@@ -115,6 +115,13 @@ def test_daily_provider_builds_each_date_once_and_refuses_past_ones(trained_book
         provider.daily_run(provider.default_date - dt.timedelta(days=2))
 
 
+def test_day_list_is_deterministic(trained_book, day_run):
+    # The exact assignment (an LP) must give the same calls in the same hours on every run.
+    simulation = trained_book.simulation
+    again = run_day(simulation.export, simulation.operations, day_run.list_date, trained_book.champions)
+    pd.testing.assert_frame_equal(again.call_list, day_run.call_list)
+
+
 def test_guard_rejects_a_tampered_list(trained_book, day_run):
     simulation = trained_book.simulation
     tampered = day_run.call_list.copy()
