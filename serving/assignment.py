@@ -8,12 +8,14 @@ of edges; `assign` uses the exact solver up to `EXACT_MAX_EDGES` and the greedy 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
 
+logger = logging.getLogger("callq.assignment")
 UNLIMITED = np.iinfo(np.int64).max // 4
 # Above this many positive edges `assign` uses the greedy: HiGHS took 0.3 s for 60k edges, 4 s for
 # 240k and 41 s for 720k on the 2-core reference machine (the 1,000,000-account bench has ~2M).
@@ -289,6 +291,7 @@ def assign(
             return Assignment(chosen, "exact", price)
         except RuntimeError as error:
             method = f"greedy (exact failed: {error})"
+            logger.warning("the exact assignment failed (%s); the greedy's assignment is used", error)
     return Assignment(assign_greedy(account, slot, value, slot_capacity, account_group, group_capacity), method)
 
 

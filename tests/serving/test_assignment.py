@@ -130,6 +130,21 @@ def test_assign_is_exact_up_to_the_edge_limit_then_greedy():
     np.testing.assert_array_equal(greedy.chosen, assign_greedy(account, slot, value, capacity))
 
 
+def test_assign_falls_back_to_the_greedy_when_the_solver_fails(monkeypatch, caplog):
+    import serving.assignment as assignment
+
+    def broken(*args):
+        raise RuntimeError("exact assignment failed: simulated")
+
+    monkeypatch.setattr(assignment, "_solve_exact", broken)
+    account, slot, capacity = np.array([0, 0, 1]), np.array([0, 1, 1]), np.array([1, 1])
+    value = np.array([0.8, 1.0, 0.9])
+    result = assign(account, slot, value, capacity)
+    assert result.method.startswith("greedy (exact failed") and result.slot_price is None
+    np.testing.assert_array_equal(result.chosen, assign_greedy(account, slot, value, capacity))
+    assert "exact assignment failed" in caplog.text
+
+
 def test_customer_caps_pick_the_customers_best_accounts():
     account = np.array([0, 1, 2])
     slot = np.array([0, 0, 0])
