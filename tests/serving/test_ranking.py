@@ -315,7 +315,10 @@ def test_prefilter_changes_nothing_when_certified(exact_edges):
         assert tight.diagnostics.assignment == ("exact" if exact_edges else "greedy")
         if tight.diagnostics.prefilter_certified:
             certified += 1
-            pd.testing.assert_frame_equal(tight.call_list, wide.call_list)
+            if exact_edges:  # the optimum is certified, not which of several equal optima the solver returns
+                assert np.isclose(tight.diagnostics.expected_value_total, wide.diagnostics.expected_value_total)
+            else:
+                pd.testing.assert_frame_equal(tight.call_list, wide.call_list)
         assert tight.diagnostics.expected_value_total >= 0.9 * wide.diagnostics.expected_value_total
     assert certified >= 3  # measured: 4 of 12 under either assignment
 
