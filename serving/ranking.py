@@ -70,7 +70,7 @@ class RankDiagnostics:
     expected_value_total: float
     excluded: dict[str, int]  # accounts excluded by each rule, in rule order
     evaluated_accounts: int  # accounts whose contact probabilities were computed
-    prefilter_certified: bool  # the prefilter provably changed nothing
+    prefilter_certified: bool  # the prefilter provably changed nothing (exact assignment: the optimum's value)
     assignment: str  # how the calls were assigned: "exact" or "greedy" (serving.assignment.assign)
 
 
