@@ -279,20 +279,45 @@ def assign(
     account_group: np.ndarray | None = None,
     group_capacity: np.ndarray | None = None,
     exact_max_edges: int = EXACT_MAX_EDGES,
+    slot_block: np.ndarray | None = None,
 ) -> Assignment:
     """The best assignment affordable: exact up to `exact_max_edges` positive edges, else greedy.
 
-    When the solver does not answer, the greedy's answer is used, so a day's list never depends on it.
+    `slot_block` (a block code per slot, e.g. its team; an account's edges must all lie in one block)
+    lets a day too large for one solve be solved block by block when every block is small enough:
+    optimal within each block, the blocks sharing the group caps in block order. When the solver
+    does not answer, the greedy's answer is used, so a day's list never depends on it.
     """
     method = "greedy"
-    if int(np.count_nonzero(np.asarray(value) > 0)) <= exact_max_edges:
+    positive = np.asarray(value) > 0
+    blocks = [np.arange(len(positive))]
+    if int(positive.sum()) > exact_max_edges and slot_block is not None:
+        edge_block = np.asarray(slot_block)[np.asarray(slot)]
+        blocks = [np.flatnonzero(edge_block == block) for block in np.unique(edge_block[positive])]
+    if all(int(positive[edges].sum()) <= exact_max_edges for edges in blocks):
         try:
-            chosen, price = _solve_exact(account, slot, value, slot_capacity, account_group, group_capacity)
-            return Assignment(chosen, "exact", price)
+            return _solve_by_blocks(account, slot, value, slot_capacity, account_group, group_capacity, blocks)
         except RuntimeError as error:
             method = f"greedy (exact failed: {error})"
             logger.warning("the exact assignment failed (%s); the greedy's assignment is used", error)
     return Assignment(assign_greedy(account, slot, value, slot_capacity, account_group, group_capacity), method)
+
+
+def _solve_by_blocks(account, slot, value, slot_capacity, account_group, group_capacity, blocks) -> Assignment:
+    """Exact per block of edges, in order; each block sees the group caps the earlier ones left."""
+    account, slot, value, capacity, group, caps, n_accounts = _check(
+        account, slot, value, slot_capacity, account_group, group_capacity
+    )
+    chosen = np.zeros(len(account), dtype=bool)
+    price = np.zeros(len(capacity))
+    caps = caps.copy()
+    for edges in blocks:
+        picked, block_price = _solve_exact(account[edges], slot[edges], value[edges], capacity, group, caps)
+        chosen[edges[picked]] = True
+        used = np.unique(slot[edges])
+        price[used] = block_price[used]
+        np.subtract.at(caps, group[account[edges[picked]]], 1)
+    return Assignment(chosen, "exact" if len(blocks) == 1 else f"exact in {len(blocks)} blocks", price)
 
 
 def assign_exact(

@@ -56,8 +56,8 @@ class RankConfig(BaseModel):
     followup_first: bool = True
     # A call that is not a promise follow-up is scheduled only above this expected value.
     min_expected_value: float = Field(default=0.0, ge=0)
-    # The assignment is solved exactly up to this many candidate (account, slot) pairs, greedily
-    # beyond (see serving.assignment); 0 = always greedy.
+    # The assignment is solved exactly up to this many candidate (account, slot) pairs, in one piece
+    # or team by team, and greedily beyond (see serving.assignment); 0 = always greedy.
     exact_assignment_max_edges: int = Field(default=EXACT_MAX_EDGES, ge=0)
 
 
@@ -71,7 +71,7 @@ class RankDiagnostics:
     excluded: dict[str, int]  # accounts excluded by each rule, in rule order
     evaluated_accounts: int  # accounts whose contact probabilities were computed
     prefilter_certified: bool  # the prefilter provably changed nothing (exact assignment: the optimum's value)
-    assignment: str  # how the calls were assigned: "exact" or "greedy" (serving.assignment.assign)
+    assignment: str  # how the calls were assigned: "exact", "exact in N blocks" (teams) or "greedy"
 
 
 @dataclass
@@ -233,6 +233,7 @@ def rank_calls(
             account_group=candidates.customer_code,
             group_capacity=candidates.customer_cap,
             exact_max_edges=config.exact_assignment_max_edges,
+            slot_block=slot_team,  # a day too large for one solve is solved team by team
         )
         chosen = assignment.chosen
         calls_per_team = np.bincount(slot_team[candidates.slot_id[edge[chosen]]], minlength=len(team_names))

@@ -130,6 +130,26 @@ def test_assign_is_exact_up_to_the_edge_limit_then_greedy():
     np.testing.assert_array_equal(greedy.chosen, assign_greedy(account, slot, value, capacity))
 
 
+def test_a_day_too_large_for_one_solve_is_solved_block_by_block():
+    # Two teams (slots 0-1 and 2-3); each account's edges lie in one team; customer 0 holds an
+    # account in each team but may be called once.
+    account = np.array([0, 0, 1, 2, 2, 3, 3])
+    slot = np.array([0, 1, 1, 2, 3, 2, 3])
+    value = np.array([0.8, 1.0, 0.9, 2.0, 1.0, 1.5, 0.2])
+    capacity = np.array([1, 1, 1, 1])
+    group = np.array([0, 1, 0, 2])  # accounts 0 and 2 are one customer
+    caps = np.array([1, 1, 1])
+    whole = assign(account, slot, value, capacity, group, caps)
+    split = assign(account, slot, value, capacity, group, caps, exact_max_edges=4, slot_block=np.array([0, 0, 1, 1]))
+    assert whole.method == "exact" and split.method == "exact in 2 blocks"
+    assert_feasible(split.chosen, account, slot, capacity, group, caps, value)
+    # Team 0 is solved first and takes customer 0's call (account 0 at 0.8); team 1 then gets account 3.
+    assert account[split.chosen].tolist() == [0, 1, 3] and np.isclose(value[split.chosen].sum(), 0.8 + 0.9 + 1.5)
+    assert value[split.chosen].sum() <= value[whole.chosen].sum() + 1e-9
+    too_big = assign(account, slot, value, capacity, group, caps, exact_max_edges=3, slot_block=np.array([0, 0, 1, 1]))
+    assert too_big.method == "greedy"
+
+
 def test_assign_falls_back_to_the_greedy_when_the_solver_fails(monkeypatch, caplog):
     import serving.assignment as assignment
 
