@@ -9,8 +9,8 @@ with the TRUE uplift, and callq's uplift with the TRUE contact probabilities. Th
 used for evaluation only, never for training. Writes a Markdown table (default
 `experiments/LIST_QUALITY.md`). `--held-out` runs five further worlds that no modelling choice
 looked at (`experiments/LIST_QUALITY_HELD_OUT.md`): a check that the study's figures generalise.
-`--stress` runs nine harder worlds (`experiments/LIST_QUALITY_STRESS.md`): short histories, small
-books, a history without exploration calls, and low answer rates.
+`--stress` runs ten harder worlds (`experiments/LIST_QUALITY_STRESS.md`): short histories, small
+books, a history without exploration calls, low answer rates, and debtors in half-hour zones.
 """
 
 from __future__ import annotations
@@ -118,7 +118,8 @@ def held_out_worlds(n_accounts: int) -> list[World]:
 
 def stress_worlds(n_accounts: int) -> list[World]:
     """Harder worlds: 90 and 120 days of history, 1,000-account books, no exploration calls in the
-    history, history calls only at the supervisors' habitual hours, and low answer rates."""
+    history, history calls only at the supervisors' habitual hours, low answer rates, and debtors in
+    half-hour zones."""
     us4 = {
         "timezones": ("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"),
         "centre_timezone": "America/Chicago",
@@ -140,6 +141,12 @@ def stress_worlds(n_accounts: int) -> list[World]:
             {"random_hour_share": 0.0},
         ),
         ("us4-answer-20-s206", "us_reg_f, four zones, answer rate 0.2", 206, {**us4, "answer_rate": 0.2}),
+        (
+            "half-hour-zones-s207",
+            "cn, centre Shanghai, debtors in Shanghai, Kolkata (+5:30) and Adelaide (+9:30, +10:30 from October)",
+            207,
+            {"timezones": ("Asia/Shanghai", "Asia/Kolkata", "Australia/Adelaide"), "centre_timezone": "Asia/Shanghai"},
+        ),
     ]
     return _knob_worlds(n_accounts, knobs)
 
@@ -306,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stress",
         action="store_true",
-        help="nine harder worlds (short histories, small books, no exploration, low answer rates); default "
-        "--out experiments/LIST_QUALITY_STRESS.md",
+        help="ten harder worlds (short histories, small books, no exploration, low answer rates, half-hour "
+        "zones); default --out experiments/LIST_QUALITY_STRESS.md",
     )
     parser.add_argument("--out", default=None, help="default experiments/LIST_QUALITY.md")
     args = parser.parse_args(argv)

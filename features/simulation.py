@@ -230,12 +230,6 @@ class SimulationConfig(BaseModel):
         for zone in (*self.timezones, self.centre_timezone or self.timezones[0]):
             if not is_valid_timezone(zone):
                 raise ValueError(f"unknown IANA time zone {zone!r}")
-            minutes = {
-                ZoneInfo(zone).utcoffset(self.as_of.replace(tzinfo=None) + dt.timedelta(days=d))
-                for d in (-200, -100, 0, 100)
-            }
-            if any(offset.total_seconds() % 3600 for offset in minutes):
-                raise ValueError(f"zone {zone!r} has a non-whole-hour offset; the simulator needs whole hours")
         if self.timezone_weights is not None and len(self.timezone_weights) != len(self.timezones):
             raise ValueError("timezone_weights needs one weight per zone")
         for name in ("accounts_per_customer", "product_mix"):
@@ -346,6 +340,10 @@ class _Calendar:
     lo: np.ndarray  # float [Z, T] local window start (hours) for history steps
     hi: np.ndarray
     slot_weights: np.ndarray  # float [2, teams, Z, T, 24]: random / supervisor-habit hour weights
+    # float [teams, Z, T, 24]: the part [start, start + length) of each local hour inside the shift
+    # (the whole hour unless the debtor's and the centre's UTC offsets differ by a fraction of an hour).
+    shift_start: np.ndarray
+    shift_length: np.ndarray
     has_slot: np.ndarray  # bool [teams, Z, T]: any allowed call hour
     day_base: int
     day_of_month: np.ndarray  # int8 by day number - day_base
@@ -401,6 +399,8 @@ def _build_calendar(config: SimulationConfig, ops: Operations) -> _Calendar:
     habit[[14, 15, 16]] = 2.0
     n_teams = len(TEAM_NAMES)
     weights = np.zeros((2, n_teams, len(zones), steps, 24))
+    shift_start = np.zeros((n_teams, len(zones), steps, 24))
+    shift_length = np.zeros((n_teams, len(zones), steps, 24))
     lo_hist = np.zeros((len(zones), steps))
     hi_hist = np.full((len(zones), steps), 24.0)
     hi_hist[:, config.days - 1] = cut
@@ -408,12 +408,24 @@ def _build_calendar(config: SimulationConfig, ops: Operations) -> _Calendar:
         team = ops.team(name)
         shift_hours = set(team.shift.whole_hours()) if team is not None else set()
         for z in range(len(zones)):
-            shift_hour = (hours[None, :] - offsets[z][:, None] // 3600 + centre_offsets[z][:, None] // 3600) % 24
-            in_shift = np.isin(shift_hour, list(shift_hours))
+            # Local hour h is centre time [h + delta, h + 1 + delta): with a fractional delta (Asia/Kolkata,
+            # Asia/Kathmandu, Australia/Adelaide...) its first `split` of an hour falls in one centre hour
+            # and the rest in the next.
+            delta = (centre_offsets[z] - offsets[z])[:, None] / 3600.0
+            centre_start = hours[None, :] + delta
+            first = np.floor(centre_start)
+            split = first + 1.0 - centre_start  # in (0, 1]; 1 when the offsets differ by whole hours
+            first_hour = first.astype(np.int64) % 24
+            in_first = np.isin(first_hour, list(shift_hours))
+            in_second = np.isin((first_hour + 1) % 24, list(shift_hours)) & (split < 1.0)
             inside = (hours[None, :] >= lo_hist[z][:, None]) & (hours[None, :] + 1 <= hi_hist[z][:, None])
-            allowed = in_shift & in_window[None, :] & inside
-            weights[0, team_index, z] = allowed
-            weights[1, team_index, z] = allowed * habit[shift_hour]
+            allowed = in_window[None, :] & inside
+            part_first = np.where(allowed & in_first, split, 0.0)
+            part_second = np.where(allowed & in_second, 1.0 - split, 0.0)
+            shift_start[team_index, z] = np.where(in_first, 0.0, split)
+            shift_length[team_index, z] = part_first + part_second
+            weights[0, team_index, z] = part_first + part_second
+            weights[1, team_index, z] = part_first * habit[first_hour] + part_second * habit[(first_hour + 1) % 24]
     day_base = int(first_day.min()) - 400
     day_count = int(first_day.max()) + steps + 400 - day_base
     dates = np.datetime64("1970-01-01") + np.arange(day_base, day_base + day_count).astype("timedelta64[D]")
@@ -427,6 +439,8 @@ def _build_calendar(config: SimulationConfig, ops: Operations) -> _Calendar:
         lo=lo_hist,
         hi=hi_hist,
         slot_weights=weights,
+        shift_start=shift_start,
+        shift_length=shift_length,
         has_slot=weights[0].sum(axis=-1) > 0,
         day_base=day_base,
         day_of_month=day_of_month,
@@ -1041,7 +1055,11 @@ def _policy_calls(
     cumulative = np.cumsum(weights, axis=1)
     target = draws[1] * cumulative[:, -1]
     hour = (cumulative <= target[:, None]).sum(axis=1).clip(0, 23)
-    seconds = hour.astype(np.int64) * 3600 + (draws[2] * 3599).astype(np.int64)
+    # A uniform second of the part of the hour inside the shift (the whole hour in whole-hour zones).
+    start = cal.shift_start[team[called], book.zone[called], step, hour]
+    length = cal.shift_length[team[called], book.zone[called], step, hour]
+    within = (start * 3600 + (draws[2] * 3599).astype(np.int64) * length).astype(np.int64)
+    seconds = hour.astype(np.int64) * 3600 + within
     p = _p_rpc(book, called, hour, day.weekday[called], today[called])
     reached = draws[3] < p
     miss = (draws[4][:, None] >= np.cumsum(_MISS_PROBS)[None, :-1]).sum(axis=1)

@@ -297,3 +297,38 @@ def test_monte_carlo_totals_agree_across_truth_seeds():
     standard_error = float(np.sqrt((stake**2 * p[0] * (1 - p[0]) / replicas).sum()))
     assert standard_error < 0.01 * totals[0]
     assert abs(totals[0] - totals[1]) < 3 * np.sqrt(2) * standard_error
+
+
+def test_half_and_quarter_hour_zones_call_inside_the_shift_and_the_window():
+    """Debtors in Asia/Kolkata (+5:30) and Asia/Kathmandu (+5:45) called from a Shanghai centre."""
+    config = SimulationConfig(
+        n_accounts=800,
+        days=90,
+        seed=3,
+        timezones=("Asia/Kolkata", "Asia/Kathmandu", "Asia/Shanghai"),
+        centre_timezone="Asia/Shanghai",
+        truth_replicas=8,
+    )
+    sim = simulate(config)
+    shifts = {team.team: set(team.shift.whole_hours()) for team in sim.operations.teams}
+    calls = _calls(sim.export)
+    outbound = calls[calls["direction"] == "outbound"].copy()
+    # Agent ids start with their team's initial (E001 is in team "early").
+    initials = {team.team[0].upper(): team.team for team in sim.operations.teams}
+    outbound["team"] = outbound["agent_id"].str[0].map(initials)
+    centre = outbound["started_at"].dt.tz_convert("Asia/Shanghai")
+    in_shift = [hour in shifts[team] for hour, team in zip(centre.dt.hour, outbound["team"], strict=True)]
+    assert all(in_shift)
+    assert outbound["local_hour"].between(8, 21).all()
+    for zone in ("Asia/Kolkata", "Asia/Kathmandu"):
+        minutes = outbound.loc[outbound["zone"] == zone, "started_at"].dt.tz_convert(zone).dt.minute
+        # Both parts of a local hour are used: the one in one centre hour and the one in the next.
+        cut = 30 if zone == "Asia/Kolkata" else 45
+        assert (minutes < cut).sum() > 50 and (minutes >= cut).sum() > 50
+    # The truth answers for calls on the list date at half-past local hours.
+    ids = sim.export.accounts["account_id"].to_numpy()
+    list_day = pd.Timestamp(sim.world.list_date).tz_localize("Asia/Shanghai")
+    call_at = pd.Series([list_day + pd.Timedelta(hours=11)] * len(ids)).dt.tz_convert("UTC")
+    p_contact = sim.world.true_p_contact(ids, call_at)
+    assert np.isfinite(sim.world.true_call_value(ids, call_at)).all()
+    assert ((p_contact >= 0) & (p_contact <= 1)).all() and p_contact.max() > 0
