@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1_000_000)
     parser.add_argument("--work", type=Path, default=Path("bench-out/pipeline"))
     parser.add_argument("--calls-per-account-day", type=float, default=0.06)
+    parser.add_argument("--days", type=int, default=180, help="days of history in the export (180: the target's)")
     args = parser.parse_args()
 
     from features.simulation import SimulationConfig, generate
@@ -58,12 +59,14 @@ def main() -> None:
     from training.pipeline import train
 
     work = args.work.resolve()
-    export_dir = work / f"export-{args.accounts}"
+    export_dir = work / (f"export-{args.accounts}" if args.days == 180 else f"export-{args.accounts}-{args.days}d")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
     work.mkdir(parents=True, exist_ok=True)
     if not (export_dir / "export.json").exists():
         started = time.perf_counter()
-        config = SimulationConfig(n_accounts=args.accounts, seed=1, calls_per_account_day=args.calls_per_account_day)
+        config = SimulationConfig(
+            n_accounts=args.accounts, seed=1, days=args.days, calls_per_account_day=args.calls_per_account_day
+        )
         generate(export_dir, config)
         print(f"simulated {args.accounts:,} accounts in {time.perf_counter() - started:.0f} s", flush=True)
     if not (work / "trained").exists():

@@ -142,6 +142,18 @@ OUTCOMES_BY_CHANNEL = {
     "letter": MESSAGE_OUTCOMES,
 }
 
+# Columns whose values the contract enumerates, held as pandas categoricals once loaded: a year of
+# contacts for a million accounts is ~50 million rows, and three text columns of them took 2.2 GiB
+# as strings against 0.15 GiB as one-byte codes.
+ENUM_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
+    "payments": {"status": PAYMENT_STATUSES},
+    "contacts": {
+        "channel": CONTACT_CHANNELS,
+        "direction": DIRECTIONS,
+        "outcome": tuple(dict.fromkeys(o for outcomes in OUTCOMES_BY_CHANNEL.values() for o in outcomes)),
+    },
+}
+
 # Flags that forbid any call; flags that send the account to special handling instead.
 NO_CALL_FLAGS = ("do_not_call", "cease_contact", "deceased", "bankruptcy")
 SPECIAL_HANDLING_FLAGS = ("dispute_open", "complaint_open", "hardship")
@@ -173,7 +185,10 @@ class Export:
     """A typed export: one frame per table, timestamps tz-aware UTC, dates as datetime64 (day).
 
     Column dtypes, after loading:
-    * str columns: pandas ``string`` (nullable where the contract allows null);
+    * str columns: pandas ``string`` (nullable where the contract allows null), except the
+      enumerated ones (`ENUM_COLUMNS`: payment status; contact channel, direction and outcome),
+      which are ``category`` with the contract's values as categories; code reading them compares
+      values (``==``, ``isin``), which works on both;
     * date columns: ``datetime64[s]`` at midnight (naive, a calendar date);
     * timestamp columns: ``datetime64[us, UTC]``;
     * money: ``float64``; bool: ``bool``; int: ``Int64``.

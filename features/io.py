@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from features.contract import (
     CONTRACT_VERSION,
+    ENUM_COLUMNS,
     SCHEMAS,
     TABLES,
     ColumnType,
@@ -41,6 +42,7 @@ from features.validate import (
     META_TABLE,
     WHOLE,
     ExportCheck,
+    as_enum,
     check_meta,
     check_tables,
     contract_dtypes,
@@ -116,7 +118,10 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
 
 
 def _read_parquet_raw(path: Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas(date_as_object=False)
+    # The enumerated columns are read as categoricals straight from Parquet's dictionary pages: as
+    # strings, a year of contacts for a million accounts holds 2.2 GiB more while it is checked.
+    enums = set(ENUM_COLUMNS.get(path.stem, {})) & set(pq.read_schema(path).names)
+    return pq.read_table(path, read_dictionary=sorted(enums)).to_pandas(date_as_object=False)
 
 
 def _read_dir_raw(directory: Path) -> RawExport:
@@ -294,7 +299,8 @@ def load_export(
         table = check.tables[name]
         # Most loads reject nothing: keep the typed columns as they are rather than copy them.
         kept = table.typed.loc[~table.rejected].reset_index(drop=True) if table.rejected.any() else table.typed
-        frames[name] = kept.astype(contract_dtypes(name))
+        enums = {column: as_enum(kept[column], values) for column, values in ENUM_COLUMNS.get(name, {}).items()}
+        frames[name] = kept.assign(**enums).astype(contract_dtypes(name))
         report.read[name] = table.read
         report.accepted[name] = len(kept)
         report.rejected[name] = int(table.rejected.sum())

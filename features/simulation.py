@@ -1140,8 +1140,11 @@ def _record_contacts(recorder: _Recorder, contact_parts, promise_parts) -> None:
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     """Identifiers like A0000001, built in Arrow (fast for tens of millions of rows)."""
-    text = pc.utf8_lpad(pc.cast(pa.array(numbers, type=pa.int64()), pa.string()), width, "0")
-    return pc.binary_join_element_wise(prefix, text, "")
+    # large_string: Arrow sizes the padded result for the worst case (4 bytes a character), which
+    # passes the 2 GiB of a plain string array from ~50 million ids on.
+    text = pc.utf8_lpad(pc.cast(pa.array(numbers, type=pa.int64()), pa.large_string()), width, "0")
+    empty = pa.scalar("", pa.large_string())
+    return pc.binary_join_element_wise(pa.scalar(prefix, pa.large_string()), text, empty)
 
 
 def _strings(values: pa.Array) -> pd.Series:

@@ -45,7 +45,7 @@ def build_ledger(export: Export, index: pd.Index) -> Ledger:
     codes = account_codes(payments["account_id"], index)
     paid_at = to_us(payments["paid_at"])
     cents = to_cents(payments["amount"])
-    settled = (payments["status"].astype("string") == "settled").fillna(False).to_numpy(dtype=bool)
+    settled = (payments["status"] == "settled").fillna(False).to_numpy(dtype=bool)
     settled_stream = Stream(codes[settled], paid_at[settled], n, amount=cents[settled])
     returned_stream = Stream(codes[~settled], paid_at[~settled], n, amount=cents[~settled])
     return Ledger(

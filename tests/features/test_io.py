@@ -36,6 +36,11 @@ def test_round_trip(tmp_path: Path, kind: str) -> None:
     assert report.read == report.accepted == {name: len(export.table(name)) for name in TABLES}
     assert report.rejected == dict.fromkeys(TABLES, 0) and report.reconciles()
     assert loaded.source == str(target)
+    # Enumerated columns come back as categoricals of the contract's values, the same values.
+    outcome = loaded.contacts["outcome"]
+    assert isinstance(outcome.dtype, pd.CategoricalDtype) and "promise_to_pay" in outcome.cat.categories
+    assert outcome.astype("string").tolist() == export.contacts["outcome"].astype("string").tolist()
+    assert loaded.contacts["outcome"].isna().sum() == export.contacts["outcome"].isna().sum()
 
 
 @pytest.mark.postgres
@@ -133,6 +138,26 @@ def test_lenient_drops_bad_rows_and_their_dependants(tmp_path: Path) -> None:
     # What was kept is a valid export on its own.
     write_export(export, tmp_path / "kept")
     assert check_export(tmp_path / "kept").violations == []
+
+
+def test_unknown_enumerated_values_in_parquet_are_named_and_rejected(tmp_path: Path) -> None:
+    # Parquet's enumerated columns are read as categoricals; a value outside the contract is still caught.
+    write_export(tiny_export(), tmp_path / "export")
+    path = tmp_path / "export" / "contacts.parquet"
+    contacts = pd.read_parquet(path)
+    contacts["outcome"] = contacts["outcome"].astype("string")
+    contacts.loc[contacts["contact_id"] == "K4", "outcome"] = "teleported"
+    contacts.loc[contacts["contact_id"] == "K1", "direction"] = None
+    contacts.to_parquet(path)
+    with pytest.raises(ExportError, match="contacts: row K1: column direction: must not be null"):
+        load_export(tmp_path / "export")
+    export, report = load_export(tmp_path / "export", mode="lenient", rejects_dir=tmp_path / "rejects")
+    assert report.rejected["contacts"] == 2 and report.reconciles()
+    rejects = pd.read_csv(tmp_path / "rejects" / "contacts.rejects.csv", dtype=str).set_index("contact_id")
+    assert rejects.loc["K4", "outcome"] == "teleported" and rejects.loc["K4", "reason"] == "outcome: unknown outcome"
+    assert set(export.contacts["contact_id"]) == {"K2", "K3", "K5"}
+    outcome = export.contacts["outcome"]
+    assert outcome.notna().all() and isinstance(outcome.dtype, pd.CategoricalDtype)
 
 
 @pytest.mark.parametrize("mode", ["strict", "lenient"])
