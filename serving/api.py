@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from features.contract import CALL_LIST_COLUMNS, SCHEMAS, SCORES_COLUMNS, ColumnType, Export
+from features.validate import contract_dtypes
 from serving.api_schemas import (
     CapacityHour,
     CapacityResponse,
@@ -421,26 +422,16 @@ class DayCache:
 # Posted exports
 
 
-_DTYPES = {
-    ColumnType.STR: "string",
-    ColumnType.MONEY: "float64",
-    ColumnType.BOOL: "bool",
-    ColumnType.INT: "Int64",
-}
-
-
 def _table_frame(table: str, rows: list) -> pd.DataFrame:
+    """Posted rows (their enumerated values already checked by the schemas) with the loader's dtypes."""
     columns = SCHEMAS[table]
     frame = pd.DataFrame([row.model_dump() for row in rows], columns=[column.name for column in columns])
     for column in columns:
-        values = frame[column.name]
         if column.type == ColumnType.DATE:
-            frame[column.name] = pd.to_datetime(values).astype("datetime64[s]")
+            frame[column.name] = pd.to_datetime(frame[column.name])
         elif column.type == ColumnType.TIMESTAMP:
-            frame[column.name] = pd.to_datetime(values, utc=True).astype("datetime64[us, UTC]")
-        else:
-            frame[column.name] = values.astype(_DTYPES[column.type])
-    return frame
+            frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
+    return frame.astype(contract_dtypes(table))
 
 
 def export_from_request(request: ScoreRequest) -> Export:
