@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import RIGHT_PARTY_OUTCOMES, Export
-from features.timeline import Snapshots, Stream, account_codes, days_between, local_parts, to_us
+from features.timeline import Snapshots, Stream, account_codes, days_between, local_parts, sort_order, to_us
 
 CALL_WINDOWS = (7, 30, 90)
 # Debtor-local hour buckets: bucket -> [start hour, end hour). Every other hour is bucket 6.
@@ -72,6 +72,15 @@ def build_contact_history(
     refusal = outcome.isin(("refused", "dispute")).fillna(False).to_numpy(dtype=bool)
     promise = (outcome == "promise_to_pay").fillna(False).to_numpy(dtype=bool)
     inbound = (contacts["direction"] == "inbound").fillna(False).to_numpy(dtype=bool)
+    # One sort of every contact by (account, time): the calls and the rest are then subsets already in
+    # order, and neither stream sorts its own copy (a year of contacts for 1M accounts: ~1 GiB less).
+    order = sort_order(codes, time)
+    if order is not None:  # one array at a time, so each unsorted one is freed before the next is copied
+        codes = codes[order]
+        time = time[order]
+        is_call, rpc, wrong, refusal = is_call[order], rpc[order], wrong[order], refusal[order]
+        promise, inbound = promise[order], inbound[order]
+        del order
     hour, weekday, _ = local_parts(time[is_call], zone_of_account[codes[is_call]], zones)
     calls = Stream(
         codes[is_call],

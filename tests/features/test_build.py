@@ -47,6 +47,33 @@ def test_matches_naive_reference_on_random_portfolios(seed, monkeypatch):
     assert_frames_match(build_features(export, snapshots), reference_features(export, snapshots))
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_matches_the_reference_when_sortedness_is_checked_in_small_chunks(seed, monkeypatch):
+    import features.timeline as timeline
+
+    monkeypatch.setattr(contacts_module, "MIXTURE_MIN_CUSTOMERS", 1)
+    monkeypatch.setattr(timeline, "_SORTED_CHUNK", 3)
+    export = random_export(seed, n_accounts=6)
+    export.contacts = export.contacts.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    snapshots = random_snapshots(export, seed + 100, per_account=4)
+    assert_frames_match(build_features(export, snapshots), reference_features(export, snapshots))
+
+
+def test_sortedness_is_judged_across_chunk_boundaries(monkeypatch):
+    import features.timeline as timeline
+
+    monkeypatch.setattr(timeline, "_SORTED_CHUNK", 4)
+    group = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4], dtype="int64")
+    time = np.arange(9, dtype="int64")
+    assert timeline.sort_order(group, time) is None
+    for swap in range(8):  # a descent between any two neighbours, on or off a chunk's edge
+        order = np.arange(9)
+        order[[swap, swap + 1]] = order[[swap + 1, swap]]
+        assert not timeline._is_sorted(group[order], time[order])
+        assert not timeline._is_sorted(group, time, order)
+        np.testing.assert_array_equal(timeline.sort_order(group[order], time[order]), order)
+
+
 def test_default_snapshots_are_every_account_at_the_export_as_of():
     export = random_export(3, n_accounts=4)
     features = build_features(export)
