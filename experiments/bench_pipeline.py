@@ -51,6 +51,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("bench-out/pipeline"))
     parser.add_argument("--calls-per-account-day", type=float, default=0.06)
     parser.add_argument("--days", type=int, default=180, help="days of history in the export (180: the target's)")
+    parser.add_argument(
+        "--export", type=Path, default=None, help="rank this export directory instead (e.g. a CSV copy of the book)"
+    )
     args = parser.parse_args()
 
     from features.simulation import SimulationConfig, generate
@@ -62,7 +65,9 @@ def main() -> None:
     export_dir = work / (f"export-{args.accounts}" if args.days == 180 else f"export-{args.accounts}-{args.days}d")
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
     work.mkdir(parents=True, exist_ok=True)
-    if not (export_dir / "export.json").exists():
+    if args.export is not None:
+        export_dir = args.export.resolve()
+    elif not (export_dir / "export.json").exists():
         started = time.perf_counter()
         config = SimulationConfig(
             n_accounts=args.accounts, seed=1, days=args.days, calls_per_account_day=args.calls_per_account_day

@@ -105,10 +105,14 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
         header = next(csv.reader(handle), None)
     if not header:
         return pd.DataFrame()
+    # Enumerated columns come back dictionary-encoded (categoricals), as from Parquet.
+    enums = ENUM_COLUMNS.get(path.stem, {})
     table = pa_csv.read_csv(
         path,
         convert_options=pa_csv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
+            column_types={
+                name: pa.dictionary(pa.int32(), pa.string()) if name in enums else pa.string() for name in header
+            },
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
             null_values=[""],

@@ -194,6 +194,20 @@ def _parse_str(raw: pd.Series) -> _Parsed:
     return _Parsed(_as_text(raw), [])
 
 
+def _arrow_cast(text: pd.Series, to: pa.DataType) -> pd.Series | None:
+    """Text (null where it is not to be parsed) cast by Arrow, or None when Arrow refuses any value.
+
+    Arrow's parsers run on the text buffers: for tens of millions of CSV values they are several
+    times faster than pandas', which goes through one Python object a value. Callers fall back to
+    pandas on None, so what is accepted never depends on Arrow.
+    """
+    try:
+        cast = pc.cast(pa.array(text.array), to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pd.Series(cast.to_pandas(), index=text.index)
+
+
 def _parse_date(raw: pd.Series) -> _Parsed:
     null = _bool_array(raw.isna())
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
@@ -223,7 +237,9 @@ def _parse_timestamp(raw: pd.Series) -> _Parsed:
     text = _as_text(raw)
     with_offset = _match(text, _TIME_RE + _OFFSET_RE)
     naive = ~with_offset & _match(text, _TIME_RE + r"|" + _DATE_RE)
-    parsed = pd.to_datetime(text.where(with_offset), utc=True, format="ISO8601", errors="coerce")
+    parsed = _arrow_cast(text.where(with_offset), pa.timestamp("us", tz="UTC"))
+    if parsed is None:
+        parsed = pd.to_datetime(text.where(with_offset), utc=True, format="ISO8601", errors="coerce")
     bad = ~null & ~naive & _bool_array(parsed.isna())
     return _Parsed(parsed.astype("datetime64[us, UTC]"), [(RULE_NAIVE_TIMESTAMP, naive), (RULE_TIMESTAMP, bad)])
 
@@ -243,7 +259,9 @@ def _parse_money(raw: pd.Series) -> _Parsed:
         return _Parsed(values, [(RULE_NUMBER, ~null)])
     text = _as_text(raw)
     shaped = _match(text, _MONEY_RE)
-    numbers = pd.to_numeric(text.where(shaped), errors="coerce").astype("float64")
+    numbers = _arrow_cast(text.where(shaped), pa.float64())
+    if numbers is None:
+        numbers = pd.to_numeric(text.where(shaped), errors="coerce").astype("float64")
     bad = ~null & (~shaped | _bool_array(numbers.isna()))
     too_precise = ~bad & _match(text, _TOO_PRECISE_RE)
     return _Parsed(numbers.mask(too_precise), [(RULE_NUMBER, bad), (RULE_DECIMALS, too_precise)])
@@ -278,7 +296,10 @@ def _parse_int(raw: pd.Series) -> _Parsed:
         return _Parsed(pd.Series(pd.NA, index=raw.index, dtype="Int64"), [(RULE_INT, ~null)])
     text = _as_text(raw).str.strip()
     shaped = _match(text, _INT_RE)
-    numbers = pd.to_numeric(text.where(shaped), errors="coerce")
+    numbers = _arrow_cast(text.where(shaped), pa.int64())
+    if numbers is None:  # Arrow refused a value: some number is out of int64's range
+        numbers = pd.to_numeric(text.where(shaped), errors="coerce")
+        numbers = numbers.where(numbers.abs() < 2.0**63)  # cast, it would wrap around
     bad = ~null & _bool_array(numbers.isna())
     return _Parsed(numbers.astype("Int64"), [(RULE_INT, bad)])
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from features.contract import Violation
@@ -19,6 +20,7 @@ from features.validate import (
     RULE_DUE_TOO_LATE,
     RULE_DURATION_CHANNEL,
     RULE_EMPTY_ID,
+    RULE_INT,
     RULE_MISSING_COLUMN,
     RULE_MISSING_TABLE,
     RULE_NAIVE_TIMESTAMP,
@@ -212,6 +214,38 @@ def test_timestamp_text(value: str, rule: str | None) -> None:
     payments.loc[0, "paid_at"] = value
     found = _found(validate_tables(AS_OF, _raw(payments=payments)))
     assert found == (set() if rule is None else {("payments", "P1", "paid_at", rule)})
+
+
+def test_arrow_and_pandas_parse_text_alike(monkeypatch) -> None:
+    """Text columns are parsed by Arrow when it takes every value, else by pandas: the same values."""
+    import features.validate as validate
+
+    stamps = pd.Series(
+        ["2026-11-01T10:00:00Z", "2026-11-01 10:00:00+08:00", "2026-11-01T10:00:00.5-0500", None, "2026-11-01T23:59Z"],
+        dtype="string",
+    )
+    money = pd.Series(["12", "12.50", ".5", "+3.", None, "1234567.89"], dtype="string")
+    counts = pd.Series(["0", " 17 ", "3", None, "-4"], dtype="string")  # "+3" Arrow refuses: pandas parses it
+    # Arrow takes every value here (else both sides below would be pandas').
+    for text, to in ((stamps, pa.timestamp("us", tz="UTC")), (money, pa.float64()), (counts.str.strip(), pa.int64())):
+        assert validate._arrow_cast(text, to) is not None
+    fast = [validate._parse_timestamp(stamps), validate._parse_money(money), validate._parse_int(counts)]
+    monkeypatch.setattr(validate, "_arrow_cast", lambda text, to: None)
+    slow = [validate._parse_timestamp(stamps), validate._parse_money(money), validate._parse_int(counts)]
+    for arrow, pandas in zip(fast, slow, strict=True):
+        pd.testing.assert_series_equal(arrow.values, pandas.values, check_names=False)
+        assert [(rule, mask.tolist()) for rule, mask in arrow.issues] == [
+            (rule, mask.tolist()) for rule, mask in pandas.issues
+        ]
+    assert fast[0].values.notna().sum() == 4 and fast[2].values.tolist()[:3] == [0, 17, 3]
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "-9300000000000000000"])
+def test_integers_beyond_int64_are_not_integers(value: str) -> None:
+    contacts = tiny_export().contacts.astype({"duration_s": object})
+    contacts.loc[0, "duration_s"] = value
+    found = _found(validate_tables(AS_OF, _raw(contacts=contacts)))
+    assert found == {("contacts", "K1", "duration_s", RULE_INT)}
 
 
 def test_naive_timestamps_from_parquet_are_violations() -> None:
