@@ -189,7 +189,7 @@ def _match(text: pd.Series, pattern: str) -> np.ndarray:
 
 
 def _parse_str(raw: pd.Series) -> _Parsed:
-    if isinstance(raw.dtype, pd.CategoricalDtype):  # an enumerated column read from Parquet
+    if isinstance(raw.dtype, pd.CategoricalDtype):  # an enumerated column, read dictionary-encoded
         return _Parsed(raw, [])
     return _Parsed(_as_text(raw), [])
 
@@ -297,7 +297,7 @@ def _parse_int(raw: pd.Series) -> _Parsed:
     text = _as_text(raw).str.strip()
     shaped = _match(text, _INT_RE)
     numbers = _arrow_cast(text.where(shaped), pa.int64())
-    if numbers is None:  # Arrow refused a value: some number is out of int64's range
+    if numbers is None:  # Arrow refused a value: a leading '+', or a number beyond int64
         numbers = pd.to_numeric(text.where(shaped), errors="coerce")
         numbers = numbers.where(numbers.abs() < 2.0**63)  # cast, it would wrap around
     bad = ~null & _bool_array(numbers.isna())
@@ -336,12 +336,13 @@ def as_enum(values: pd.Series, categories: Sequence[str]) -> pd.Series:
     """Text to a categorical of `categories` through Arrow (pandas' own cast goes through Python
     strings: seconds and gigabytes on tens of millions of rows); a value outside them becomes null."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.set_categories(list(categories)).astype(pd.CategoricalDtype(list(categories)))
+        return values.cat.set_categories(list(categories))
     arrow = pa.array(values.array) if isinstance(values.dtype, pd.StringDtype) else pa.array(values, from_pandas=True)
     codes = pc.index_in(arrow, value_set=pa.array(list(categories), type=arrow.type)).fill_null(-1)
     dtype = pd.CategoricalDtype(list(categories))
+    code_type = np.int8 if len(categories) < 128 else np.int32
     return pd.Series(
-        pd.Categorical.from_codes(np.asarray(codes).astype(np.int8), dtype=dtype),
+        pd.Categorical.from_codes(np.asarray(codes).astype(code_type), dtype=dtype),
         index=values.index,
         name=values.name,
     )
@@ -408,7 +409,9 @@ def _in(
 ) -> np.ndarray:
     """Per row: non-null and among `allowed` (Arrow's hash set; pandas' `isin` on Arrow strings loops in Python)."""
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-        return _category_mask(values, lambda categories: np.isin(categories, np.asarray(allowed, dtype=object)))
+        # Judge each category once, then read the verdict through the codes (-1, null, reads False).
+        per_category = np.isin(values.cat.categories.to_numpy(dtype=object), np.asarray(allowed, dtype=object))
+        return np.append(per_category, False)[values.cat.codes.to_numpy()]
     haystack = _arrow_text(values)
     needles = _arrow_text(allowed)
     if isinstance(needles, pa.ChunkedArray):
@@ -418,13 +421,6 @@ def _in(
         return valid.to_numpy(zero_copy_only=False).astype(bool, copy=False)
     found = pc.is_in(haystack, value_set=needles.cast(haystack.type), skip_nulls=True)
     return pc.fill_null(found, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
-
-
-def _category_mask(values: pd.Series, test) -> np.ndarray:
-    """Per row of a categorical: `test` applied to its categories (an array of str), False where null."""
-    codes = values.cat.codes.to_numpy()
-    per_category = np.append(np.asarray(test(values.cat.categories.to_numpy(dtype=object)), dtype=bool), False)
-    return per_category[codes]  # code -1 (null) reads the appended False
 
 
 def _blank(values: pd.Series) -> np.ndarray:
