@@ -62,12 +62,13 @@ def main() -> None:
     from training.pipeline import train
 
     work = args.work.resolve()
-    export_dir = work / (f"export-{args.accounts}" if args.days == 180 else f"export-{args.accounts}-{args.days}d")
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
-    work.mkdir(parents=True, exist_ok=True)
     if args.export is not None:
         export_dir = args.export.resolve()
-    elif not (export_dir / "export.json").exists():
+    else:
+        export_dir = work / (f"export-{args.accounts}" if args.days == 180 else f"export-{args.accounts}-{args.days}d")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{work / 'mlflow.db'}"
+    work.mkdir(parents=True, exist_ok=True)
+    if args.export is None and not (export_dir / "export.json").exists():
         started = time.perf_counter()
         config = SimulationConfig(
             n_accounts=args.accounts, seed=1, days=args.days, calls_per_account_day=args.calls_per_account_day

@@ -340,10 +340,9 @@ class _Calendar:
     lo: np.ndarray  # float [Z, T] local window start (hours) for history steps
     hi: np.ndarray
     slot_weights: np.ndarray  # float [2, teams, Z, T, 24]: random / supervisor-habit hour weights
-    # float [teams, Z, T, 24]: the part [start, start + length) of each local hour inside the shift
-    # (the whole hour unless the debtor's and the centre's UTC offsets differ by a fraction of an hour).
+    # float [teams, Z, T, 24]: where in each local hour the part inside the shift starts (0 unless the
+    # debtor's and the centre's UTC offsets differ by a fraction of an hour); its length is slot_weights[0].
     shift_start: np.ndarray
-    shift_length: np.ndarray
     has_slot: np.ndarray  # bool [teams, Z, T]: any allowed call hour
     day_base: int
     day_of_month: np.ndarray  # int8 by day number - day_base
@@ -400,7 +399,6 @@ def _build_calendar(config: SimulationConfig, ops: Operations) -> _Calendar:
     n_teams = len(TEAM_NAMES)
     weights = np.zeros((2, n_teams, len(zones), steps, 24))
     shift_start = np.zeros((n_teams, len(zones), steps, 24))
-    shift_length = np.zeros((n_teams, len(zones), steps, 24))
     lo_hist = np.zeros((len(zones), steps))
     hi_hist = np.full((len(zones), steps), 24.0)
     hi_hist[:, config.days - 1] = cut
@@ -423,8 +421,7 @@ def _build_calendar(config: SimulationConfig, ops: Operations) -> _Calendar:
             part_first = np.where(allowed & in_first, split, 0.0)
             part_second = np.where(allowed & in_second, 1.0 - split, 0.0)
             shift_start[team_index, z] = np.where(in_first, 0.0, split)
-            shift_length[team_index, z] = part_first + part_second
-            weights[0, team_index, z] = part_first + part_second
+            weights[0, team_index, z] = part_first + part_second  # the hour's share inside shift and window
             weights[1, team_index, z] = part_first * habit[first_hour] + part_second * habit[(first_hour + 1) % 24]
     day_base = int(first_day.min()) - 400
     day_count = int(first_day.max()) + steps + 400 - day_base
@@ -440,7 +437,6 @@ def _build_calendar(config: SimulationConfig, ops: Operations) -> _Calendar:
         hi=hi_hist,
         slot_weights=weights,
         shift_start=shift_start,
-        shift_length=shift_length,
         has_slot=weights[0].sum(axis=-1) > 0,
         day_base=day_base,
         day_of_month=day_of_month,
@@ -1057,7 +1053,7 @@ def _policy_calls(
     hour = (cumulative <= target[:, None]).sum(axis=1).clip(0, 23)
     # A uniform second of the part of the hour inside the shift (the whole hour in whole-hour zones).
     start = cal.shift_start[team[called], book.zone[called], step, hour]
-    length = cal.shift_length[team[called], book.zone[called], step, hour]
+    length = cal.slot_weights[0, team[called], book.zone[called], step, hour]
     within = (start * 3600 + (draws[2] * 3599).astype(np.int64) * length).astype(np.int64)
     seconds = hour.astype(np.int64) * 3600 + within
     p = _p_rpc(book, called, hour, day.weekday[called], today[called])
