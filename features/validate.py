@@ -391,17 +391,18 @@ def _count_missing(haystack: pa.Array | pa.ChunkedArray, needles: pa.Array) -> i
 
 
 def _has_repeats(values: pa.Array | pa.ChunkedArray) -> bool:
-    """Whether any non-null value may occur twice (a parallel DuckDB count, ~6x faster than pandas).
+    """Whether any non-null value may occur twice: DuckDB hashes the values, numpy sorts the hashes.
 
-    Counts distinct 64-bit hashes rather than the strings: a third of the memory on 50 million ids.
+    On a year of contacts for a million accounts (53M ids) this takes 1 s and 0.8 GiB, against
+    6.5 s and 2.7 GiB for DuckDB's `count(DISTINCT hash(value))` (a hash table of the hashes).
     A hash collision (~1e-4 at that size) only sends the caller to its exact check.
     """
-    counted, distinct = _duckdb_row(
-        # hash(NULL) is a value: nulls must stay out of the distinct count.
-        "SELECT count(value), count(DISTINCT hash(value)) FILTER (WHERE value IS NOT NULL) FROM ids",
-        ids=pa.table({"value": values}),
-    )
-    return counted != distinct
+    with duckdb.connect() as db:
+        db.register("ids", pa.table({"value": values}))
+        hashes = db.sql("SELECT hash(value) AS h FROM ids WHERE value IS NOT NULL").fetchnumpy()["h"]
+    hashes = np.asarray(hashes)
+    hashes.sort()
+    return bool(np.any(hashes[1:] == hashes[:-1]))
 
 
 def _in(
@@ -639,7 +640,7 @@ def check_tables(
                 continue
             columns[column.name], found = _column_problems(column, frame[column.name])
             problems.extend(found)
-        typed_tables[name] = pd.DataFrame(columns, index=frame.index)
+        typed_tables[name] = pd.DataFrame(columns, index=frame.index, copy=False)
         problems_by_table[name] = problems
 
     context: dict = {}
