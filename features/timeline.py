@@ -141,15 +141,46 @@ def sort_order(group: np.ndarray, time: np.ndarray) -> np.ndarray | None:
         return None
     if _is_sorted(group, time):
         return None
-    # One stable argsort of a (group, millisecond) int64 key is ~10x faster than np.lexsort.
-    # Sub-millisecond ties can leave times out of order within a key: then fall back to lexsort.
-    low = int(time.min())
-    span_ms = (int(time.max()) - low) // 1000 + 1
-    if (int(group.max()) + 1) * span_ms < 2**62:
-        order = np.argsort(group * np.int64(span_ms) + (time - low) // 1000, kind="stable")
-        if _is_sorted(group, time, order):
-            return order
+    order = _packed_order(group, time)
+    if order is not None and _is_sorted(group, time, order):
+        return order
+    # Times closer than the packed time unit can come out of order: then fall back to lexsort.
     return np.lexsort((time, group))
+
+
+def _packed_order(group: np.ndarray, time: np.ndarray) -> np.ndarray | None:
+    """Order by (group, coarsened time, row), from sorts of packed int64 keys; None when keys overflow.
+
+    numpy sorts int64 values with SIMD kernels, ~20x faster than a stable argsort of the same keys.
+    Packing the row number into a key's low bits makes the sort stable and gives the permutation
+    back: first by (time, row) unless the rows are in time order already (the usual export), then by
+    (group, that position). A year of contacts for 1M accounts: ~3 s against 8.
+    """
+    n = len(group)
+    row_bits = max(int(n - 1).bit_length(), 1)
+    low = int(time.min())
+    # The finest power-of-two time unit whose ticks fit beside the row number (a year of 50M events:
+    # 256 µs); a shift, not a division.
+    shift = max((int(time.max()) - low).bit_length() - (63 - row_bits), 0)
+    if int(group.max()) >= 1 << (63 - row_bits):
+        return None
+    ticks = (time - low) >> shift
+    mask = np.int64((1 << row_bits) - 1)
+    rows = np.arange(n, dtype="int64")
+    by_time = None
+    if not _is_sorted(None, time):
+        ticks <<= row_bits
+        ticks |= rows
+        ticks.sort()
+        ticks &= mask
+        by_time = ticks
+    del ticks
+    key = (group if by_time is None else group[by_time]) << row_bits
+    key |= rows
+    del rows
+    key.sort()
+    key &= mask
+    return key if by_time is None else by_time[key]
 
 
 # Sortedness is checked this many rows at a time: whole-array differences (and, through a
@@ -157,15 +188,21 @@ def sort_order(group: np.ndarray, time: np.ndarray) -> np.ndarray | None:
 _SORTED_CHUNK = 1 << 22
 
 
-def _is_sorted(group: np.ndarray, time: np.ndarray, order: np.ndarray | None = None) -> bool:
-    """Whether (group, time) is non-decreasing, as stored or read through the permutation `order`."""
-    n = len(group)
+def _is_sorted(group: np.ndarray | None, time: np.ndarray, order: np.ndarray | None = None) -> bool:
+    """Whether (group, time) (time alone when `group` is None) is non-decreasing, as stored or read
+    through the permutation `order`."""
+    n = len(time)
     for start in range(0, max(n - 1, 0), _SORTED_CHUNK):
         rows = slice(start, min(start + _SORTED_CHUNK + 1, n))
         if order is not None:
             rows = order[rows]
+        time_ok = np.diff(time[rows]) >= 0
+        if group is None:
+            if not time_ok.all():
+                return False
+            continue
         group_step = np.diff(group[rows])
-        if not ((group_step >= 0).all() and ((group_step > 0) | (np.diff(time[rows]) >= 0)).all()):
+        if not ((group_step >= 0).all() and ((group_step > 0) | time_ok).all()):
             return False
     return True
 

@@ -74,6 +74,28 @@ def test_sortedness_is_judged_across_chunk_boundaries(monkeypatch):
         np.testing.assert_array_equal(timeline.sort_order(group[order], time[order]), order)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_sort_order_sorts_by_group_then_time_whatever_the_input_order(seed):
+    import features.timeline as timeline
+
+    rng = np.random.default_rng(seed)
+    for n, time_sorted, unit in [(2, False, 1), (50, True, 1_000_000), (5_000, False, 1), (5_000, False, 1_000_000)]:
+        group = rng.integers(0, max(n // 20, 1), n).astype("int64")
+        time = rng.integers(0, 10**6, n).astype("int64") * unit  # ties within a group included
+        if time_sorted:
+            time = np.sort(time)
+        order = timeline.sort_order(group, time)
+        order = np.arange(n) if order is None else order
+        expected = np.lexsort((time, group))
+        np.testing.assert_array_equal(group[order], group[expected])
+        np.testing.assert_array_equal(time[order], time[expected])
+    # Groups too large to pack beside the row number still sort (the lexsort path).
+    group = np.array([2**62, 0, 2**62, 5], dtype="int64")
+    time = np.array([3, 2, 1, 0], dtype="int64")
+    assert timeline._packed_order(group, time) is None
+    np.testing.assert_array_equal(timeline.sort_order(group, time), [1, 3, 2, 0])
+
+
 def test_default_snapshots_are_every_account_at_the_export_as_of():
     export = random_export(3, n_accounts=4)
     features = build_features(export)
