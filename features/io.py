@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,11 +291,14 @@ def load_export(
     *,
     mode: Literal["strict", "lenient"] = "strict",
     rejects_dir: str | Path | None = None,
+    drop: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[Export, LoadReport]:
     """Load and type an export; strict raises `ExportError` on the first bad table, lenient drops bad rows.
 
     A missing table, a missing column or a bad `export.json`/`export_meta` fails in both modes:
     rows cannot be judged one by one then. Lenient mode writes `rejects_dir/<table>.rejects.csv`.
+    `drop` names columns per table that are checked like every other, then left out of the `Export`
+    (rejects files keep them).
     """
     if mode not in ("strict", "lenient"):
         raise ValueError(f"mode must be 'strict' or 'lenient', got {mode!r}")
@@ -315,9 +318,16 @@ def load_export(
     for name in TABLES:
         table = check.tables[name]
         # Most loads reject nothing: keep the typed columns as they are rather than copy them.
-        kept = table.typed.loc[~table.rejected].reset_index(drop=True) if table.rejected.any() else table.typed
-        enums = {column: as_enum(kept[column], values) for column, values in ENUM_COLUMNS.get(name, {}).items()}
-        frames[name] = kept.assign(**enums).astype(contract_dtypes(name))
+        kept = table.typed.drop(columns=list((drop or {}).get(name, ())))
+        if table.rejected.any():
+            kept = kept.loc[~table.rejected].reset_index(drop=True)
+        enums = {
+            column: as_enum(kept[column], values)
+            for column, values in ENUM_COLUMNS.get(name, {}).items()
+            if column in kept.columns
+        }
+        dtypes = {column: dtype for column, dtype in contract_dtypes(name).items() if column in kept.columns}
+        frames[name] = kept.assign(**enums).astype(dtypes)
         report.read[name] = table.read
         report.accepted[name] = len(kept)
         report.rejected[name] = int(table.rejected.sum())

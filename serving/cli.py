@@ -45,9 +45,12 @@ def _parse_date(value: str, what: str) -> dt.date:
 
 
 def _load(source: str, lenient: bool, rejects: Path | None):
+    from features.build import UNREAD_COLUMNS
     from features.io import load_export
 
-    export, report = load_export(source, mode="lenient" if lenient else "strict", rejects_dir=rejects)
+    export, report = load_export(
+        source, mode="lenient" if lenient else "strict", rejects_dir=rejects, drop=UNREAD_COLUMNS
+    )
     if report.rejected and any(report.rejected.values()):
         rejected = ", ".join(f"{name} {count}" for name, count in report.rejected.items() if count)
         console.print(f"rejected rows ({rejected}) written to {rejects}", highlight=False)

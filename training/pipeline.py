@@ -138,9 +138,10 @@ class TrainResult:
 def _load(export_source: Export | str | Path) -> Export:
     if isinstance(export_source, Export):
         return export_source
+    from features.build import UNREAD_COLUMNS
     from features.io import load_export
 
-    export, _ = load_export(export_source)
+    export, _ = load_export(export_source, drop=UNREAD_COLUMNS)
     return export
 
 

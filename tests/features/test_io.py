@@ -140,6 +140,30 @@ def test_lenient_drops_bad_rows_and_their_dependants(tmp_path: Path) -> None:
     assert check_export(tmp_path / "kept").violations == []
 
 
+def test_dropped_columns_are_still_checked_and_kept_in_the_rejects(tmp_path: Path) -> None:
+    from features.build import UNREAD_COLUMNS
+
+    write_export(tiny_export(), tmp_path / "export", fmt="csv")
+    path = tmp_path / "export" / "contacts.csv"
+    contacts = pd.read_csv(path, dtype=str, keep_default_na=False)
+    contacts.loc[contacts["contact_id"] == "K4", "duration_s"] = "-5"  # a column the pipeline never reads
+    contacts.to_csv(path, index=False)
+    with pytest.raises(ExportError, match="contacts: row K4: column duration_s: must be >= 0"):
+        load_export(tmp_path / "export", drop=UNREAD_COLUMNS)
+    export, report = load_export(
+        tmp_path / "export", mode="lenient", rejects_dir=tmp_path / "rejects", drop=UNREAD_COLUMNS
+    )
+    assert report.rejected["contacts"] == 1 and report.reconciles()
+    full, _ = load_export(tmp_path / "export", mode="lenient", rejects_dir=tmp_path / "rejects-full")
+    for name in TABLES:
+        dropped = set(UNREAD_COLUMNS.get(name, ()))
+        assert dropped <= set(full.table(name).columns)
+        assert list(export.table(name).columns) == [c for c in full.table(name).columns if c not in dropped]
+        pd.testing.assert_frame_equal(export.table(name), full.table(name).drop(columns=list(dropped)))
+    rejects = pd.read_csv(tmp_path / "rejects" / "contacts.rejects.csv", dtype=str)
+    assert rejects["contact_id"].tolist() == ["K4"] and rejects["duration_s"].tolist() == ["-5"]
+
+
 def test_unknown_enumerated_values_in_parquet_are_named_and_rejected(tmp_path: Path) -> None:
     # Parquet's enumerated columns are read as categoricals; a value outside the contract is still caught.
     write_export(tiny_export(), tmp_path / "export")
