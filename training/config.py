@@ -112,6 +112,10 @@ class UpliftConfig(BaseModel):
     # "t": T-learner (difference of the two arms); "x": X-learner on top of the same arms (training.uplift).
     learner: Literal["t", "x"] = "x"
     treatment_window_days: int = Field(default=3, ge=1)
+    # Where too few debtors were reached to fit the reached arm, the model falls back to one effect for
+    # everyone (lists then rank by P(contact) x stake): the reached-minus-not-reached repayment rate,
+    # at least this much; this alone where nobody was reached.
+    fallback_effect: float = Field(default=0.05, gt=0, le=1)
     params: LightGBMParams = LightGBMParams(
         n_estimators=300, early_stopping_rounds=30, num_leaves=15, min_child_samples=200, reg_lambda=5.0
     )

@@ -410,13 +410,17 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
     T-learner: the uplift is their difference. X-learner (when the effect boosters are present): the
     uplift is g·effect_control + (1 - g)·effect_treated, where effect_treated is fitted on reached rows
     to y - P(repay | not reached), effect_control on the others to P(repay | reached) - y, and g is the
-    propensity of being reached. `predict` returns the uplift; it is observational: see `training.uplift`.
+    propensity of being reached. Constant (`constant_effect`, when too few debtors were reached to fit
+    an arm): the same uplift for everyone, and P(repay | reached) is the not-reached arm plus it.
+    `predict` returns the uplift; it is observational: see `training.uplift`.
     """
 
     kind = "call_effect"
     EFFECT_PARTS = ("effect_treated", "effect_control", "propensity")
     # Class default keeps models pickled before X-learners existed loadable (as T-learners).
     _effects: dict[str, Any] = {}  # read-only default; instances assign their own
+    # Pooled fallback (`training.uplift`): one effect for every debtor, beside the not-reached arm.
+    constant_effect: float | None = None
 
     def __init__(
         self,
@@ -426,7 +430,10 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
         treated_text: str | None = None,
         control_text: str | None = None,
         effect_texts: dict[str, str] | None = None,
+        constant_effect: float | None = None,
     ):
+        if constant_effect is not None and (treated_text or effect_texts):
+            raise ValueError("a constant call effect replaces the reached arm and the effect boosters")
         self._feature_names = list(feature_names)
         self.categories = dict(categories)
         self.metadata = dict(metadata or {})
@@ -436,6 +443,7 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
         if effect_texts and set(effect_texts) != set(self.EFFECT_PARTS):
             raise ValueError(f"effect boosters must be exactly {self.EFFECT_PARTS}, got {sorted(effect_texts)}")
         self._effects = {name: lgb.Booster(model_str=text) for name, text in effect_texts.items()}
+        self.constant_effect = None if constant_effect is None else float(constant_effect)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -446,10 +454,11 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
 
     @property
     def learner(self) -> str:
-        return "x" if self._effects else "t"
+        return "constant" if self.constant_effect is not None else "x" if self._effects else "t"
 
     def _boosters(self) -> dict[str, lgb.Booster]:
-        return {"treated": self._treated, "control": self._control, **self._effects}
+        arms = {"treated": self._treated, "control": self._control}
+        return {**{name: booster for name, booster in arms.items() if booster is not None}, **self._effects}
 
     def artifacts(self, folder: Path) -> dict[str, str]:
         paths = {}
@@ -459,7 +468,8 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
         return paths
 
     def load_context(self, context) -> None:
-        self._treated = lgb.Booster(model_file=context.artifacts["treated"])
+        if "treated" in context.artifacts:
+            self._treated = lgb.Booster(model_file=context.artifacts["treated"])
         self._control = lgb.Booster(model_file=context.artifacts["control"])
         self._effects = {
             name: lgb.Booster(model_file=context.artifacts[name])
@@ -477,7 +487,10 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
     def predict_components(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(P(repay | reached), P(repay | not reached)) per row."""
         matrix = self._matrix(features)
-        return self._treated.predict(matrix), self._control.predict(matrix)
+        control = self._control.predict(matrix)
+        if self.constant_effect is not None:
+            return np.clip(control + self.constant_effect, 0.0, 1.0), control
+        return self._treated.predict(matrix), control
 
     def _x_weights(self, matrix: np.ndarray) -> np.ndarray:
         """Propensity g of being reached: the weight of the effect fitted on the not-reached rows."""
@@ -485,6 +498,8 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
 
     def predict_uplift(self, features: pd.DataFrame) -> np.ndarray:
         """Estimated gain in P(repay) from a right-party contact, per row (in [-1, 1])."""
+        if self.constant_effect is not None:
+            return np.full(len(features), self.constant_effect)
         if not self._effects:
             treated, control = self.predict_components(features)
             return treated - control
@@ -506,6 +521,10 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
         weighted contributions of the two effect models (probability units; rows sum to the uplift
         before clipping).
         """
+        if self.constant_effect is not None:  # nothing to attribute: the same effect for everyone
+            values = np.zeros((len(features), len(self._feature_names) + 1))
+            values[:, -1] = self.constant_effect
+            return pd.DataFrame(values, columns=[*self._feature_names, "bias"], index=features.index)
         matrix = self._matrix(features)
         if not self._effects:
             values = predict_contributions(self._treated, matrix) - predict_contributions(self._control, matrix)

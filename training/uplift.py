@@ -61,13 +61,14 @@ def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
     validation = snapshots[snapshots["split"] == "validation"]
     test = snapshots[snapshots["split"] == "test"]
     treated, control = train[train[TREATMENT] == 1], train[train[TREATMENT] == 0]
-    for name, arm in (("reached", treated), ("not reached", control)):
-        if len(arm) < MIN_ARM_ROWS or arm[LABEL].nunique() < 2:
-            raise ModelQualityError(f"call effect: too few usable train rows in the {name} arm ({len(arm)})")
+    if not _usable(control):
+        raise ModelQualityError(f"call effect: too few usable train rows in the not reached arm ({len(control)})")
     features = data.feature_names
     params = config.uplift.params
     # Both arms share one encoder, so a category code means the same thing in either booster.
     categories = FeatureEncoder.fit(train, features).categories
+    if not _usable(treated):
+        return _fit_constant(train, validation, test, features, categories, config)
     arms = {}
     for name, arm in (("treated", treated), ("control", control)):
         # Early stopping on the same arm of the validation window.
@@ -93,6 +94,54 @@ def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
         effect_texts=effect_texts,
     )
     return evaluate_uplift(model, test, train)
+
+
+def _usable(arm: pd.DataFrame) -> bool:
+    return len(arm) >= MIN_ARM_ROWS and arm[LABEL].nunique() == 2
+
+
+def _fit_constant(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    features: list[str],
+    categories: dict[str, list[str]],
+    config: TrainConfig,
+) -> UpliftFit:
+    """Too few reached debtors for a reached arm: the not-reached arm and one effect for everyone.
+
+    The effect is the reached-minus-not-reached repayment rate on train (selection included, so
+    rather too high), at least `fallback_effect`; lists then rank by P(contact) x stake, which in
+    simulated worlds keeps most of the money (experiments/LIST_QUALITY.md, constant effect).
+    """
+    reached = train[TREATMENT].to_numpy() == 1
+    outcome = train[LABEL].to_numpy(dtype=float)
+    floor = config.uplift.fallback_effect
+    naive = outcome[reached].mean() - outcome[~reached].mean() if reached.any() else float("nan")
+    effect = float(min(max(naive, floor), 1.0)) if np.isfinite(naive) else floor
+    held = validation[validation[TREATMENT] == 0]
+    eval_set = (held, held[LABEL]) if held[LABEL].nunique() == 2 else None
+    control = LightGBMClassifier(features, config.uplift.params, config.seed, categories=categories).fit(
+        train[~reached], train.loc[~reached, LABEL], eval_set=eval_set
+    )
+    model = CallEffectModel(
+        control.encoder_.feature_names,
+        categories,
+        metadata={
+            "learner": "constant",
+            "treatment": f"right-party outbound call within {config.uplift.treatment_window_days} days",
+            "outcome": LABEL,
+        },
+        control_text=control.booster_.model_to_string(),
+        constant_effect=effect,
+    )
+    fit = evaluate_uplift(model, test, train)
+    fit.notes.append(
+        f"call effect: only {int(reached.sum())} reached train rows (fewer than {MIN_ARM_ROWS}, or one outcome), "
+        f"so one effect for every debtor: {effect:.3f} (reached minus not-reached repayment rate "
+        f"{naive:+.3f}, floor {floor}); lists rank by P(contact) x stake"
+    )
+    return fit
 
 
 def imputed_effects(rows: pd.DataFrame, arm_treated: LightGBMClassifier, arm_control: LightGBMClassifier) -> np.ndarray:

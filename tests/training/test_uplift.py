@@ -107,3 +107,41 @@ def test_x_learner_contributions_sum_to_the_uplift(fits):
 def test_effect_boosters_must_be_complete():
     with pytest.raises(ValueError, match="effect boosters"):
         CallEffectModel(["x1"], {}, effect_texts={"propensity": "tree"})
+
+
+@pytest.mark.parametrize("reached", [0, 30])
+def test_too_few_reached_debtors_fall_back_to_one_effect_for_everyone(reached, tmp_path):
+    data = _data()
+    rows = data.snapshots
+    train_treated = np.flatnonzero(((rows["split"] == "train") & (rows["treated"] == 1)).to_numpy())
+    rows.loc[rows.index[train_treated[reached:]], "treated"] = 0  # keep only `reached` reached train rows
+    fit = fit_uplift(data, _config("x"))
+    model = fit.model
+    train = rows[rows["split"] == "train"]
+    reached_rows = train["treated"] == 1
+    naive = train.loc[reached_rows, "label_repay"].mean() - train.loc[~reached_rows, "label_repay"].mean()
+    expected = max(naive, 0.05) if reached else 0.05
+    assert model.learner == "constant" and model.constant_effect == pytest.approx(expected)
+    assert "one effect for every debtor" in fit.notes[0]
+
+    test = rows[rows["split"] == "test"].head(60)
+    np.testing.assert_allclose(model.predict_uplift(test), expected)
+    p_reached, p_not_reached = model.predict_components(test)
+    np.testing.assert_allclose(p_reached, np.clip(p_not_reached + expected, 0, 1))
+    assert p_not_reached.std() > 0  # the not-reached arm is a fitted model, not a constant
+    contributions = model.contributions(test)
+    assert (contributions[["x1", "x2"]].to_numpy() == 0).all()
+    np.testing.assert_allclose(contributions.sum(axis=1), expected)
+    assert np.isfinite(fit.metrics["test_factual_auc"])
+
+    paths = model.artifacts(tmp_path)
+    assert set(paths) == {"control"}
+    restored = pickle.loads(pickle.dumps(model))
+    restored.load_context(SimpleNamespace(artifacts=paths))
+    np.testing.assert_allclose(restored.predict_components(test)[1], p_not_reached)
+    assert restored.learner == "constant"
+
+
+def test_a_constant_effect_replaces_the_reached_arm():
+    with pytest.raises(ValueError, match="constant call effect"):
+        CallEffectModel(["x1"], {}, treated_text="tree", control_text="tree", constant_effect=0.1)
