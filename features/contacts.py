@@ -78,9 +78,13 @@ def build_contact_history(
     if order is not None:  # one array at a time, so each unsorted one is freed before the next is copied
         codes = codes[order]
         time = time[order]
-        is_call, rpc, wrong, refusal = is_call[order], rpc[order], wrong[order], refusal[order]
-        promise, inbound = promise[order], inbound[order]
+        # The six flags travel as the bits of one byte: one gather through the permutation, not six.
+        flags = np.zeros(len(order), dtype="uint8")
+        for bit, flag in enumerate((is_call, rpc, wrong, refusal, promise, inbound)):
+            flags |= flag.astype("uint8") << bit
+        flags = flags[order]
         del order
+        is_call, rpc, wrong, refusal, promise, inbound = ((flags >> bit) & 1 == 1 for bit in range(6))
     hour, weekday, _ = local_parts(time[is_call], zone_of_account[codes[is_call]], zones)
     calls = Stream(
         codes[is_call],
