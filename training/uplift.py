@@ -64,20 +64,12 @@ def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
     if not _usable(control):
         raise ModelQualityError(f"call effect: too few usable train rows in the not reached arm ({len(control)})")
     features = data.feature_names
-    params = config.uplift.params
     # Both arms share one encoder, so a category code means the same thing in either booster.
     categories = FeatureEncoder.fit(train, features).categories
     if not _usable(treated):
         return _fit_constant(train, validation, test, features, categories, config)
-    arms = {}
-    for name, arm in (("treated", treated), ("control", control)):
-        # Early stopping on the same arm of the validation window.
-        held = validation[validation[TREATMENT] == (1 if name == "treated" else 0)]
-        eval_set = (held, held[LABEL]) if held[LABEL].nunique() == 2 else None
-        arms[name] = LightGBMClassifier(features, params, config.seed, categories=categories).fit(
-            arm, arm[LABEL], eval_set=eval_set
-        )
-    arm_treated, arm_control = arms["treated"], arms["control"]
+    arm_treated = _fit_arm(1, train, validation, features, categories, config)
+    arm_control = _fit_arm(0, train, validation, features, categories, config)
     effect_texts = None
     if config.uplift.learner == "x":
         effect_texts = x_learner_effects(arm_treated, arm_control, train, validation, features, categories, config)
@@ -100,6 +92,23 @@ def _usable(arm: pd.DataFrame) -> bool:
     return len(arm) >= MIN_ARM_ROWS and arm[LABEL].nunique() == 2
 
 
+def _fit_arm(
+    flag: int,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    features: list[str],
+    categories: dict[str, list[str]],
+    config: TrainConfig,
+) -> LightGBMClassifier:
+    """P(repay | x) on one arm's train rows (1 reached, 0 not), early-stopped on the same arm of validation."""
+    rows = train[train[TREATMENT] == flag]
+    held = validation[validation[TREATMENT] == flag]
+    eval_set = (held, held[LABEL]) if held[LABEL].nunique() == 2 else None
+    return LightGBMClassifier(features, config.uplift.params, config.seed, categories=categories).fit(
+        rows, rows[LABEL], eval_set=eval_set
+    )
+
+
 def _fit_constant(
     train: pd.DataFrame,
     validation: pd.DataFrame,
@@ -119,11 +128,7 @@ def _fit_constant(
     floor = config.uplift.fallback_effect
     naive = outcome[reached].mean() - outcome[~reached].mean() if reached.any() else float("nan")
     effect = float(min(max(naive, floor), 1.0)) if np.isfinite(naive) else floor
-    held = validation[validation[TREATMENT] == 0]
-    eval_set = (held, held[LABEL]) if held[LABEL].nunique() == 2 else None
-    control = LightGBMClassifier(features, config.uplift.params, config.seed, categories=categories).fit(
-        train[~reached], train.loc[~reached, LABEL], eval_set=eval_set
-    )
+    control = _fit_arm(0, train, validation, features, categories, config)
     model = CallEffectModel(
         control.encoder_.feature_names,
         categories,
