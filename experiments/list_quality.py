@@ -1,6 +1,7 @@
 """List quality in simulated worlds: callq's list against a supervisor's sort and an oracle.
 
-`python experiments/list_quality.py [--quick | --accounts N] [--held-out | --stress] [--worlds NAME,...] [--out FILE]`
+`python experiments/list_quality.py [--quick | --accounts N] [--held-out | --stress | --random A-B]
+[--worlds NAME,...] [--out FILE]`
 
 For each world: simulate a book, train the three models with `TrainConfig()` into a throw-away
 MLflow store, rank the default list date, and replay callq's list, the supervisor's sort and the
@@ -11,6 +12,8 @@ used for evaluation only, never for training. Writes a Markdown table (default
 looked at (`experiments/LIST_QUALITY_HELD_OUT.md`): a check that the study's figures generalise.
 `--stress` runs ten harder worlds (`experiments/LIST_QUALITY_STRESS.md`): short histories, small
 books, a history without exploration calls, low answer rates, and debtors in half-hour zones.
+`--random A-B` runs one world per seed with every knob drawn at random (`random_world`;
+`experiments/LIST_QUALITY_RANDOM.md`): robustness over worlds nobody picked.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import random
 import sys
 import tempfile
 import time
@@ -242,6 +246,45 @@ def run_world(world: World, config: TrainConfig) -> dict:
     return row
 
 
+# Zone groups for random worlds: (debtor zones, centre zone), half-hour and DST zones included.
+RANDOM_ZONES = (
+    (("Asia/Shanghai",), "Asia/Shanghai"),
+    (("America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles"), "America/Chicago"),
+    (("Asia/Kolkata", "Asia/Kathmandu"), "Asia/Kolkata"),
+    (("Australia/Adelaide", "Australia/Sydney", "Australia/Perth"), "Australia/Sydney"),
+    (("Europe/London", "Europe/Berlin", "Europe/Helsinki"), "Europe/Berlin"),
+    (("America/Sao_Paulo", "America/Manaus"), "America/Sao_Paulo"),
+    (("Asia/Shanghai", "Asia/Urumqi"), "Asia/Shanghai"),
+    (("Pacific/Honolulu", "America/Anchorage", "America/Los_Angeles"), "America/Los_Angeles"),
+)
+
+
+def random_world(seed: int) -> World:
+    """A world with every knob drawn from `seed`: 800-3,000 accounts, 75-300 days, either policy, one of
+    eight zone groups, answer rates 0.05-0.6, call effects x0.2-2, thin to heavy calling, any exploration."""
+    draw = random.Random(seed)
+    zones, centre = draw.choice(RANDOM_ZONES)
+    knobs = {
+        "n_accounts": draw.choice([800, 1500, 3000]),
+        "days": draw.choice([75, 120, 180, 300]),
+        "seed": 1000 + seed,
+        "timezones": zones,
+        "centre_timezone": centre,
+        "policy": draw.choice(["cn", "us_reg_f"]),
+        "answer_rate": round(draw.uniform(0.05, 0.6), 2),
+        "call_effect_scale": round(draw.uniform(0.2, 2.0), 2),
+        "calls_per_account_day": round(draw.uniform(0.02, 0.2), 3),
+        "calls_per_agent_hour": draw.randint(3, 20),
+        "explore_share": round(draw.uniform(0, 0.6), 2),
+        "random_hour_share": round(draw.uniform(0, 1), 2),
+        "wrong_number_rate": round(draw.uniform(0, 0.2), 2),
+        "payday_boost": round(draw.uniform(1, 3), 2),
+        "horizon_days": draw.choice([7, 14, 30]),
+    }
+    text = ", ".join(f"{key} {value}" for key, value in knobs.items() if key not in ("seed", "timezones"))
+    return World(f"random-{seed}", f"{text}, zones {', '.join(zones)}", SimulationConfig(**knobs))
+
+
 def markdown(rows: list[dict], quick: bool, flags: str = "") -> str:
     """The study's results as a Markdown document."""
     frame = pd.DataFrame(rows)
@@ -316,18 +359,30 @@ def main(argv: list[str] | None = None) -> int:
         help="ten harder worlds (short histories, small books, no exploration, low answer rates, half-hour "
         "zones); default --out experiments/LIST_QUALITY_STRESS.md",
     )
+    parser.add_argument(
+        "--random",
+        default=None,
+        metavar="FIRST-LAST",
+        help="random worlds for these seeds (every knob drawn, book size included: --accounts is ignored); "
+        "default --out experiments/LIST_QUALITY_RANDOM.md",
+    )
     parser.add_argument("--out", default=None, help="default experiments/LIST_QUALITY.md")
     args = parser.parse_args(argv)
-    if args.held_out and args.stress:
-        parser.error("--held-out and --stress pick different worlds: give one")
+    if sum(map(bool, (args.held_out, args.stress, args.random))) > 1:
+        parser.error("--held-out, --stress and --random pick different worlds: give one")
     config = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
-    pick, default_out = (
-        (held_out_worlds, "LIST_QUALITY_HELD_OUT.md")
-        if args.held_out
-        else (stress_worlds, "LIST_QUALITY_STRESS.md")
-        if args.stress
-        else (worlds, "LIST_QUALITY.md")
-    )
+    if args.random:
+        first, _, last = args.random.partition("-")
+        seeds = range(int(first), int(last or first) + 1)
+        pick, default_out = (lambda _: [random_world(seed) for seed in seeds]), "LIST_QUALITY_RANDOM.md"
+    else:
+        pick, default_out = (
+            (held_out_worlds, "LIST_QUALITY_HELD_OUT.md")
+            if args.held_out
+            else (stress_worlds, "LIST_QUALITY_STRESS.md")
+            if args.stress
+            else (worlds, "LIST_QUALITY.md")
+        )
     args.out = args.out or str(Path(__file__).with_name(default_out))
     chosen = [name for name in args.worlds.split(",") if name]
     n_accounts = args.accounts or (2_000 if args.quick else 5_000)
@@ -349,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     # Hand-written analysis below the generated tables (from NOTES_HEADING on) survives a re-run.
     previous = out.read_text(encoding="utf-8") if out.exists() else ""
     notes = previous[previous.index(NOTES_HEADING) :] if NOTES_HEADING in previous else ""
-    flags = (" --held-out" if args.held_out else " --stress" if args.stress else "") + (
+    chosen_set = " --held-out" if args.held_out else " --stress" if args.stress else ""
+    flags = (chosen_set or (f" --random {args.random}" if args.random else "")) + (
         f" --accounts {args.accounts}" if args.accounts else ""
     )
     out.write_text(markdown(rows, args.quick, flags) + ("\n" + notes if notes else ""), encoding="utf-8")
