@@ -41,6 +41,19 @@ def test_scores_cover_every_account_with_contract_columns(trained_book):
     assert (scores.loc[scores["amount_overdue"] == 0, "eligible"] == False).all()  # noqa: E712
 
 
+def test_every_overdue_debtor_keeps_a_share_of_the_mean_call_effect(trained_book):
+    from serving.pipeline import MIN_EFFECT_SHARE
+
+    scored = score_export(trained_book.simulation.export, trained_book.champions)
+    overdue = scored.account_scores["amount_overdue"].to_numpy(dtype=float) > 0
+    uplift = scored.account_scores["uplift"].to_numpy(dtype=float)
+    assert (uplift[~overdue] == 0).all()
+    estimate = np.clip(trained_book.champions.call_effect.predict_uplift(scored.features[overdue]), 0, 1)
+    floor = MIN_EFFECT_SHARE * estimate.mean()
+    assert (estimate < floor).any()  # the book has estimates the floor lifts, so this test can fail
+    np.testing.assert_allclose(uplift[overdue], np.maximum(estimate, floor))
+
+
 def test_scoring_is_deterministic(trained_book):
     export = trained_book.simulation.export
     first = score_export(export, trained_book.champions).scores
