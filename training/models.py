@@ -32,9 +32,12 @@ SLOT_COLUMNS = (
     "rpc_mixture_this_hour",
 )
 PICKED_SLOT_COLUMNS = SLOT_COLUMNS[2:]
-# A local hour is supported when training saw at least this many calls there, and this share of all.
-MIN_HOUR_SUPPORT_CALLS = 100
-MIN_HOUR_SUPPORT_SHARE = 0.002
+# A local hour is supported when training saw at least this many calls there, and this share of all:
+# what it guards against is an hour nobody dialled (cn allows 21:00, centres stop at 21:00), not an
+# hour with few calls in a thin history. (An absolute 100 calls left a 600-call history with one
+# supported hour, every other hour priced at its minimum: the list lost its hours.)
+MIN_HOUR_SUPPORT_CALLS = 10
+MIN_HOUR_SUPPORT_SHARE = 0.005
 
 
 class FeatureEncoder:

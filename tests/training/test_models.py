@@ -137,6 +137,10 @@ def test_hours_without_training_calls_get_the_lowest_supported_probability():
     trusting = ContactModel.from_estimator(estimator)
     careful = ContactModel.from_estimator(estimator, metadata={"hour_support": support})
     assert careful.supported_hours.tolist() == [8 <= hour <= 20 for hour in range(24)]
+    # A thin history (625 calls) keeps every hour it dialled in earnest; a handful of calls is no support.
+    thin = [0] * 8 + [5, 82, 75, 100, 43, 44, 42, 53, 62, 40, 23, 32, 24] + [0] * 3
+    thin_model = ContactModel.from_estimator(estimator, metadata={"hour_support": thin})
+    assert thin_model.supported_hours.tolist() == [9 <= hour <= 20 for hour in range(24)]
 
     accounts = frame.drop(columns=["local_hour", "weekday"]).head(5)
     hours = list(range(8, 22))
