@@ -112,6 +112,9 @@ class UpliftConfig(BaseModel):
     # "t": T-learner (difference of the two arms); "x": X-learner on top of the same arms (training.uplift).
     learner: Literal["t", "x"] = "x"
     treatment_window_days: int = Field(default=3, ge=1)
+    # Boost the reached arm from the not-reached arm's log-odds ("yes"), fit it on its own ("no"), or
+    # keep whichever predicts validation's reached rows better ("auto"; training.uplift._reached_arm).
+    treated_offset: Literal["yes", "no", "auto"] = "auto"
     # Where too few debtors were reached to fit the reached arm, the model falls back to one effect for
     # everyone (lists then rank by P(contact) x stake): the reached-minus-not-reached repayment rate,
     # at least this much; this alone where nobody was reached.

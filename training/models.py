@@ -97,10 +97,17 @@ class LightGBMEstimator(BaseEstimator):
         self.categories = categories
 
     def fit(
-        self, X: pd.DataFrame, y: Sequence[int], eval_set: tuple[pd.DataFrame, Sequence[int]] | None = None
+        self,
+        X: pd.DataFrame,
+        y: Sequence[int],
+        eval_set: tuple[pd.DataFrame, Sequence[int]] | None = None,
+        init_score: tuple[np.ndarray, np.ndarray | None] | None = None,
     ) -> LightGBMEstimator:
         """Fit on (X, y); with `eval_set` and `early_stopping_rounds`, keep the trees up to the best
-        validation loss (log loss or l2; validation is the only data used to choose, never test)."""
+        validation loss (log loss or l2; validation is the only data used to choose, never test).
+
+        `init_score` (train, eval set) boosts from given raw scores instead of a constant: the trees
+        then model the difference, and every prediction must add the same offset back."""
         params = self.params or LightGBMParams()
         self.encoder_ = (
             FeatureEncoder(self.feature_names, self.categories)
@@ -114,10 +121,11 @@ class LightGBMEstimator(BaseEstimator):
                 int(constraints.get(name, 0)) for name in self.encoder_.feature_names
             ]
             booster_params["monotone_constraints_method"] = "intermediate"
-        dataset = self._dataset(X, y)
+        train_offset, eval_offset = init_score if init_score is not None else (None, None)
+        dataset = self._dataset(X, y, init_score=train_offset)
         valid_sets, callbacks = [], []
         if eval_set is not None and params.early_stopping_rounds:
-            valid_sets = [self._dataset(eval_set[0], eval_set[1], reference=dataset)]
+            valid_sets = [self._dataset(eval_set[0], eval_set[1], reference=dataset, init_score=eval_offset)]
             callbacks = [lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)]
             booster_params["metric"] = self._metric
         booster = lgb.train(
@@ -135,10 +143,17 @@ class LightGBMEstimator(BaseEstimator):
         self.n_features_in_ = len(self.encoder_.feature_names)
         return self
 
-    def _dataset(self, X: pd.DataFrame, y: Sequence[int], reference: lgb.Dataset | None = None) -> lgb.Dataset:
+    def _dataset(
+        self,
+        X: pd.DataFrame,
+        y: Sequence[int],
+        reference: lgb.Dataset | None = None,
+        init_score: np.ndarray | None = None,
+    ) -> lgb.Dataset:
         return lgb.Dataset(
             self.encoder_.transform(X),
             label=np.asarray(y, dtype=np.float64),
+            init_score=init_score,
             feature_name=[_safe_name(name) for name in self.encoder_.feature_names],
             categorical_feature=self.encoder_.categorical_indices or "auto",
             reference=reference,
@@ -487,13 +502,23 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
     def _matrix(self, features: pd.DataFrame) -> np.ndarray:
         return FeatureEncoder(self._feature_names, self.categories).transform(features)
 
+    @property
+    def treated_offset(self) -> bool:
+        """Whether the reached arm was boosted from the not-reached arm's log-odds plus `treated_shift`
+        (its trees hold only the rest of the difference)."""
+        return bool(self.metadata.get("treated_offset", False))
+
     def predict_components(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(P(repay | reached), P(repay | not reached)) per row."""
         matrix = self._matrix(features)
-        control = self._control.predict(matrix)
+        control_raw = self._control.predict(matrix, raw_score=True)
+        control = expit(control_raw)
         if self.constant_effect is not None:
             return np.clip(control + self.constant_effect, 0.0, 1.0), control
-        return self._treated.predict(matrix), control
+        treated_raw = self._treated.predict(matrix, raw_score=True)
+        if self.treated_offset:
+            treated_raw = treated_raw + control_raw + self.metadata["treated_shift"]
+        return expit(treated_raw), control
 
     def _x_weights(self, matrix: np.ndarray) -> np.ndarray:
         """Propensity g of being reached: the weight of the effect fitted on the not-reached rows."""
@@ -530,7 +555,12 @@ class CallEffectModel(mlflow.pyfunc.PythonModel):
             return pd.DataFrame(values, columns=[*self._feature_names, "bias"], index=features.index)
         matrix = self._matrix(features)
         if not self._effects:
-            values = predict_contributions(self._treated, matrix) - predict_contributions(self._control, matrix)
+            # Log-odds contributions of reached minus not reached; an offset arm holds exactly that difference.
+            values = predict_contributions(self._treated, matrix)
+            if self.treated_offset:
+                values[:, -1] += self.metadata["treated_shift"]
+            else:
+                values = values - predict_contributions(self._control, matrix)
         else:
             weight = self._x_weights(matrix)[:, None]
             values = weight * predict_contributions(self._effects["effect_control"], matrix) + (

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.metrics import log_loss
 
 from training.config import TrainConfig
@@ -68,8 +69,8 @@ def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
     categories = FeatureEncoder.fit(train, features).categories
     if not _usable(treated):
         return _fit_constant(train, validation, test, features, categories, config)
-    arm_treated = _fit_arm(1, train, validation, features, categories, config)
     arm_control = _fit_arm(0, train, validation, features, categories, config)
+    arm_treated, notes = _reached_arm(arm_control, train, validation, features, categories, config)
     effect_texts = None
     if config.uplift.learner == "x":
         effect_texts = x_learner_effects(arm_treated, arm_control, train, validation, features, categories, config)
@@ -80,16 +81,84 @@ def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
             "learner": config.uplift.learner,
             "treatment": f"right-party outbound call within {config.uplift.treatment_window_days} days",
             "outcome": LABEL,
+            "treated_offset": isinstance(arm_treated, OffsetArm),
+            "treated_shift": arm_treated.shift if isinstance(arm_treated, OffsetArm) else 0.0,
         },
         treated_text=arm_treated.booster_.model_to_string(),
         control_text=arm_control.booster_.model_to_string(),
         effect_texts=effect_texts,
     )
-    return evaluate_uplift(model, test, train)
+    fit = evaluate_uplift(model, test, train)
+    fit.notes.extend(notes)
+    return fit
+
+
+def _reached_arm(
+    arm_control: LightGBMClassifier,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    features: list[str],
+    categories: dict[str, list[str]],
+    config: TrainConfig,
+) -> tuple[LightGBMClassifier | OffsetArm, list[str]]:
+    """The reached arm: on its own, as a shift of the not-reached arm, or (auto) whichever predicts the
+    reached rows of validation better (log loss)."""
+    choice = config.uplift.treated_offset
+    if choice == "no":
+        return _fit_arm(1, train, validation, features, categories, config), []
+    offset = _fit_arm(1, train, validation, features, categories, config, base=arm_control)
+    if choice == "yes":
+        return offset, []
+    plain = _fit_arm(1, train, validation, features, categories, config)
+    held = validation[validation[TREATMENT] == 1]
+    if held[LABEL].nunique() < 2:
+        return offset, ["call effect: no reached validation rows of both outcomes; reached arm boosted from the other"]
+    losses = {
+        name: log_loss(held[LABEL], np.clip(arm.predict_proba(held)[:, 1], 1e-6, 1 - 1e-6), labels=[0, 1])
+        for name, arm in (("offset", offset), ("plain", plain))
+    }
+    chosen = offset if losses["offset"] <= losses["plain"] else plain
+    note = (
+        f"call effect: reached arm {'boosted from the not-reached arm' if chosen is offset else 'fitted on its own'}"
+        f" (validation log loss {losses['offset']:.4f} boosted vs {losses['plain']:.4f} on its own)"
+    )
+    return chosen, [note]
 
 
 def _usable(arm: pd.DataFrame) -> bool:
     return len(arm) >= MIN_ARM_ROWS and arm[LABEL].nunique() == 2
+
+
+class OffsetArm:
+    """P(repay | reached) as the not-reached arm's log-odds, plus one shift (the odds ratio), plus trees
+    fitted to what is left."""
+
+    def __init__(self, base: LightGBMClassifier, shift: float, delta: LightGBMClassifier):
+        self.base, self.shift, self.delta = base, shift, delta
+        self.booster_ = delta.booster_  # what the saved model keeps: the trees; the shift goes in metadata
+        self.encoder_ = delta.encoder_
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        return self.base.decision_function(X) + self.shift + self.delta.decision_function(X)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        positive = expit(self.decision_function(X))
+        return np.column_stack([1 - positive, positive])
+
+
+def odds_shift(offset: np.ndarray, outcome: np.ndarray, iterations: int = 50) -> float:
+    """Maximum-likelihood constant d in P(y) = expit(offset + d): one log odds ratio (Newton's method)."""
+    shift = 0.0
+    for _ in range(iterations):
+        p = expit(offset + shift)
+        gradient, curvature = float(np.sum(outcome - p)), float(np.sum(p * (1 - p)))
+        if curvature <= 0:
+            break
+        step = float(np.clip(gradient / curvature, -2.0, 2.0))
+        shift += step
+        if abs(step) < 1e-10:
+            break
+    return shift
 
 
 def _fit_arm(
@@ -99,14 +168,26 @@ def _fit_arm(
     features: list[str],
     categories: dict[str, list[str]],
     config: TrainConfig,
-) -> LightGBMClassifier:
-    """P(repay | x) on one arm's train rows (1 reached, 0 not), early-stopped on the same arm of validation."""
+    base: LightGBMClassifier | None = None,
+) -> LightGBMClassifier | OffsetArm:
+    """P(repay | x) on one arm's train rows (1 reached, 0 not), early-stopped on the same arm of validation.
+
+    With `base` (the not-reached arm), the arm starts from its log-odds shifted by one fitted constant
+    (`odds_shift`), and the trees fit only how reaching the debtor moves them beyond that. Where few
+    debtors were reached the arm stays a constant shift of the other (one odds ratio), instead of a
+    constant probability whose difference with a fitted not-reached arm would rank debtors by how
+    unlikely they are to pay anyway.
+    """
     rows = train[train[TREATMENT] == flag]
     held = validation[validation[TREATMENT] == flag]
     eval_set = (held, held[LABEL]) if held[LABEL].nunique() == 2 else None
-    return LightGBMClassifier(features, config.uplift.params, config.seed, categories=categories).fit(
-        rows, rows[LABEL], eval_set=eval_set
-    )
+    estimator = LightGBMClassifier(features, config.uplift.params, config.seed, categories=categories)
+    if base is None:
+        return estimator.fit(rows, rows[LABEL], eval_set=eval_set)
+    start = base.decision_function(rows)
+    shift = odds_shift(start, rows[LABEL].to_numpy(dtype=float))
+    offsets = (start + shift, base.decision_function(held) + shift if eval_set is not None else None)
+    return OffsetArm(base, shift, estimator.fit(rows, rows[LABEL], eval_set=eval_set, init_score=offsets))
 
 
 def _fit_constant(
@@ -149,7 +230,9 @@ def _fit_constant(
     return fit
 
 
-def imputed_effects(rows: pd.DataFrame, arm_treated: LightGBMClassifier, arm_control: LightGBMClassifier) -> np.ndarray:
+def imputed_effects(
+    rows: pd.DataFrame, arm_treated: LightGBMClassifier | OffsetArm, arm_control: LightGBMClassifier
+) -> np.ndarray:
     """X-learner pseudo-outcomes: reached rows y - P(repay | not reached, x); others P(repay | reached, x) - y."""
     outcome = rows[LABEL].to_numpy(dtype=float)
     treated = rows[TREATMENT].to_numpy().astype(bool)
@@ -158,7 +241,7 @@ def imputed_effects(rows: pd.DataFrame, arm_treated: LightGBMClassifier, arm_con
 
 
 def x_learner_effects(
-    arm_treated: LightGBMClassifier,
+    arm_treated: LightGBMClassifier | OffsetArm,
     arm_control: LightGBMClassifier,
     train: pd.DataFrame,
     validation: pd.DataFrame,

@@ -12,7 +12,7 @@ import pytest
 from training.config import LightGBMParams, TrainConfig, UpliftConfig
 from training.models import CallEffectModel
 from training.snapshots import SnapshotSplits, TrainingData
-from training.uplift import fit_uplift, imputed_effects
+from training.uplift import fit_uplift, imputed_effects, odds_shift
 
 PARAMS = LightGBMParams(
     n_estimators=150, early_stopping_rounds=20, num_leaves=7, min_child_samples=40, learning_rate=0.08, num_threads=1
@@ -145,3 +145,82 @@ def test_too_few_reached_debtors_fall_back_to_one_effect_for_everyone(reached, t
 def test_a_constant_effect_replaces_the_reached_arm():
     with pytest.raises(ValueError, match="constant call effect"):
         CallEffectModel(["x1"], {}, treated_text="tree", control_text="tree", constant_effect=0.1)
+
+
+def _few_reached(reached: int) -> TrainingData:
+    """The synthetic rows with only `reached` reached train rows: too few for the reached arm to split."""
+    data = _data()
+    rows = data.snapshots
+    train_treated = np.flatnonzero(((rows["split"] == "train") & (rows["treated"] == 1)).to_numpy())
+    rows.loc[rows.index[train_treated[reached:]], "treated"] = 0
+    return data
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1 - p))
+
+
+def test_an_offset_reached_arm_shifts_the_not_reached_arm_instead_of_replacing_it(tmp_path):
+    # 120 reached rows and leaves of at least 200: the reached arm cannot split. Fitted on its own it
+    # is a constant, so the T-learner's uplift is that constant minus the not-reached arm: it ranks
+    # debtors by how UNLIKELY they are to pay anyway (what the random worlds showed in 75-day books).
+    data = _few_reached(120)
+    params = PARAMS.model_copy(update={"min_child_samples": 200})
+    test = data.snapshots[data.snapshots["split"] == "test"].head(300)
+    models = {}
+    for offset in (False, True):
+        config = TrainConfig(uplift=UpliftConfig(learner="t", params=params, treated_offset="yes" if offset else "no"))
+        models[offset] = fit_uplift(data, config).model
+
+    p_reached, p_not_reached = models[False].predict_components(test)
+    assert p_reached.std() < 1e-9 and p_not_reached.std() > 0.05
+    assert np.corrcoef(models[False].predict_uplift(test), p_not_reached)[0, 1] < -0.99
+
+    model = models[True]
+    assert model.treated_offset and model.learner == "t"
+    p_reached, p_not_reached = model.predict_components(test)
+    shift = _logit(p_reached) - _logit(p_not_reached)
+    assert shift.std() < 1e-9 and shift.mean() > 0  # one odds ratio for everyone, and reaching helps
+    uplift = model.predict_uplift(test)
+    np.testing.assert_allclose(uplift, p_reached - p_not_reached)
+    # The trees hold the difference: contributions are the log-odds shift (rows sum to it).
+    np.testing.assert_allclose(model.contributions(test).sum(axis=1).to_numpy(), shift, atol=1e-9)
+
+    paths = model.artifacts(tmp_path)
+    restored = pickle.loads(pickle.dumps(model))
+    restored.load_context(SimpleNamespace(artifacts=paths))
+    assert restored.treated_offset
+    np.testing.assert_allclose(restored.predict_components(test)[0], p_reached)
+
+
+def test_an_offset_reached_arm_still_learns_where_reaching_helps():
+    data = _data()
+    test = data.snapshots[data.snapshots["split"] == "test"]
+    config = TrainConfig(uplift=UpliftConfig(learner="x", params=PARAMS, treated_offset="yes"))
+    uplift = fit_uplift(data, config).model.predict_uplift(test)
+    assert np.corrcoef(uplift, test["true_effect"].to_numpy())[0, 1] > 0.5
+
+
+def test_auto_keeps_the_reached_arm_that_predicts_validation_better():
+    params = PARAMS.model_copy(update={"min_child_samples": 200})
+    config = TrainConfig(uplift=UpliftConfig(learner="x", params=params))
+    assert config.uplift.treated_offset == "auto"
+    # Too few reached rows to split: the constant arm loses to the shifted not-reached arm.
+    thin = fit_uplift(_few_reached(120), config)
+    assert thin.model.treated_offset
+    assert any("reached arm boosted from the not-reached arm" in note for note in thin.notes)
+    # Whichever is kept, the note gives both validation losses, and the flag agrees with the note.
+    rich = fit_uplift(_data(), config)
+    (note,) = [note for note in rich.notes if "reached arm" in note]
+    assert "validation log loss" in note
+    assert rich.model.treated_offset == ("boosted from" in note)
+
+
+def test_odds_shift_is_the_maximum_likelihood_log_odds_ratio():
+    rng = np.random.default_rng(0)
+    offset = rng.normal(-1.0, 1.0, 20000)
+    outcome = (rng.random(20000) < 1 / (1 + np.exp(-(offset + 0.7)))).astype(float)
+    shift = odds_shift(offset, outcome)
+    assert shift == pytest.approx(0.7, abs=0.06)
+    # At the optimum the fitted probabilities sum to the number of positives.
+    assert np.sum(1 / (1 + np.exp(-(offset + shift)))) == pytest.approx(outcome.sum(), rel=1e-6)
