@@ -18,8 +18,10 @@ from features.contacts import (
     N_HOUR_BUCKETS,
     N_HOURS,
     N_WEEKDAYS,
+    PortfolioContact,
     build_contact_history,
     contact_features,
+    portfolio_contact,
 )
 from features.contract import FLAG_COLUMNS, Export
 from features.flags import flag_features
@@ -182,6 +184,15 @@ MODEL_FEATURES: tuple[str, ...] = tuple(
 )
 
 
+def portfolio_context(export: Export) -> PortfolioContact:
+    """The book's contact statistics before its as_of (`features.contacts.PortfolioContact`): with them,
+    `build_features` of a few of its accounts gives those accounts the values the whole book's build does."""
+    index = pd.Index(export.accounts["account_id"].astype("string"))
+    zone_of_account, zones = account_zones(export.accounts)
+    history = build_contact_history(export, index, zone_of_account, zones)
+    return portfolio_contact(history, int(to_us(pd.Series([export.as_of]))[0]))
+
+
 def resolve_snapshots(export: Export, snapshots: pd.DataFrame | None) -> tuple[pd.DataFrame, Snapshots]:
     """Validate the snapshot frame and turn it into account rows and int64 times."""
     account_ids = export.accounts["account_id"].astype("string")
@@ -232,12 +243,16 @@ def build_features(
     *,
     columns: Iterable[str] | None = None,
     compact: bool = False,
+    portfolio: PortfolioContact | None = None,
 ) -> pd.DataFrame:
     """One row per snapshot (in snapshot order): `account_id`, `as_of`, then every column of FEATURES.
 
     For large training builds, `columns` keeps only those features (FEATURES order) and `compact`
     stores numbers in 4 bytes (`compact_column`); each family is trimmed as soon as it is computed,
     so the full-width float64 frame never exists. Values are those of the default build.
+
+    A few contact features compare the debtor with the portfolio (priors, answering patterns); they
+    read the export's own calls unless `portfolio` (`portfolio_context` of the whole book) is given.
     """
     wanted = list(FEATURES) if columns is None else [name for name in FEATURES if name in set(columns)]
     unknown = sorted(set(columns or ()) - set(FEATURES))
@@ -258,7 +273,7 @@ def build_features(
 
     add(stage_features(ledger, state, export.accounts, snaps))
     add(payment_features(ledger, state, snaps, zone_of_account, zones))
-    add(contact_features(build_contact_history(export, index, zone_of_account, zones), snaps))
+    add(contact_features(build_contact_history(export, index, zone_of_account, zones), snaps, portfolio))
     add(promise_features(build_promise_history(export, index, ledger), snaps))
     add(flag_features(export.accounts, snaps))
     # copy=False: the frame adopts the arrays instead of consolidating a second full-width copy.

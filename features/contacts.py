@@ -169,15 +169,64 @@ def outcome_counts_90d(history: ContactHistory, snaps: Snapshots) -> dict[str, n
     return out
 
 
-def smoothed_rpc_rates(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
+def _account_counts(calls: Stream, seen: np.ndarray, column: str, width: int) -> np.ndarray:
+    """Calls per (account, part of `column`, reached or not) among the `seen` calls: groups x width x 2."""
+    key = (calls.group[seen] * width + calls.columns[column][seen]) * 2 + calls.columns["rpc"][seen].astype("int64")
+    return np.bincount(key, minlength=calls.n_groups * width * 2).reshape(calls.n_groups, width, 2)
+
+
+def _customer_hour_counts(history: ContactHistory, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Calls and right-party contacts per (customer, local hour) among the `seen` calls."""
+    calls = history.calls
+    n_customers = int(history.customer.max(initial=-1)) + 1
+    key = history.customer[calls.group[seen]] * N_HOURS + calls.columns["hour"][seen].astype("int64")
+    size = n_customers * N_HOURS
+    attempts = np.bincount(key, minlength=size).reshape(n_customers, N_HOURS).astype("float64")
+    rpc = calls.columns["rpc"][seen].astype("float64")
+    reached = np.bincount(key, weights=rpc, minlength=size).reshape(n_customers, N_HOURS)
+    return attempts, reached
+
+
+def _fit_mixture(attempts: np.ndarray, reached: np.ndarray) -> AnswerMixture | None:
+    called = int((attempts.sum(axis=1) > 0).sum())
+    return AnswerMixture.fit(attempts, reached) if called >= MIXTURE_MIN_CUSTOMERS else None
+
+
+@dataclass(frozen=True)
+class PortfolioContact:
+    """The portfolio's calls before one as_of, as the contact features use them: what each debtor's own
+    rates are shrunk toward, and the answering patterns. Built from the whole book, it lets a few
+    accounts (posted to the API) be scored with the features the book's own run gives them."""
+
+    bucket: np.ndarray  # (N_HOUR_BUCKETS, 2): calls not reached, reached
+    weekday: np.ndarray  # (N_WEEKDAYS, 2)
+    hour: np.ndarray  # (N_HOURS, 2)
+    mixture: AnswerMixture | None
+
+
+def portfolio_contact(history: ContactHistory, as_of: int) -> PortfolioContact:
+    """The `PortfolioContact` of every call before `as_of` (microseconds, as `Snapshots.as_of`)."""
+    seen = history.calls.time < as_of
+    attempts, reached = _customer_hour_counts(history, seen)
+    per_hour = np.column_stack([attempts.sum(axis=0) - reached.sum(axis=0), reached.sum(axis=0)])
+    return PortfolioContact(
+        bucket=_account_counts(history.calls, seen, "bucket", N_HOUR_BUCKETS).sum(axis=0),
+        weekday=_account_counts(history.calls, seen, "weekday", N_WEEKDAYS).sum(axis=0),
+        hour=per_hour,
+        mixture=_fit_mixture(attempts, reached),
+    )
+
+
+def smoothed_rpc_rates(
+    history: ContactHistory, snaps: Snapshots, portfolio: PortfolioContact | None = None
+) -> dict[str, np.ndarray]:
     """rpc_rate_hour_bucket_<b> and rpc_rate_weekday_<d>: (rpc + k·p) / (attempts + k), where p is the
-    portfolio's RPC rate for that bucket/weekday before as_of; plus best_hour_bucket_hist, the argmax
-    over the callable buckets 0-5 (NaN without any history)."""
+    portfolio's RPC rate for that bucket/weekday before as_of (from `portfolio` when given); plus
+    best_hour_bucket_hist, the argmax over the callable buckets 0-5 (NaN without any history)."""
     calls = history.calls
     n = len(snaps)
     out = {f"rpc_rate_hour_bucket_{b}": np.full(n, np.nan) for b in range(N_HOUR_BUCKETS)}
     out |= {f"rpc_rate_weekday_{d}": np.full(n, np.nan) for d in range(N_WEEKDAYS)}
-    rpc = calls.columns["rpc"].astype("int64")
     # One pass per distinct as_of (training uses a few dozen): bincount over (account, part, rpc).
     for as_of in np.unique(snaps.as_of):
         rows = np.flatnonzero(snaps.as_of == as_of)
@@ -186,13 +235,11 @@ def smoothed_rpc_rates(history: ContactHistory, snaps: Snapshots) -> dict[str, n
             ("bucket", N_HOUR_BUCKETS, "rpc_rate_hour_bucket_"),
             ("weekday", N_WEEKDAYS, "rpc_rate_weekday_"),
         ):
-            key = (calls.group[seen] * width + calls.columns[column][seen]) * 2 + rpc[seen]
-            counts = np.bincount(key, minlength=calls.n_groups * width * 2).reshape(calls.n_groups, width, 2)
-            attempts_all = counts.sum(axis=2)
-            portfolio_attempts = attempts_all.sum(axis=0)
-            portfolio_rpc = counts[:, :, 1].sum(axis=0)
-            overall = portfolio_rpc.sum() / portfolio_attempts.sum() if portfolio_attempts.sum() else np.nan
-            prior = np.where(portfolio_attempts > 0, portfolio_rpc / np.maximum(portfolio_attempts, 1), overall)
+            counts = _account_counts(calls, seen, column, width)
+            totals = counts.sum(axis=0) if portfolio is None else getattr(portfolio, column)
+            attempts, reached = totals[:, 0] + totals[:, 1], totals[:, 1]
+            overall = reached.sum() / attempts.sum() if attempts.sum() else np.nan
+            prior = np.where(attempts > 0, reached / np.maximum(attempts, 1), overall)
             mine = counts[snaps.account[rows]]
             smoothed = (mine[:, :, 1] + SMOOTHING_ATTEMPTS * prior) / (mine.sum(axis=2) + SMOOTHING_ATTEMPTS)
             for part in range(width):
@@ -281,7 +328,9 @@ def _portfolio_hour_rates(attempts: np.ndarray, reached: np.ndarray) -> np.ndarr
     return np.where(per_hour_attempts > 0, per_hour_reached / np.maximum(per_hour_attempts, 1), overall)
 
 
-def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
+def smoothed_rpc_hour_rates(
+    history: ContactHistory, snaps: Snapshots, portfolio: PortfolioContact | None = None
+) -> dict[str, np.ndarray]:
     """rpc_rate_hour_<h> (h = 0-23 debtor-local): the customer's right-party rate at that exact hour, over
     the calls to all of the customer's accounts (one person answers them), shrunk hierarchically: the
     hour toward the customer's bucket rate x the portfolio's hour/bucket ratio, the bucket toward the
@@ -294,29 +343,32 @@ def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[s
     portfolio (`AnswerMixture`, fitted on the calls before each as_of): ~20 calls cannot show one
     debtor's curve hour by hour, but they can show which of the portfolio's patterns it follows.
     Missing when fewer than MIXTURE_MIN_CUSTOMERS customers were ever called.
+
+    With `portfolio`, the portfolio's rates and patterns are its own, not those of these calls.
     """
     calls = history.calls
     n = len(snaps)
     out = {f"rpc_rate_hour_{hour}": np.full(n, np.nan) for hour in range(N_HOURS)}
     out |= {f"rpc_mixture_hour_{hour}": np.full(n, np.nan) for hour in range(N_HOURS)}
-    rpc = calls.columns["rpc"].astype("float64")
-    hours = calls.columns["hour"].astype("int64")
     bucket_of = hour_bucket(np.arange(N_HOURS))
     # (hours x buckets) 0/1 matrix: sums per-hour counts into their buckets.
     to_bucket = (bucket_of[:, None] == np.arange(N_HOUR_BUCKETS)[None, :]).astype("float64")
     k, k_hour = SMOOTHING_ATTEMPTS, HOUR_SMOOTHING_ATTEMPTS
-    n_customers = int(history.customer.max(initial=-1)) + 1
     # One pass per distinct as_of (training uses a few dozen): bincount over (customer, hour).
     for as_of in np.unique(snaps.as_of):
         rows = np.flatnonzero(snaps.as_of == as_of)
         seen = calls.time < as_of
-        if not seen.any():
+        if portfolio is None and not seen.any():
             continue
-        key = history.customer[calls.group[seen]] * N_HOURS + hours[seen]
-        size = n_customers * N_HOURS
-        attempts = np.bincount(key, minlength=size).reshape(n_customers, N_HOURS).astype("float64")
-        reached = np.bincount(key, weights=rpc[seen], minlength=size).reshape(n_customers, N_HOURS)
-        portfolio_attempts, portfolio_rpc = attempts.sum(axis=0), reached.sum(axis=0)
+        attempts, reached = _customer_hour_counts(history, seen)
+        if portfolio is None:
+            portfolio_attempts, portfolio_rpc = attempts.sum(axis=0), reached.sum(axis=0)
+            mixture = _fit_mixture(attempts, reached)
+        else:
+            portfolio_attempts, portfolio_rpc = portfolio.hour.sum(axis=1).astype("float64"), portfolio.hour[:, 1]
+            mixture = portfolio.mixture
+        if not portfolio_attempts.sum():
+            continue
         overall = portfolio_rpc.sum() / portfolio_attempts.sum()
         bucket_attempts, bucket_rpc = portfolio_attempts @ to_bucket, portfolio_rpc @ to_bucket
         portfolio_bucket = np.where(bucket_attempts > 0, bucket_rpc / np.maximum(bucket_attempts, 1), overall)
@@ -324,8 +376,6 @@ def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[s
             portfolio_attempts > 0, portfolio_rpc / np.maximum(portfolio_attempts, 1), portfolio_bucket[bucket_of]
         )
         hour_share = portfolio_hour / np.maximum(portfolio_bucket[bucket_of], 1e-9)
-        called = int((attempts.sum(axis=1) > 0).sum())
-        mixture = AnswerMixture.fit(attempts, reached) if called >= MIXTURE_MIN_CUSTOMERS else None
         # Row chunks: each (rows x 24) intermediate of a million-account book would cost 200 MB.
         for first in range(0, len(rows), HOUR_RATE_CHUNK):
             part = rows[first : first + HOUR_RATE_CHUNK]
@@ -345,11 +395,13 @@ def smoothed_rpc_hour_rates(history: ContactHistory, snaps: Snapshots) -> dict[s
     return out
 
 
-def contact_features(history: ContactHistory, snaps: Snapshots) -> dict[str, np.ndarray]:
-    """Every contacts-family column for the snapshots."""
+def contact_features(
+    history: ContactHistory, snaps: Snapshots, portfolio: PortfolioContact | None = None
+) -> dict[str, np.ndarray]:
+    """Every contacts-family column for the snapshots (portfolio statistics from `portfolio` when given)."""
     out = call_attempts_and_rpc(history, snaps)
     out.update(recency_and_streak(history, snaps))
     out.update(outcome_counts_90d(history, snaps))
-    out.update(smoothed_rpc_rates(history, snaps))
-    out.update(smoothed_rpc_hour_rates(history, snaps))
+    out.update(smoothed_rpc_rates(history, snaps, portfolio))
+    out.update(smoothed_rpc_hour_rates(history, snaps, portfolio))
     return out

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.build import build_features
+from features.build import build_features, portfolio_context
+from features.contacts import PortfolioContact
 from features.contract import CALL_LIST_COLUMNS, POLICY_PRESETS, SCORES_COLUMNS, Export, Operations
 from features.io import is_sql_url, write_frame
 from serving.compliance import assert_compliant
@@ -35,12 +36,21 @@ DEFAULT_CALL_HOURS = tuple(
 
 BEST_HOUR_CHUNK = 50_000
 
-# An overdue debtor's call effect is taken to be at least this share of the day's mean estimate.
+# An overdue debtor's call effect is taken to be at least this share of the book's typical estimate
+# (`typical_effect`: the model's mean over its validation window).
 # Estimates at or below zero are mostly the learner's noise (a call rarely lowers the chance that
 # someone who owes pays), and at zero the ranker never dials them, even with collectors idle.
 # Chosen on 24 random simulated worlds and the 5 study worlds (0.10 and 0.25 tried; 0.25 gained
 # 2.1 and 0.6 points), checked on others: experiments/LIST_QUALITY.md.
 MIN_EFFECT_SHARE = 0.25
+
+
+def typical_effect(call_effect, estimates: np.ndarray) -> float:
+    """The book's typical call effect, which the floor is a share of: the model's own figure from its
+    validation window (the same for every request), else (models trained before it was kept) the mean
+    of these estimates."""
+    reference = call_effect.metadata.get("reference_uplift")
+    return float(reference) if reference is not None else float(estimates.mean())
 
 
 def load_models(tracking_uri: str | None = None):
@@ -98,11 +108,16 @@ def score_export(
     *,
     call_hours: tuple[int, ...] = DEFAULT_CALL_HOURS,
     day: dt.date | None = None,
+    portfolio: PortfolioContact | None = None,
 ) -> Scored:
-    """Contract `scores` for every account: p_repay, the best debtor-local hour, stage, eligibility."""
+    """Contract `scores` for every account: p_repay, the best debtor-local hour, stage, eligibility.
+
+    `portfolio` (`features.build.portfolio_context` of the whole book): score a few of the book's
+    accounts exactly as the book's own run scores them (the API's posted accounts).
+    """
     # Numbers in 4 bytes, as training built them (money the contract compares stays float64): the models
     # see the values they were fitted on, and the day's features take ~1.1 GiB less at 1M accounts.
-    features = build_features(export, compact=True).set_index("account_id", drop=False)
+    features = build_features(export, compact=True, portfolio=portfolio).set_index("account_id", drop=False)
     features.index.name = None
     overdue = features["amount_overdue"].to_numpy() > 0
     p_repay = champions.repayment.predict_proba(features)
@@ -112,7 +127,7 @@ def score_export(
     uplift = np.zeros(len(features))
     if overdue.any():
         effect = np.clip(champions.call_effect.predict_uplift(features[overdue]), 0.0, 1.0)
-        uplift[overdue] = np.maximum(effect, MIN_EFFECT_SHARE * effect.mean())
+        uplift[overdue] = np.maximum(effect, MIN_EFFECT_SHARE * typical_effect(champions.call_effect, effect))
 
     eligible = overdue & ~features["no_call"].to_numpy(dtype=bool) & ~features["special_handling"].to_numpy(dtype=bool)
     day = day or export.as_of.date()
@@ -305,6 +320,7 @@ class DailyProvider:
         self.champions = champions
         self.default_date = default_date or default_list_date(export.as_of, operations)
         self._runs: dict[dt.date, DailyRun] = {}
+        self._portfolio: PortfolioContact | None = None  # built on the first posted scoring request
         self._lock = threading.Lock()
 
     def daily_run(self, list_date: dt.date | None = None) -> DailyRun:
@@ -315,4 +331,8 @@ class DailyProvider:
             return self._runs[wanted]
 
     def score(self, export: Export) -> pd.DataFrame:
-        return score_export(export, self.champions).scores
+        """Scores of posted accounts, against the served book's portfolio (priors, answering patterns)."""
+        with self._lock:
+            if self._portfolio is None:
+                self._portfolio = portfolio_context(self.export)
+        return score_export(export, self.champions, portfolio=self._portfolio).scores

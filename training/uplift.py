@@ -68,7 +68,31 @@ def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
     # Both arms share one encoder, so a category code means the same thing in either booster.
     categories = FeatureEncoder.fit(train, features).categories
     if not _usable(treated):
-        return _fit_constant(train, validation, test, features, categories, config)
+        fit = _fit_constant(train, validation, test, features, categories, config)
+    else:
+        fit = _fit_arms(train, validation, test, features, categories, config)
+    fit.model.metadata["reference_uplift"] = reference_uplift(fit.model, validation if len(validation) else train)
+    return fit
+
+
+def reference_uplift(model: CallEffectModel, rows: pd.DataFrame) -> float:
+    """Mean estimated effect (clipped to [0, 1]) over overdue snapshot rows: the book's typical call effect.
+
+    Serving floors each debtor's effect at a share of this (`serving.pipeline.MIN_EFFECT_SHARE`), so
+    an account's score never depends on which other accounts are scored with it.
+    """
+    return float(np.clip(model.predict_uplift(rows), 0.0, 1.0).mean())
+
+
+def _fit_arms(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    features: list[str],
+    categories: dict[str, list[str]],
+    config: TrainConfig,
+) -> UpliftFit:
+    """Both outcome arms, and on top of them the X-learner's effect models (the default learner)."""
     arm_control = _fit_arm(0, train, validation, features, categories, config)
     arm_treated, notes = _reached_arm(arm_control, train, validation, features, categories, config)
     effect_texts = None

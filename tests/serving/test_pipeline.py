@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from types import SimpleNamespace
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.build import portfolio_context
 from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS, Shift
 from serving.compliance import ComplianceError, assert_compliant
 from serving.evaluation import compare_lists
@@ -41,17 +43,61 @@ def test_scores_cover_every_account_with_contract_columns(trained_book):
     assert (scores.loc[scores["amount_overdue"] == 0, "eligible"] == False).all()  # noqa: E712
 
 
-def test_every_overdue_debtor_keeps_a_share_of_the_mean_call_effect(trained_book):
+def test_every_overdue_debtor_keeps_a_share_of_the_typical_call_effect(trained_book):
     from serving.pipeline import MIN_EFFECT_SHARE
 
     scored = score_export(trained_book.simulation.export, trained_book.champions)
     overdue = scored.account_scores["amount_overdue"].to_numpy(dtype=float) > 0
     uplift = scored.account_scores["uplift"].to_numpy(dtype=float)
     assert (uplift[~overdue] == 0).all()
-    estimate = np.clip(trained_book.champions.call_effect.predict_uplift(scored.features[overdue]), 0, 1)
-    floor = MIN_EFFECT_SHARE * estimate.mean()
+    call_effect = trained_book.champions.call_effect
+    estimate = np.clip(call_effect.predict_uplift(scored.features[overdue]), 0, 1)
+    # The model's own typical effect (its validation window), close to this book's mean estimate.
+    typical = call_effect.metadata["reference_uplift"]
+    assert typical == pytest.approx(estimate.mean(), rel=0.5)
+    floor = MIN_EFFECT_SHARE * typical
     assert (estimate < floor).any()  # the book has estimates the floor lifts, so this test can fail
     np.testing.assert_allclose(uplift[overdue], np.maximum(estimate, floor))
+
+
+def _posted(export, accounts) -> object:
+    """The part of `export` the case system would post to score `accounts`: them and their customers'
+    other accounts (one person answers them all), with all their history."""
+    customers = export.accounts.loc[export.accounts["account_id"].isin(accounts), "customer_id"]
+    posted = export.accounts.loc[export.accounts["customer_id"].isin(customers), "account_id"]
+    tables = {
+        name: frame[frame["account_id"].isin(posted)]
+        for name, frame in (
+            ("accounts", export.accounts),
+            ("dues", export.dues),
+            ("payments", export.payments),
+            ("contacts", export.contacts),
+            ("promises", export.promises),
+        )
+    }
+    return dataclasses.replace(export, **tables)
+
+
+def test_an_accounts_scores_do_not_depend_on_the_others_scored_with_it(trained_book):
+    export = trained_book.simulation.export
+    full_scored = score_export(export, trained_book.champions)
+    full = full_scored.account_scores.set_index("account_id")
+    # A handful of overdue accounts (with their customers' other accounts: one person answers them
+    # all), as the API gets them, scored against the book's portfolio: nothing may move.
+    few = full.index[full["amount_overdue"].to_numpy(dtype=float) > 0][:5]
+    assert len(few) == 5
+    small = _posted(export, few)
+    alone = score_export(small, trained_book.champions).account_scores.set_index("account_id")
+    # Without the book's portfolio the few accounts' priors and answering patterns are their own.
+    assert not np.allclose(alone.loc[few, "rpc_rate_hour_9"], full.loc[few, "rpc_rate_hour_9"])
+    part_scored = score_export(small, trained_book.champions, portfolio=portfolio_context(export))
+    part = part_scored.account_scores.set_index("account_id")
+    np.testing.assert_allclose(part.loc[few, "uplift"], full.loc[few, "uplift"], rtol=1e-9)
+    assert (part.loc[few, "uplift"] > 0).all()
+    features = [name for name in trained_book.champions.contact.feature_names if name in full.columns]
+    pd.testing.assert_frame_equal(part.loc[few, features], full.loc[few, features])
+    contract = [frame.set_index("account_id").loc[few] for frame in (full_scored.scores, part_scored.scores)]
+    pd.testing.assert_frame_equal(contract[1], contract[0])
 
 
 def test_scoring_is_deterministic(trained_book):
@@ -126,6 +172,11 @@ def test_daily_provider_builds_each_date_once_and_refuses_past_ones(trained_book
     assert provider.daily_run(provider.default_date) is first
     with pytest.raises(LookupError, match="starts before the export's as_of"):
         provider.daily_run(provider.default_date - dt.timedelta(days=2))
+    # Posted accounts are scored against the served book: as the book's own scores.
+    book = score_export(simulation.export, trained_book.champions).scores.set_index("account_id")
+    few = book.index[book["p_repay"].to_numpy() < 1][:3]
+    posted = provider.score(_posted(simulation.export, few)).set_index("account_id")
+    pd.testing.assert_frame_equal(posted.loc[few], book.loc[few])
 
 
 def test_day_list_is_deterministic(trained_book, day_run):
