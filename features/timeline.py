@@ -7,7 +7,9 @@ money is int64 cents, so counts and sums are exact and deterministic.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -37,6 +39,10 @@ def day_floor(time_us: np.ndarray) -> np.ndarray:
     return time_us - np.mod(time_us, US_PER_DAY)
 
 
+# Ids per thread below which `account_codes` does not split the lookup.
+PARALLEL_CODES_ROWS = 2_000_000
+
+
 def account_codes(account_ids: pd.Series, index: pd.Index) -> np.ndarray:
     """Row of each id in the accounts table (-1 for ids the accounts table lacks).
 
@@ -44,8 +50,19 @@ def account_codes(account_ids: pd.Series, index: pd.Index) -> np.ndarray:
     """
     values = pa.array(pd.Series(account_ids).astype("string").array)
     value_set = pa.array(pd.Series(index).astype("string").array).cast(values.type)  # the small side
-    codes = pc.index_in(values, value_set=value_set)
-    return codes.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64")
+
+    def codes_of(part: pa.Array) -> np.ndarray:
+        codes = pc.index_in(part, value_set=value_set)
+        return codes.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64")
+
+    # Arrow releases the GIL while it hashes: long columns are looked up in pieces, one per core.
+    pieces = min(pa.cpu_count(), len(values) // PARALLEL_CODES_ROWS)
+    if pieces < 2:
+        return codes_of(values)
+    bounds = np.linspace(0, len(values), pieces + 1).astype(int)
+    with ThreadPoolExecutor(pieces) as pool:
+        parts = list(pool.map(codes_of, [values.slice(start, end - start) for start, end in pairwise(bounds)]))
+    return np.concatenate(parts)
 
 
 @dataclass(frozen=True)

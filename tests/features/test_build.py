@@ -96,6 +96,20 @@ def test_sort_order_sorts_by_group_then_time_whatever_the_input_order(seed):
     np.testing.assert_array_equal(timeline.sort_order(group, time), [1, 3, 2, 0])
 
 
+def test_account_codes_split_across_threads_agree_with_one_lookup(monkeypatch):
+    import features.timeline as timeline
+
+    rng = np.random.default_rng(0)
+    index = pd.Index([f"A{i:05d}" for i in range(300)], dtype="string")
+    ids = pd.Series(np.where(rng.random(10_001) < 0.1, "unknown", rng.choice(index.to_numpy(), 10_001)), dtype="string")
+    expected = timeline.account_codes(ids, index)
+    assert (expected == -1).any() and expected.max() < 300
+    np.testing.assert_array_equal(index.to_numpy()[expected[expected >= 0]], ids[expected >= 0].to_numpy())
+    monkeypatch.setattr(timeline, "PARALLEL_CODES_ROWS", 1_000)
+    monkeypatch.setattr(timeline.pa, "cpu_count", lambda: 3)  # three pieces, uneven
+    np.testing.assert_array_equal(timeline.account_codes(ids, index), expected)
+
+
 def test_default_snapshots_are_every_account_at_the_export_as_of():
     export = random_export(3, n_accounts=4)
     features = build_features(export)
