@@ -55,6 +55,18 @@ class UpliftFit:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """What every fitting step reads: the three windows, the features and their shared encoding."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    features: list[str]
+    categories: dict[str, list[str]]
+    config: TrainConfig
+
+
 def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
     """Fit the two arms on train, evaluate the Qini curve on test; a random-scoring Qini is the baseline."""
     snapshots = data.snapshots
@@ -67,10 +79,11 @@ def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
     features = data.feature_names
     # Both arms share one encoder, so a category code means the same thing in either booster.
     categories = FeatureEncoder.fit(train, features).categories
+    rows = _Rows(train, validation, test, features, categories, config)
     if not _usable(treated):
-        fit = _fit_constant(train, validation, test, features, categories, config)
+        fit = _fit_constant(rows)
     else:
-        fit = _fit_arms(train, validation, test, features, categories, config)
+        fit = _fit_arms(rows)
     fit.model.metadata["reference_uplift"] = reference_uplift(fit.model, validation if len(validation) else train)
     return fit
 
@@ -84,57 +97,51 @@ def reference_uplift(model: CallEffectModel, rows: pd.DataFrame) -> float:
     return float(np.clip(model.predict_uplift(rows), 0.0, 1.0).mean())
 
 
-def _fit_arms(
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    test: pd.DataFrame,
-    features: list[str],
-    categories: dict[str, list[str]],
-    config: TrainConfig,
-) -> UpliftFit:
+def _metadata(config: TrainConfig, learner: str, **extra: object) -> dict[str, object]:
+    """What a call-effect model says about itself (kept with it in MLflow)."""
+    treatment = f"right-party outbound call within {config.uplift.treatment_window_days} days"
+    return {"learner": learner, "treatment": treatment, "outcome": LABEL, **extra}
+
+
+def _fit_arms(rows: _Rows) -> UpliftFit:
     """Both outcome arms, and on top of them the X-learner's effect models (the default learner)."""
-    arm_control = _fit_arm(0, train, validation, features, categories, config)
-    arm_treated, notes = _reached_arm(arm_control, train, validation, features, categories, config)
+    config = rows.config
+    arm_control = _fit_arm(0, rows)
+    arm_treated, notes = _reached_arm(arm_control, rows)
     effect_texts = None
     if config.uplift.learner == "x":
-        effect_texts = x_learner_effects(arm_treated, arm_control, train, validation, features, categories, config)
+        effect_texts = x_learner_effects(
+            arm_treated, arm_control, rows.train, rows.validation, rows.features, rows.categories, config
+        )
     model = CallEffectModel(
         arm_treated.encoder_.feature_names,
-        categories,
-        metadata={
-            "learner": config.uplift.learner,
-            "treatment": f"right-party outbound call within {config.uplift.treatment_window_days} days",
-            "outcome": LABEL,
-            "treated_offset": isinstance(arm_treated, OffsetArm),
-            "treated_shift": arm_treated.shift if isinstance(arm_treated, OffsetArm) else 0.0,
-        },
+        rows.categories,
+        metadata=_metadata(
+            config,
+            config.uplift.learner,
+            treated_offset=isinstance(arm_treated, OffsetArm),
+            treated_shift=arm_treated.shift if isinstance(arm_treated, OffsetArm) else 0.0,
+        ),
         treated_text=arm_treated.booster_.model_to_string(),
         control_text=arm_control.booster_.model_to_string(),
         effect_texts=effect_texts,
     )
-    fit = evaluate_uplift(model, test, train)
+    fit = evaluate_uplift(model, rows.test, rows.train)
     fit.notes.extend(notes)
     return fit
 
 
-def _reached_arm(
-    arm_control: LightGBMClassifier,
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    features: list[str],
-    categories: dict[str, list[str]],
-    config: TrainConfig,
-) -> tuple[LightGBMClassifier | OffsetArm, list[str]]:
+def _reached_arm(arm_control: LightGBMClassifier, rows: _Rows) -> tuple[LightGBMClassifier | OffsetArm, list[str]]:
     """The reached arm: on its own, as a shift of the not-reached arm, or (auto) whichever predicts the
     reached rows of validation better (log loss)."""
-    choice = config.uplift.treated_offset
+    choice = rows.config.uplift.treated_offset
     if choice == "no":
-        return _fit_arm(1, train, validation, features, categories, config), []
-    offset = _fit_arm(1, train, validation, features, categories, config, base=arm_control)
+        return _fit_arm(1, rows), []
+    offset = _fit_arm(1, rows, base=arm_control)
     if choice == "yes":
         return offset, []
-    plain = _fit_arm(1, train, validation, features, categories, config)
-    held = validation[validation[TREATMENT] == 1]
+    plain = _fit_arm(1, rows)
+    held = rows.validation[rows.validation[TREATMENT] == 1]
     if held[LABEL].nunique() < 2:
         return offset, ["call effect: no reached validation rows of both outcomes; reached arm boosted from the other"]
     losses = {
@@ -185,15 +192,7 @@ def odds_shift(offset: np.ndarray, outcome: np.ndarray, iterations: int = 50) ->
     return shift
 
 
-def _fit_arm(
-    flag: int,
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    features: list[str],
-    categories: dict[str, list[str]],
-    config: TrainConfig,
-    base: LightGBMClassifier | None = None,
-) -> LightGBMClassifier | OffsetArm:
+def _fit_arm(flag: int, rows: _Rows, base: LightGBMClassifier | None = None) -> LightGBMClassifier | OffsetArm:
     """P(repay | x) on one arm's train rows (1 reached, 0 not), early-stopped on the same arm of validation.
 
     With `base` (the not-reached arm), the arm starts from its log-odds shifted by one fitted constant
@@ -202,50 +201,40 @@ def _fit_arm(
     constant probability whose difference with a fitted not-reached arm would rank debtors by how
     unlikely they are to pay anyway.
     """
-    rows = train[train[TREATMENT] == flag]
-    held = validation[validation[TREATMENT] == flag]
+    arm = rows.train[rows.train[TREATMENT] == flag]
+    held = rows.validation[rows.validation[TREATMENT] == flag]
     eval_set = (held, held[LABEL]) if held[LABEL].nunique() == 2 else None
-    estimator = LightGBMClassifier(features, config.uplift.params, config.seed, categories=categories)
+    config = rows.config
+    estimator = LightGBMClassifier(rows.features, config.uplift.params, config.seed, categories=rows.categories)
     if base is None:
-        return estimator.fit(rows, rows[LABEL], eval_set=eval_set)
-    start = base.decision_function(rows)
-    shift = odds_shift(start, rows[LABEL].to_numpy(dtype=float))
+        return estimator.fit(arm, arm[LABEL], eval_set=eval_set)
+    start = base.decision_function(arm)
+    shift = odds_shift(start, arm[LABEL].to_numpy(dtype=float))
     offsets = (start + shift, base.decision_function(held) + shift if eval_set is not None else None)
-    return OffsetArm(base, shift, estimator.fit(rows, rows[LABEL], eval_set=eval_set, init_score=offsets))
+    return OffsetArm(base, shift, estimator.fit(arm, arm[LABEL], eval_set=eval_set, init_score=offsets))
 
 
-def _fit_constant(
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    test: pd.DataFrame,
-    features: list[str],
-    categories: dict[str, list[str]],
-    config: TrainConfig,
-) -> UpliftFit:
+def _fit_constant(rows: _Rows) -> UpliftFit:
     """Too few reached debtors for a reached arm: the not-reached arm and one effect for everyone.
 
     The effect is the reached-minus-not-reached repayment rate on train (selection included, so
     rather too high), at least `fallback_effect`; lists then rank by P(contact) x stake, which in
     simulated worlds keeps most of the money (experiments/LIST_QUALITY.md, constant effect).
     """
-    reached = train[TREATMENT].to_numpy() == 1
-    outcome = train[LABEL].to_numpy(dtype=float)
-    floor = config.uplift.fallback_effect
+    reached = rows.train[TREATMENT].to_numpy() == 1
+    outcome = rows.train[LABEL].to_numpy(dtype=float)
+    floor = rows.config.uplift.fallback_effect
     naive = outcome[reached].mean() - outcome[~reached].mean() if reached.any() else float("nan")
     effect = float(min(max(naive, floor), 1.0)) if np.isfinite(naive) else floor
-    control = _fit_arm(0, train, validation, features, categories, config)
+    control = _fit_arm(0, rows)
     model = CallEffectModel(
         control.encoder_.feature_names,
-        categories,
-        metadata={
-            "learner": "constant",
-            "treatment": f"right-party outbound call within {config.uplift.treatment_window_days} days",
-            "outcome": LABEL,
-        },
+        rows.categories,
+        metadata=_metadata(rows.config, "constant"),
         control_text=control.booster_.model_to_string(),
         constant_effect=effect,
     )
-    fit = evaluate_uplift(model, test, train)
+    fit = evaluate_uplift(model, rows.test, rows.train)
     fit.notes.append(
         f"call effect: only {int(reached.sum())} reached train rows (fewer than {MIN_ARM_ROWS}, or one outcome), "
         f"so one effect for every debtor: {effect:.3f} (reached minus not-reached repayment rate "
