@@ -172,9 +172,7 @@ class OffsetArm:
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         return self.base.decision_function(X) + self.shift + self.delta.decision_function(X)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        positive = expit(self.decision_function(X))
-        return np.column_stack([1 - positive, positive])
+    predict_proba = LightGBMClassifier.predict_proba  # the logistic link of `decision_function`
 
 
 def odds_shift(offset: np.ndarray, outcome: np.ndarray, iterations: int = 50) -> float:

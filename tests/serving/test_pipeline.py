@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from features.build import portfolio_context
-from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS, Shift
+from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS, TABLES, Shift
 from serving.compliance import ComplianceError, assert_compliant
 from serving.evaluation import compare_lists
 from serving.pipeline import DailyProvider, check_list_date, default_list_date, run_day, score_export, write_day
@@ -65,16 +65,7 @@ def _posted(export, accounts) -> object:
     other accounts (one person answers them all), with all their history."""
     customers = export.accounts.loc[export.accounts["account_id"].isin(accounts), "customer_id"]
     posted = export.accounts.loc[export.accounts["customer_id"].isin(customers), "account_id"]
-    tables = {
-        name: frame[frame["account_id"].isin(posted)]
-        for name, frame in (
-            ("accounts", export.accounts),
-            ("dues", export.dues),
-            ("payments", export.payments),
-            ("contacts", export.contacts),
-            ("promises", export.promises),
-        )
-    }
+    tables = {name: export.table(name)[export.table(name)["account_id"].isin(posted)] for name in TABLES}
     return dataclasses.replace(export, **tables)
 
 
