@@ -87,7 +87,11 @@ class ContactConfig(BaseModel):
     params: LightGBMParams = LightGBMParams(
         n_estimators=150, early_stopping_rounds=30, learning_rate=0.08, num_leaves=31
     )
-    calibration: Literal["isotonic", "sigmoid"] = "sigmoid"
+    # "sigmoid_with_rate": Platt scaling on the trees' score AND the debtor's own smoothed right-party rate
+    # at the slot's hour (log-odds), fitted on validation (`training.models.fit_rate_calibration`). In
+    # thin histories the trees' leaves are too coarse to separate the debtors who answer most; the
+    # second input restores that, and in rich books it gets a weight near zero.
+    calibration: Literal["isotonic", "sigmoid", "sigmoid_with_rate"] = "sigmoid_with_rate"
     # As for repayment. The answering-pattern rate at the slot's hour can only raise the chance:
     # measured on the list-quality worlds, the constraint keeps the trees from fitting noise around it.
     monotone_constraints: dict[str, Literal[-1, 1]] = Field(default_factory=lambda: {"rpc_mixture_this_hour": 1})

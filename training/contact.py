@@ -23,7 +23,7 @@ import pandas as pd
 
 from training.config import LightGBMParams, TrainConfig
 from training.evaluation import binary_metrics
-from training.models import SLOT_COLUMNS, ContactModel, LightGBMClassifier
+from training.models import RATE_INPUT, SLOT_COLUMNS, ContactModel, LightGBMClassifier, fit_rate_calibration
 from training.repayment import ModelQualityError, monotone_for, sample_rows
 from training.snapshots import TrainingData, local_hour_weekday
 from training.tuning import fit_calibrated
@@ -117,11 +117,12 @@ def fit_contact(data: TrainingData, config: TrainConfig, export) -> ContactFit:
             train, train[LABEL], eval_set=(validation, validation[LABEL])
         )
 
+    with_rate = config.contact.calibration == "sigmoid_with_rate"
     estimator, calibration, params = fit_calibrated(
         fit,
         config.contact.params,
         config.contact.tuning,
-        config.contact.calibration,
+        None if with_rate else config.contact.calibration,
         validation,
         validation[LABEL].to_numpy(),
         notes,
@@ -129,6 +130,14 @@ def fit_contact(data: TrainingData, config: TrainConfig, export) -> ContactFit:
         max_trees=150,
         max_leaves=31,
     )
+    if with_rate:
+        calibration = fit_rate_calibration(
+            estimator.decision_function(validation), validation[RATE_INPUT], validation[LABEL]
+        )
+        notes.append(
+            f"calibration on validation: {calibration['a']:.3f} x trees' score + {calibration['a_rate']:.3f} x "
+            f"log-odds of the debtor's own rate at the hour ({RATE_INPUT})"
+        )
     model = ContactModel.from_estimator(
         estimator,
         calibration=calibration,

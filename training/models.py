@@ -38,6 +38,9 @@ PICKED_SLOT_COLUMNS = SLOT_COLUMNS[2:]
 # supported hour, every other hour priced at its minimum: the list lost its hours.)
 MIN_HOUR_SUPPORT_CALLS = 10
 MIN_HOUR_SUPPORT_SHARE = 0.005
+# The contact model's "sigmoid_with_rate" calibration reads this slot column beside the trees' score.
+RATE_INPUT = "rpc_rate_this_hour"
+RATE_CLIP = 1e-3
 
 
 class FeatureEncoder:
@@ -205,10 +208,50 @@ def calibration_map(calibrated: Any) -> dict[str, Any] | None:
     return {"method": "sigmoid", "a": float(calibrator.a_), "b": float(calibrator.b_)}
 
 
-def apply_calibration(raw: np.ndarray, calibration: dict[str, Any] | None) -> np.ndarray:
-    """Probability from raw score: the calibration map, else the logistic link."""
+def rate_log_odds(rate: np.ndarray, fill: float) -> np.ndarray:
+    """Log-odds of a right-party rate, clipped to [0.001, 0.999]; `fill` where the rate is missing."""
+    clipped = np.clip(np.asarray(rate, dtype=float), RATE_CLIP, 1.0 - RATE_CLIP)
+    return np.where(np.isnan(clipped), fill, np.log(clipped / (1.0 - clipped)))
+
+
+def fit_rate_calibration(raw: np.ndarray, rate: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """Platt scaling with a second input: P = expit(a·raw + a_rate·logit(rate) + b), fitted on validation.
+
+    `rate` is the debtor's own smoothed right-party rate at the slot's hour (`RATE_INPUT`). Trees
+    with leaves of 100 calls cannot separate the few debtors who answer far more than their leaf
+    in a thin history; the weight fitted here says how much of the raw rate's extra spread is real
+    (near zero in a rich book, where the trees already read it).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    z_rate = rate_log_odds(rate, np.nan)
+    fill = float(np.nanmean(z_rate)) if np.isfinite(z_rate).any() else 0.0
+    inputs = np.column_stack([np.asarray(raw, dtype=float), np.where(np.isnan(z_rate), fill, z_rate)])
+    # Two coefficients on thousands of calls: next to no penalty (C large), as Platt scaling has none.
+    fitted = LogisticRegression(C=1e4, max_iter=1000).fit(inputs, np.asarray(labels, dtype=int))
+    return {
+        "method": "sigmoid_with_rate",
+        "a": float(fitted.coef_[0][0]),
+        "a_rate": float(fitted.coef_[0][1]),
+        "b": float(fitted.intercept_[0]),
+        "rate_fill": fill,
+    }
+
+
+def apply_calibration(
+    raw: np.ndarray, calibration: dict[str, Any] | None, rate: np.ndarray | None = None
+) -> np.ndarray:
+    """Probability from raw score: the calibration map, else the logistic link.
+
+    `rate`: the slot's `RATE_INPUT`, which a "sigmoid_with_rate" map reads beside the score.
+    """
     if calibration is None:
         return expit(raw)
+    if calibration["method"] == "sigmoid_with_rate":
+        if rate is None:
+            raise ValueError(f"this calibration reads each slot's {RATE_INPUT} as well as the score")
+        z_rate = rate_log_odds(rate, calibration["rate_fill"])
+        return expit(calibration["a"] * raw + calibration["a_rate"] * z_rate + calibration["b"])
     if calibration["method"] == "isotonic":
         return np.interp(raw, np.asarray(calibration["x"]), np.asarray(calibration["y"]))
     return expit(-(calibration["a"] * raw + calibration["b"]))
@@ -329,7 +372,7 @@ class ContactModel(BoosterModel):
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Rows carry `local_hour` and `weekday`; the matching smoothed rates are added when absent."""
-        p = super().predict_proba(self._with_slot_rates(features))
+        p = self._calibrated(self._with_slot_rates(features))
         supported = self.supported_hours
         hours = features["local_hour"].to_numpy(dtype=int)
         outside = np.flatnonzero(~supported[np.clip(hours, 0, 23)])
@@ -339,7 +382,13 @@ class ContactModel(BoosterModel):
             p[outside] = known.min(axis=1)
         return p
 
+    def _calibrated(self, slots: pd.DataFrame) -> np.ndarray:
+        """Calibrated P(RPC) of slot rows (their slot rates already picked)."""
+        rate = slots[RATE_INPUT].to_numpy(dtype=float) if RATE_INPUT in slots.columns else None
+        return apply_calibration(self.raw_score(slots), self.calibration, rate)
+
     def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The trees' contributions to the raw score (a "sigmoid_with_rate" calibration adds the rate after)."""
         return super().contributions(self._with_slot_rates(features))
 
     def predict_hours(
@@ -397,7 +446,7 @@ class ContactModel(BoosterModel):
         if any(column in self.categories for column in SLOT_COLUMNS):  # not numeric: encode per hour
             for j, hour in enumerate(hours):
                 slots = self._with_slot_rates(base.assign(local_hour=int(hour), weekday=days[:, j]))
-                out[:, j] = BoosterModel.predict_proba(self, slots)
+                out[:, j] = self._calibrated(slots)
             return out
         from features.contacts import hour_bucket
         from training.snapshots import slot_rates
@@ -411,7 +460,8 @@ class ContactModel(BoosterModel):
             values.update(slot_rates(base, hour_of_row, np.ascontiguousarray(days[:, j]), hour_bucket))
             for name, position in slot_position.items():
                 matrix[:, position] = values[name]
-            out[:, j] = apply_calibration(self._booster.predict(matrix, raw_score=True), self.calibration)
+            raw = self._booster.predict(matrix, raw_score=True)
+            out[:, j] = apply_calibration(raw, self.calibration, values[RATE_INPUT])
         return out
 
 

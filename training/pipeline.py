@@ -389,6 +389,7 @@ def _params(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
         "repayment_params": config.repayment.params.model_dump(),
         "repayment_calibration": config.repayment.calibration,
         "contact_params": config.contact.params.model_dump(),
+        "contact_calibration": config.contact.calibration,
         "uplift_params": config.uplift.params.model_dump(),
         "promotion_margin": config.promotion_margin,
     }

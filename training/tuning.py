@@ -65,7 +65,7 @@ def fit_calibrated(
     fit: Callable[[LightGBMParams], object],
     params: LightGBMParams,
     tuning: TuningConfig | None,
-    calibration: str,
+    calibration: str | None,
     validation: pd.DataFrame,
     validation_labels: np.ndarray,
     notes: list[str],
@@ -75,7 +75,8 @@ def fit_calibrated(
 ) -> tuple[object, dict | None, LightGBMParams]:
     """Tune on validation when configured, fit, and fit the calibration map on validation only.
 
-    Returns the fitted estimator, its calibration map and the params used; `limits` bound the tuning search.
+    Returns the fitted estimator, its calibration map (None when `calibration` is None: the caller fits
+    its own) and the params used; `limits` bound the tuning search.
     """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
@@ -84,6 +85,8 @@ def fit_calibrated(
         params, best = tune_lightgbm(params, tuning, fit, validation, validation_labels, seed=seed, **limits)
         notes.append(f"tuned on validation: AUC {best:.4f} with {params.model_dump()}")
     estimator = fit(params)
+    if calibration is None:
+        return estimator, None, params
     calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method=calibration)
     calibrated.fit(validation, validation_labels)
     return estimator, calibration_map(calibrated), params

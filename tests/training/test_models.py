@@ -7,12 +7,21 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
 from training.config import LightGBMParams
 from training.evaluation import capture_at, expected_calibration_error, qini_coefficient
-from training.models import BoosterModel, ContactModel, FeatureEncoder, LightGBMClassifier, calibration_map
+from training.models import (
+    BoosterModel,
+    ContactModel,
+    FeatureEncoder,
+    LightGBMClassifier,
+    apply_calibration,
+    calibration_map,
+    fit_rate_calibration,
+)
 from training.pipeline import expected_auc
 
 SMALL = LightGBMParams(n_estimators=40, num_leaves=7, min_child_samples=20, num_threads=1)
@@ -111,6 +120,61 @@ def test_predict_hours_equals_scoring_each_slot_row():
     one = accounts.iloc[[2]].assign(local_hour=19, weekday=4)
     assert grid[2, 2] == pytest.approx(model.predict_proba(one)[0])
     assert model.predict_hours(accounts, hours, 3).shape == (4, 3)
+
+
+def _slots_with_own_rates(n: int, seed: int, signal: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Call rows whose answer chance rests on the debtor's own hour rate (`signal` of its log-odds)."""
+    rng = np.random.default_rng(seed)
+    own = rng.normal(-2.0, 1.5, n)  # each debtor's true log-odds at the hour
+    # The smoothed rate seen in the history: the truth seen through noise, or noise alone.
+    seen = signal * own + rng.normal(0.0, 0.7, n) + (1 - signal) * rng.normal(-2.0, 1.5, n)
+    hours = rng.integers(8, 21, n)
+    frame = pd.DataFrame(
+        {
+            "rpc_rate_30d": np.clip(expit(own) + rng.normal(0, 0.3, n), 0, 1),
+            "local_hour": hours,
+            "weekday": rng.integers(0, 7, n),
+            **{f"rpc_rate_hour_{h}": np.where(hours == h, expit(seen), np.nan) for h in range(24)},
+        }
+    )
+    return frame, (rng.random(n) < expit(own)).astype(int)
+
+
+def test_rate_calibration_weighs_the_debtors_own_rate_only_where_it_carries_signal():
+    """Coarse trees that cannot resolve each debtor's rate: the calibration takes it in where it is real."""
+    from sklearn.metrics import log_loss
+
+    from features.contacts import hour_bucket
+    from training.snapshots import add_slot_rates
+
+    coarse = LightGBMParams(n_estimators=20, num_leaves=3, min_child_samples=400, num_threads=1)
+    fitted = {}
+    for signal in (1.0, 0.0):
+        frame, labels = _slots_with_own_rates(12_000, seed=8, signal=signal)
+        rows = add_slot_rates(frame, hour_bucket)
+        train, validation, test = rows.iloc[:6000], rows.iloc[6000:9000], rows.iloc[9000:]
+        estimator = LightGBMClassifier(["rpc_rate_30d", "local_hour"], coarse, seed=0).fit(train, labels[:6000])
+        calibration = fit_rate_calibration(
+            estimator.decision_function(validation), validation["rpc_rate_this_hour"], labels[6000:9000]
+        )
+        plain = CalibratedClassifierCV(FrozenEstimator(estimator), method="sigmoid").fit(validation, labels[6000:9000])
+        model = ContactModel.from_estimator(estimator, calibration=calibration)
+        fitted[signal] = calibration
+        with_rate = log_loss(labels[9000:], model.predict_proba(test))
+        score_only = log_loss(labels[9000:], plain.predict_proba(test)[:, 1])
+        if signal:
+            assert with_rate < score_only - 0.01  # the rate's spread beyond the trees is real
+        else:
+            assert with_rate == pytest.approx(score_only, abs=0.005)  # noise: nothing gained, nothing lost
+    assert fitted[1.0]["a_rate"] > 0.4
+    assert abs(fitted[0.0]["a_rate"]) < 0.1
+    # The grid (serving's path) agrees with row-by-row scoring, and the map refuses to guess a missing rate.
+    accounts = frame.drop(columns=["local_hour", "weekday"]).head(6)
+    grid = model.predict_hours(accounts, [9, 14, 20], 3)
+    row = accounts.iloc[[4]].assign(local_hour=14, weekday=3)
+    assert grid[4, 1] == pytest.approx(model.predict_proba(row)[0])
+    with pytest.raises(ValueError, match="rpc_rate_this_hour"):
+        apply_calibration(np.zeros(2), calibration)
 
 
 def test_hours_without_training_calls_get_the_lowest_supported_probability():
