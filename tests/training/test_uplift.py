@@ -201,6 +201,24 @@ def test_an_offset_reached_arm_still_learns_where_reaching_helps():
     assert np.corrcoef(uplift, test["true_effect"].to_numpy())[0, 1] > 0.5
 
 
+def test_an_x_learner_that_finds_no_difference_gives_way_to_the_difference_of_the_arms():
+    # 120 reached rows and leaves of at least 200: the reached rows' effect model cannot split and keeps
+    # one tree, so the X-learner would give every debtor the same effect.
+    params = PARAMS.model_copy(update={"min_child_samples": 200})
+    config = TrainConfig(uplift=UpliftConfig(learner="x", params=params, treated_offset="yes"))
+    fit = fit_uplift(_few_reached(120), config)
+    assert fit.model.learner == "t" and fit.model.metadata["learner"] == "t"
+    assert any("kept one tree" in note for note in fit.notes)
+    snapshots = _few_reached(120).snapshots
+    test = snapshots[snapshots["split"] == "test"].head(400)
+    p_reached, p_not_reached = fit.model.predict_components(test)
+    uplift = fit.model.predict_uplift(test)
+    np.testing.assert_allclose(uplift, p_reached - p_not_reached)
+    assert uplift.std() > 0.005  # the arms still tell debtors apart
+    # Where the effect model does find differences, the X-learner stays (the rich fixture).
+    assert fit_uplift(_data(), TrainConfig(uplift=UpliftConfig(learner="x", params=PARAMS))).model.learner == "x"
+
+
 def test_auto_keeps_the_reached_arm_that_predicts_validation_better():
     params = PARAMS.model_copy(update={"min_child_samples": 200})
     config = TrainConfig(uplift=UpliftConfig(learner="x", params=params))
