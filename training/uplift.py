@@ -72,6 +72,10 @@ class _Rows:
     categories: dict[str, list[str]]
     config: TrainConfig
 
+    def estimator(self, kind: type[LightGBMClassifier] | type[LightGBMRegressor]):
+        """An unfitted LightGBM of `kind` on these features and their shared encoding, with the uplift params."""
+        return kind(self.features, self.config.uplift.params, self.config.seed, categories=self.categories)
+
 
 def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
     """Fit the two arms on train, evaluate the Qini curve on test; a random-scoring Qini is the baseline."""
@@ -116,9 +120,7 @@ def _fit_arms(rows: _Rows) -> UpliftFit:
     arm_treated, notes = _reached_arm(arm_control, rows)
     effect_texts, learner = None, config.uplift.learner
     if learner == "x":
-        effect_texts = x_learner_effects(
-            arm_treated, arm_control, rows.train, rows.validation, rows.features, rows.categories, config
-        )
+        effect_texts = x_learner_effects(arm_treated, arm_control, rows)
         if effect_texts is None:
             learner = "t"
             notes.append(
@@ -214,8 +216,7 @@ def _fit_arm(flag: int, rows: _Rows, base: LightGBMClassifier | None = None) -> 
     arm = rows.train[rows.train[TREATMENT] == flag]
     held = rows.validation[rows.validation[TREATMENT] == flag]
     eval_set = (held, held[LABEL]) if held[LABEL].nunique() == 2 else None
-    config = rows.config
-    estimator = LightGBMClassifier(rows.features, config.uplift.params, config.seed, categories=rows.categories)
+    estimator = rows.estimator(LightGBMClassifier)
     if base is None:
         return estimator.fit(arm, arm[LABEL], eval_set=eval_set)
     start = base.decision_function(arm)
@@ -264,13 +265,7 @@ def imputed_effects(
 
 
 def x_learner_effects(
-    arm_treated: LightGBMClassifier | OffsetArm,
-    arm_control: LightGBMClassifier,
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    features: list[str],
-    categories: dict[str, list[str]],
-    config: TrainConfig,
+    arm_treated: LightGBMClassifier | OffsetArm, arm_control: LightGBMClassifier, rows: _Rows
 ) -> dict[str, str] | None:
     """The X-learner's effect models per arm and the propensity of being reached, as booster texts.
 
@@ -282,24 +277,20 @@ def x_learner_effects(
     histories: +0.8 points of the oracle on average, 9 up, none down; 40 more seeds: +0.6, 8 up, 3
     down; the study worlds never reach this; experiments/LIST_QUALITY.md).
     """
-    params = config.uplift.params
+    train, validation = rows.train, rows.validation
     texts = {}
     train_effect = imputed_effects(train, arm_treated, arm_control)
     validation_effect = imputed_effects(validation, arm_treated, arm_control)
     for name, flag in (("effect_treated", 1), ("effect_control", 0)):
-        rows = (train[TREATMENT] == flag).to_numpy()
+        mine = (train[TREATMENT] == flag).to_numpy()
         held = (validation[TREATMENT] == flag).to_numpy()
         eval_set = (validation[held], validation_effect[held]) if held.any() else None
-        regressor = LightGBMRegressor(features, params, config.seed, categories=categories).fit(
-            train[rows], train_effect[rows], eval_set=eval_set
-        )
+        regressor = rows.estimator(LightGBMRegressor).fit(train[mine], train_effect[mine], eval_set=eval_set)
         if flag == 1 and regressor.best_iteration_ < MIN_EFFECT_TREES:
             return None
         texts[name] = regressor.booster_.model_to_string()
     eval_set = (validation, validation[TREATMENT]) if validation[TREATMENT].nunique() == 2 else None
-    propensity = LightGBMClassifier(features, params, config.seed, categories=categories).fit(
-        train, train[TREATMENT], eval_set=eval_set
-    )
+    propensity = rows.estimator(LightGBMClassifier).fit(train, train[TREATMENT], eval_set=eval_set)
     texts["propensity"] = propensity.booster_.model_to_string()
     return texts
 
