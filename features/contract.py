@@ -7,6 +7,7 @@ its column names, types and value sets from here. Nothing else in callq hard-cod
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -218,22 +219,50 @@ class Export:
 # Section 2: operations
 
 
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?")
+
+
 class Shift(BaseModel):
+    """A team's working hours, centre-local. An end at or before the start (`"20:00"`-`"04:00"`) runs
+    past midnight into the next day; `"24:00"` (or `"00:00"`) as the end means until midnight."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     start: dt.time
     end: dt.time
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock_text(cls, value: object, info) -> object:
+        # YAML 1.1 reads an unquoted 10:00 as the number 600 (base 60); a bare 9 would be nine seconds.
+        if isinstance(value, dt.time):
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f'write shift times as quoted "HH:MM" text, got the number {value!r}')
+        clock = _CLOCK.fullmatch(value.strip())
+        if clock is None:
+            return value  # pydantic's own parsing names what is wrong
+        hour, minute, second = (int(part or 0) for part in clock.groups())
+        if info.field_name == "end" and (hour, minute, second) == (24, 0, 0):
+            return dt.time(0, 0)
+        return dt.time(hour, minute, second) if hour < 24 and minute < 60 and second < 60 else value
+
     @model_validator(mode="after")
-    def _ordered(self) -> Shift:
-        if self.end <= self.start:
-            raise ValueError(f"shift end {self.end} must be after start {self.start}")
+    def _not_empty(self) -> Shift:
+        if self.end == self.start:
+            raise ValueError(f"shift end {self.end} equals its start: give a shift shorter than 24 hours")
         return self
 
+    @property
+    def crosses_midnight(self) -> bool:
+        return self.end <= self.start
+
     def whole_hours(self) -> list[int]:
-        """Centre-local start hours of every whole hour inside the shift."""
+        """Start hours of every whole hour inside the shift, counted from the list date's centre-local
+        midnight: a shift past midnight goes on with hours 24, 25, ... of the next morning."""
         first = self.start.hour + (1 if (self.start.minute or self.start.second) else 0)
-        return [hour for hour in range(first, 24) if hour + 1 <= self.end.hour + self.end.minute / 60]
+        end = self.end.hour + self.end.minute / 60 + (24 if self.crosses_midnight else 0)
+        return [hour for hour in range(first, 48) if hour + 1 <= end]
 
 
 class Team(BaseModel):
@@ -339,7 +368,7 @@ class Operations(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> Operations:
         with open(path, encoding="utf-8") as handle:
-            return cls.model_validate(yaml.safe_load(handle))
+            return cls.model_validate(yaml.load(handle, Loader=_OperationsLoader))
 
     def to_yaml(self, path: str | Path) -> None:
         data = self.model_dump(mode="json", exclude_none=True)
@@ -347,6 +376,17 @@ class Operations(BaseModel):
             team["shift"] = {key: value[:5] for key, value in team["shift"].items()}
         with open(path, "w", encoding="utf-8") as handle:
             yaml.safe_dump(data, handle, sort_keys=False)
+
+
+class _OperationsLoader(yaml.SafeLoader):
+    """The safe loader without YAML 1.1's base-60 numbers, so an unquoted `10:00` stays the text "10:00"."""
+
+
+_BASE_60 = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
+_OperationsLoader.yaml_implicit_resolvers = {
+    first: ([("tag:yaml.org,2002:str", _BASE_60)] if first in "+-0123456789" else []) + list(resolvers)
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def is_valid_timezone(name: str) -> bool:

@@ -221,13 +221,14 @@ def _check_slots(
     """Each call sits on a whole shift hour of its team on D, not in the past, within capacity."""
     teams = {team.team: team for team in operations.teams}
     check.add("unknown_team", (~owner_team.isin(list(teams))).to_numpy(), "team not in the operations file")
-    centre = pd.DatetimeIndex(calls["call_at"]).tz_convert(operations.centre_timezone)
-    on_day = centre.tz_localize(None).normalize() == day
-    on_hour = (centre.minute == 0) & (centre.second == 0) & (centre.microsecond == 0) & (centre.nanosecond == 0)
-    shift_hour = _shift_hour_mask(owner_team, centre.hour, teams)
+    centre = pd.DatetimeIndex(calls["call_at"]).tz_convert(operations.centre_timezone).tz_localize(None)
+    # Hours from D's centre-local midnight: a shift past midnight goes on with hours 24, 25, ...
+    since_midnight = (centre - day) / pd.Timedelta(hours=1)
+    on_hour = np.asarray(since_midnight == np.floor(since_midnight))
+    shift_hour = _shift_hour_mask(owner_team, np.floor(np.nan_to_num(since_midnight, nan=-1.0)).astype(np.int64), teams)
     check.add(
         "shift_slot",
-        ~(np.asarray(on_day) & np.asarray(on_hour) & shift_hour),
+        ~(on_hour & shift_hour),
         "not the start of a whole shift hour of the team on the list date",
     )
     check.add("slot_in_past", (calls["call_at"] < as_of).to_numpy(), "the slot starts before the export's as_of")
@@ -243,7 +244,7 @@ def _check_slots(
 
 
 def _shift_hour_mask(owner_team: pd.Series, hours, teams: dict) -> np.ndarray:
-    """Whether each (team, centre hour) is a whole hour of the team's shift."""
+    """Whether each (team, hour from D's centre-local midnight) is a whole hour of the team's shift."""
     allowed = {(name, hour) for name, team in teams.items() for hour in team.shift.whole_hours()}
     pairs = pd.MultiIndex.from_arrays([owner_team.astype(str).to_numpy(), np.asarray(hours)])
     return pairs.isin(list(allowed)) if allowed else np.zeros(len(owner_team), dtype=bool)

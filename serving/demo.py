@@ -98,7 +98,7 @@ def _print_summary(console: Console, run, comparison: pd.DataFrame, written, wor
     load = run.capacity.copy()
     per_hour = Table(title="Calls per team and centre-local hour (scheduled / capacity)")
     per_hour.add_column("team")
-    hours = sorted(load["centre_hour"].unique())
+    hours = load.sort_values("call_at")["centre_hour"].drop_duplicates().tolist()  # a night shift's 00h after 23h
     for hour in hours:
         per_hour.add_column(f"{hour:02d}h", justify="right")
     for team, rows in load.groupby("team", sort=True):

@@ -38,7 +38,8 @@ def team_slots(operations: Operations, list_date: dt.date | str | pd.Timestamp) 
     """One row per (team, whole shift hour) on centre-local date D: team, centre_hour, call_at, capacity.
 
     Rows come in the operations' team order, then in time order: a lower row is an earlier hour
-    of the same team (the assignment breaks ties toward lower rows).
+    of the same team (the assignment breaks ties toward lower rows). A shift past midnight keeps
+    its morning hours on D's list (`centre_hour` is the clock hour, 0-23).
 
     DST: an hour that does not exist on D (spring forward) has no slot; an hour that occurs twice
     (fall back) is taken at its first occurrence, so each shift hour is one slot.
@@ -55,7 +56,7 @@ def team_slots(operations: Operations, list_date: dt.date | str | pd.Timestamp) 
     slots = pd.DataFrame(
         {
             "team": pd.array(teams, dtype="string"),
-            "centre_hour": np.asarray(hours, dtype=np.int64),
+            "centre_hour": np.asarray(hours, dtype=np.int64) % 24,
             "call_at": local.tz_convert("UTC").astype(UTC_DTYPE),
             "capacity": np.asarray([capacity[name] for name in teams], dtype=np.int64),
         }

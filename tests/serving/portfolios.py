@@ -137,8 +137,8 @@ def random_operations(seed: int) -> Operations:
     for name in ("default", "early", "late"):
         if rng.random() < 0.2:
             continue
-        start = int(rng.integers(0, 20))
-        end = int(rng.integers(start + 1, 25))
+        start = int(rng.integers(0, 24))
+        end = (start + int(rng.integers(1, 13))) % 24  # some shifts run past midnight
         teams.append(
             {
                 "team": name,
@@ -146,7 +146,7 @@ def random_operations(seed: int) -> Operations:
                 "calls_per_agent_hour": int(rng.integers(1, 3)),
                 "shift": {
                     "start": f"{start:02d}:{['00', '30'][rng.integers(2)]}",
-                    "end": f"{end:02d}:00" if end < 24 else "23:59",
+                    "end": ["24:00", "00:00"][rng.integers(2)] if end == 0 else f"{end:02d}:00",
                 },
             }
         )

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from features.contract import Operations
 from serving.compliance import check_call_list
 from serving.eligibility import find_candidates
 from serving.ranking import RankConfig, rank_calls, supervisor_sort_list
@@ -53,6 +54,40 @@ def test_slots_on_chicago_dst_days():
     assert fall["call_at"].dt.strftime("%H").tolist() == ["05", "06", "08", "09"]
     spring = team_slots(operations(centre="America/Chicago", shift=("00:00", "04:00")), "2026-03-08")
     assert spring["centre_hour"].tolist() == [0, 1, 3]  # 02:00 does not exist that night
+
+
+def test_a_night_shift_keeps_its_morning_hours_on_the_list_date():
+    # A Shanghai centre calling Chicago debtors: 20:00-04:00 Shanghai is 06:00-14:00 in Chicago (CST).
+    ops = operations(shift=("20:00", "04:00"), capacity=(1, 1))
+    slots = team_slots(ops, DAY)
+    assert slots["centre_hour"].tolist() == [20, 21, 22, 23, 0, 1, 2, 3]
+    assert slots["call_at"].iloc[[0, -1]].tolist() == [
+        pd.Timestamp("2026-11-23T12:00Z"),
+        pd.Timestamp("2026-11-23T19:00Z"),
+    ]
+    accounts = [account_row(f"A{index}", timezone="America/Chicago") for index in range(8)]
+    export = build_export(SHANGHAI_MIDNIGHT, accounts)
+    assert allowed_local_hours(export, ops) == set(range(8, 14))  # the cn window opens at 08:00 in Chicago
+    result = rank_calls(export, ops, DAY, flat_scores(export), constant_contact)
+    assert len(result.call_list) == 6  # one call in each allowed hour, four of them after Shanghai's midnight
+    assert check_call_list(result.call_list, export, ops, DAY) == []
+    moved = result.call_list.assign(call_at=result.call_list["call_at"] + pd.Timedelta(days=1))
+    assert {violation.rule for violation in check_call_list(moved, export, ops, DAY)} >= {"shift_slot"}
+
+
+def test_shift_times_are_clock_text_and_an_end_of_24_00_is_midnight(tmp_path):
+    path = tmp_path / "operations.yaml"
+    path.write_text(
+        "centre_timezone: Asia/Shanghai\npolicy: cn\nteams:\n"
+        "  - {team: early, agents: 1, calls_per_agent_hour: 1, shift: {start: 9:00, end: 24:00}}\n"
+    )
+    # YAML 1.1 would read the unquoted 9:00 as the number 540 (base 60): here it stays a time.
+    assert Operations.from_yaml(path).teams[0].shift.whole_hours() == list(range(9, 24))
+    path.write_text(path.read_text().replace("9:00", "9"))
+    with pytest.raises(ValueError, match='quoted "HH:MM"'):
+        Operations.from_yaml(path)
+    with pytest.raises(ValueError, match="equals its start"):
+        operations(shift=("09:00", "09:00"))
 
 
 def test_local_slot_table_across_the_date_line_and_half_hours():
