@@ -64,21 +64,26 @@ def _days(n: int, one: str, many: str) -> str:
     return one if n == 1 else many.format(n=n)
 
 
-def trigger_reasons(row: Mapping[str, object]) -> list[tuple[float, str]]:
-    """Business triggers for one listed call, each with a priority (higher first)."""
+def trigger_reasons(row: Mapping[str, object], days_ahead: int = 0) -> list[tuple[float, str]]:
+    """Business triggers for one listed call, each with a priority (higher first).
+
+    The features count days from the export's as_of date; `days_ahead` is how many days the list
+    date lies after it, so "today" and "yesterday" are the list date's, as the collector reads them.
+    """
     reasons: list[tuple[float, str]] = []
     broken_ago = row.get("days_since_last_broken_promise")
     if bool(row.get("promise_broken_7d")) and pd.notna(broken_ago):
-        ago = int(broken_ago)
+        ago = int(broken_ago) + days_ahead
         when = "today" if ago == 0 else _days(ago, "yesterday", "{n} days ago")
         reasons.append((100.0, f"promise broken {when}"))
     due_in = row.get("days_to_pending_promise")
-    if pd.notna(due_in) and 0 <= due_in <= 2:
-        when = ["today", "tomorrow", "in 2 days"][int(due_in)]
+    if pd.notna(due_in) and 0 <= due_in - days_ahead <= 2:
+        when = ["today", "tomorrow", "in 2 days"][int(due_in) - days_ahead]
         reasons.append((90.0, f"promise due {when}"))
     payday_in = row.get("next_payday_in_days")
-    if pd.notna(payday_in) and 0 <= payday_in <= 3 and (row.get("payday_concentration") or 0) >= 0.5:
-        when = "today" if int(payday_in) == 0 else _days(int(payday_in), "in 1 day", "in {n} days")
+    if pd.notna(payday_in) and 0 <= payday_in - days_ahead <= 3 and (row.get("payday_concentration") or 0) >= 0.5:
+        days = int(payday_in) - days_ahead
+        when = "today" if days == 0 else _days(days, "in 1 day", "in {n} days")
         reasons.append((70.0, f"payday {when}"))
     hour = row.get("local_hour")
     if pd.notna(hour):
@@ -123,9 +128,11 @@ def contribution_reasons(
 
 
 def explain_calls(
-    calls: pd.DataFrame, features: pd.DataFrame, contributions: pd.DataFrame
+    calls: pd.DataFrame, features: pd.DataFrame, contributions: pd.DataFrame, days_ahead: int = 0
 ) -> tuple[pd.Series, pd.DataFrame]:
     """Reasons (`;`-separated, aligned with `calls`) and the long table of top contributions.
+
+    `days_ahead`: days from the export's as_of date (UTC, the features' day count) to the list date.
 
     `calls` has account_id, local_hour, p_contact; `features` and `contributions` are indexed by
     account_id (contributions: one column per model feature, from the call-effect model). Rows are
@@ -141,7 +148,7 @@ def explain_calls(
     chances = calls["p_contact"].to_numpy(dtype=float)
     texts = []
     for row, record in enumerate(records):
-        triggers = trigger_reasons({**record, "local_hour": hours[row], "p_contact": chances[row]})
+        triggers = trigger_reasons({**record, "local_hour": hours[row], "p_contact": chances[row]}, days_ahead)
         # Model reasons rank after the triggers (business rules first), by contribution size.
         from_model = contribution_reasons(names, sizes[row], record)
         chosen: list[str] = []

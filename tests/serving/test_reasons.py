@@ -45,6 +45,17 @@ def test_triggers_come_first_and_read_as_facts():
     assert all(len(text.split("; ")) <= MAX_REASONS for text in reasons)
 
 
+def test_day_words_are_counted_from_the_list_date_not_the_exports_as_of():
+    calls, features, contributions = _frames()
+    # The list is for the day after the export's as_of date: everything moves one day.
+    first, second = explain_calls(calls, features, contributions, days_ahead=1)[0].tolist()
+    assert second.startswith("promise broken 2 days ago; payday in 1 day;")
+    assert first.startswith("promise due today;")
+    # Two days later the promise's date has passed and the payday too: neither is a reason any more.
+    first, second = explain_calls(calls, features, contributions, days_ahead=3)[0].tolist()
+    assert "promise due" not in first and "payday" not in second
+
+
 def test_model_reasons_state_the_value_and_only_positive_contributions():
     calls, features, contributions = _frames()
     reasons, _ = explain_calls(calls.iloc[[0]], features, contributions)
