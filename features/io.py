@@ -674,9 +674,11 @@ def _csv_frame_table(frame: pd.DataFrame) -> pa.Table:
 def _write_parquet_frame(frame: pd.DataFrame, path: str) -> None:
     # pandas' own writer keeps the exact dtypes (string, Int64, ...) in the file's metadata; the
     # warning it raises comes from pyarrow reading tz-aware columns through `.values` and is harmless.
+    # Calendar dates (`list_date`) are stored as Parquet DATE, as the contract types them, not as midnights.
+    dates = {name: frame[name].dt.date for name in frame.columns if _is_date_column(frame[name])}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pd.errors.Pandas4Warning)
-        frame.to_parquet(path, index=False)
+        frame.assign(**dates).to_parquet(path, index=False)
 
 
 def _sql_value(value: object, postgres: bool) -> object:

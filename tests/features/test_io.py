@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
@@ -234,6 +236,8 @@ def test_frame_files_round_trip(tmp_path: Path, suffix: str) -> None:
     write_frame(frame, target)
     pd.testing.assert_frame_equal(read_frame(target), frame)
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left behind
+    if suffix == "parquet":  # the contract's date, not a midnight timestamp, for any Parquet reader
+        assert pq.read_schema(target).field("list_date").type == pa.date32()
 
 
 def test_frame_target_must_be_csv_parquet_or_url_table(tmp_path: Path) -> None:
