@@ -67,6 +67,7 @@ RULE_NON_NEGATIVE = "must be >= 0"
 RULE_AFTER_AS_OF = "after as_of"
 RULE_NOT_BEFORE_AS_OF = "not before as_of"
 RULE_DUE_TOO_LATE = f"more than {MAX_DUE_DAYS_AHEAD} days after as_of"
+LATEST_ZONE_AHEAD = pd.Timedelta(hours=14)
 RULE_PROMISE_BEFORE_CREATED = "before the date of created_at"
 RULE_UNKNOWN_OUTCOME = "unknown outcome"
 RULE_OUTCOME_FOR_CHANNEL = "outcome not valid for the channel"
@@ -498,19 +499,21 @@ def _row_problems(
             _bool_array(account_id.notna()) & ~_in(account_id, context["account_ids"]),
         )
 
-    as_of_date = None if as_of is None else as_of.tz_convert("UTC").tz_localize(None).normalize()
+    # Dates are calendar dates of some zone: the latest date anywhere at as_of (UTC+14, the zone
+    # furthest ahead) is the one a case system east of UTC may already write as "today".
+    latest_date = None if as_of is None else (as_of.tz_convert("UTC").tz_localize(None) + LATEST_ZONE_AHEAD).normalize()
     if name == "accounts":
         add("credit_limit", RULE_NON_NEGATIVE, _bool_array(typed["credit_limit"] < 0))
         zones = typed["timezone"]
         unique = zones.dropna().unique()
         invalid = [zone for zone in unique if not is_valid_timezone(zone)]
         add("timezone", RULE_TIMEZONE, _in(zones, invalid) if invalid else np.zeros(n, dtype=bool))
-        if as_of_date is not None:
-            add("opened_date", RULE_AFTER_AS_OF, _bool_array(typed["opened_date"] > as_of_date))
+        if latest_date is not None:
+            add("opened_date", RULE_AFTER_AS_OF, _bool_array(typed["opened_date"] > latest_date))
     elif name == "dues":
         add("amount_due", RULE_POSITIVE, _bool_array(typed["amount_due"] <= 0))
-        if as_of_date is not None:
-            latest = as_of_date + pd.Timedelta(days=MAX_DUE_DAYS_AHEAD)
+        if latest_date is not None:
+            latest = latest_date + pd.Timedelta(days=MAX_DUE_DAYS_AHEAD)
             add("due_date", RULE_DUE_TOO_LATE, _bool_array(typed["due_date"] > latest))
     elif name == "payments":
         add("amount", RULE_POSITIVE, _bool_array(typed["amount"] <= 0))

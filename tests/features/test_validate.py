@@ -255,6 +255,18 @@ def test_naive_timestamps_from_parquet_are_violations() -> None:
     assert found == {("payments", f"P{i}", "paid_at", RULE_NAIVE_TIMESTAMP) for i in range(1, 5)}
 
 
+def test_dates_may_be_the_as_of_date_of_a_zone_ahead_of_utc() -> None:
+    # as_of is 00:00 of 2026-11-24 in Auckland, still 2026-11-23 in UTC: an Auckland case system writes
+    # the day's new account and a due 62 days after its own date. One day more is too late.
+    as_of = pd.Timestamp("2026-11-23T11:00:00Z")
+    export = tiny_export()
+    export.accounts.loc[2, "opened_date"] = pd.Timestamp("2026-11-24")
+    export.dues.loc[6, "due_date"] = pd.Timestamp("2027-01-25")
+    assert _found(validate_tables(as_of, export.tables())) == set()
+    export.dues.loc[6, "due_date"] = pd.Timestamp("2027-01-26")
+    assert _found(validate_tables(as_of, export.tables())) == {("dues", "A5/2027-01-26", "due_date", RULE_DUE_TOO_LATE)}
+
+
 def test_row_rules_of_every_table() -> None:
     export = tiny_export()
     accounts, dues, contacts, promises = export.accounts, export.dues, export.contacts, export.promises
