@@ -308,7 +308,10 @@ def main() -> None:
     from pydantic import ValidationError
 
     # MLflow narrates every store migration and registration at INFO; callq reports what matters.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # MLflow sets its loggers' level from MLFLOW_LOGGING_LEVEL when it is first imported (later).
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     try:
         # Outside standalone mode click returns an Exit's code instead of raising it.

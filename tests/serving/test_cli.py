@@ -102,6 +102,15 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
     bad_date = callq("features", tmp_path, "--out", tmp_path / "f.csv", "--as-of", "23/11/2026")
     assert bad_date.returncode != 0 and "Traceback" not in bad_date.stderr
+    # A new model store: MLflow's notes on creating its tables do not crowd the one line.
+    store = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'new-store' / 'mlflow.db'}"}
+    (tmp_path / "new-store").mkdir()
+    write_export(tiny_export(), tmp_path / "export")
+    no_models = callq("score", "--export", tmp_path / "export", "--out", tmp_path / "s.csv", env=store)
+    assert no_models.returncode == 1
+    assert no_models.stderr.strip().splitlines() == [
+        f"error: no champion for callq-repayment in {store['MLFLOW_TRACKING_URI']}: run `callq train`"
+    ]
 
 
 def test_lenient_features_write_rejects_and_reconcile(tmp_path):
