@@ -15,7 +15,7 @@ from typing import Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 CONTRACT_VERSION = "1"
 
@@ -233,7 +233,7 @@ class Shift(BaseModel):
 
     @field_validator("start", "end", mode="before")
     @classmethod
-    def _clock_text(cls, value: object, info) -> object:
+    def _clock_text(cls, value: object, info: ValidationInfo) -> object:
         # YAML 1.1 reads an unquoted 10:00 as the number 600 (base 60); a bare 9 would be nine seconds.
         if isinstance(value, dt.time):
             return value
