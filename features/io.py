@@ -100,7 +100,8 @@ class RawExport:
 
 
 def _read_csv_text(path: Path) -> pd.DataFrame:
-    """Read a CSV with every column as text: an unquoted empty field is null, a quoted one is ''."""
+    """Read a CSV with every column as text; an empty field is null, quoted (`""`, as writers that quote
+    every field put it) or not."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
         header = next(csv.reader(handle), None)
     if not header:
@@ -114,7 +115,7 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
                 name: pa.dictionary(pa.int32(), pa.string()) if name in enums else pa.string() for name in header
             },
             strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
+            quoted_strings_can_be_null=True,
             null_values=[""],
         ),
     )

@@ -457,10 +457,13 @@ def _column_problems(column: Column, raw: pd.Series) -> tuple[pd.Series, list[_P
         if null.any():
             problems.append(_Problem(column.name, RULE_NULL, null))
     values = parsed.values
-    if column.type is ColumnType.STR and column.name.endswith("_id"):
+    if column.type is ColumnType.STR and (column.nullable or column.name.endswith("_id")):
         empty = _blank(values)
         if empty.any():
-            problems.append(_Problem(column.name, RULE_EMPTY_ID, empty))
+            # A blank team or agent is no value (null: the team `default` takes unassigned accounts);
+            # a blank required identifier breaks the contract.
+            if not column.nullable:
+                problems.append(_Problem(column.name, RULE_EMPTY_ID, empty))
             values = values.mask(empty)
     return values, problems
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -43,6 +44,29 @@ def test_round_trip(tmp_path: Path, kind: str) -> None:
     assert isinstance(outcome.dtype, pd.CategoricalDtype) and "promise_to_pay" in outcome.cat.categories
     assert outcome.astype("string").tolist() == export.contacts["outcome"].astype("string").tolist()
     assert loaded.contacts["outcome"].isna().sum() == export.contacts["outcome"].isna().sum()
+
+
+def test_csv_with_every_field_quoted_reads_empty_fields_as_nulls(tmp_path: Path) -> None:
+    # Writers that quote every field (Python's csv.QUOTE_ALL) write a null as "": the same null.
+    export = tiny_export()
+    export.accounts.loc[0, "team"] = None
+    write_export(export, tmp_path, fmt="csv")
+    for path in tmp_path.glob("*.csv"):
+        pd.read_csv(path, dtype=str, keep_default_na=False).to_csv(path, index=False, quoting=csv.QUOTE_ALL)
+    assert '""' in (tmp_path / "accounts.csv").read_text()
+    loaded, report = load_export(tmp_path)
+    assert_exports_equal(export, loaded)
+    assert sum(report.rejected.values()) == 0
+
+
+def test_a_blank_team_or_agent_is_no_team_or_agent(tmp_path: Path) -> None:
+    export = tiny_export()
+    export.accounts["team"] = export.accounts["team"].astype(object)
+    export.accounts.loc[0, "team"] = "  "
+    export.accounts.loc[1, "agent_id"] = ""
+    write_export(export, tmp_path, fmt="parquet")
+    loaded, _ = load_export(tmp_path)
+    assert pd.isna(loaded.accounts.loc[0, "team"]) and pd.isna(loaded.accounts.loc[1, "agent_id"])
 
 
 @pytest.mark.postgres
