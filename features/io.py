@@ -203,7 +203,11 @@ def _read_sql_raw(url: str) -> RawExport:
             present = set(inspector.get_table_names())
             postgres = _is_postgres(engine)
             if postgres:
-                connection.exec_driver_sql("SET TIME ZONE 'UTC'")
+                # Whatever the server's defaults: ISO dates and times in UTC, and floats (money a case
+                # system keeps as DOUBLE PRECISION) to 15 digits, as SQLite gives them, not 300.29999999999995.
+                connection.exec_driver_sql(
+                    "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET extra_float_digits = 0"
+                )
 
             def text_query(table: str, columns: list[str]) -> str:
                 # Every column as text: one parser for every source, and PostgreSQL's bool::text
@@ -730,8 +734,9 @@ def _sql_transaction(url: str) -> Iterator[tuple[sa.Connection, sa.Engine]]:
 def write_frame(frame: pd.DataFrame, target: str | Path, *, replace_where: Mapping[str, object] | None = None) -> None:
     """Write an output frame to `.csv`/`.parquet` (atomically) or `URL#table` (one transaction).
 
-    For SQL, `replace_where={"list_date": d}` first deletes the table's rows matching it, so re-running
-    a date replaces that date's rows; the table is created when absent. Files are always replaced.
+    For SQL, `replace_where={"list_date": d}` (or `{"as_of": t}`) first deletes the table's rows matching
+    it, so re-running a date replaces that date's rows; the table is created when absent. Files are
+    always replaced.
     """
     destination = _frame_target(target)
     if isinstance(destination, Path):

@@ -88,6 +88,27 @@ def test_round_trip_postgres(postgres_db_url: str) -> None:
     assert types["paid_at"] == "timestamp with time zone" and types["amount"] == "numeric"
 
 
+@pytest.mark.postgres
+def test_postgres_server_defaults_and_float_money_do_not_change_what_is_read(postgres_db_url: str) -> None:
+    export = tiny_export()
+    write_export(export, postgres_db_url)
+    engine = sa.create_engine(postgres_db_url, isolation_level="AUTOCOMMIT")
+    name = sa.engine.make_url(postgres_db_url).database
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"""ALTER DATABASE "{name}" SET DateStyle = 'SQL, DMY'""")
+        connection.exec_driver_sql(f"""ALTER DATABASE "{name}" SET TimeZone = 'Asia/Shanghai'""")
+        # A case system keeping money as DOUBLE PRECISION: 100.1 + 200.2 is 300.29999999999995 there.
+        connection.exec_driver_sql("ALTER TABLE payments ALTER COLUMN amount TYPE double precision")
+        connection.exec_driver_sql("UPDATE payments SET amount = 100.1::float8 + 200.2::float8 WHERE payment_id = 'P1'")
+    engine.dispose()
+    loaded, report = load_export(postgres_db_url)
+    assert sum(report.rejected.values()) == 0
+    export.payments.loc[export.payments["payment_id"] == "P1", "amount"] = 300.3
+    # The UPDATE moved P1 to the end of the table's storage: SQL rows come in no particular order.
+    loaded.payments = loaded.payments.sort_values("payment_id", ignore_index=True)
+    assert_exports_equal(export, loaded)
+
+
 def test_csv_layout_follows_the_contract(tmp_path: Path) -> None:
     write_export(tiny_export(), tmp_path, fmt="csv")
     assert json.loads((tmp_path / "export.json").read_text()) == {
