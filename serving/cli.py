@@ -176,7 +176,8 @@ def score(
 
     loaded = _load(export, lenient, rejects)
     scored = score_export(loaded, load_models())
-    write_frame(scored.scores, out_file)
+    # A table keeps every export's scores; scoring the same export again replaces its rows.
+    write_frame(scored.scores, out_file, replace_where={"as_of": loaded.as_of})
     eligible = int(scored.scores["eligible"].sum())
     out.print(f"wrote {len(scored.scores):,} scores ({eligible:,} eligible) to {out_file}", highlight=False)
 
