@@ -213,7 +213,12 @@ def _read_sql_raw(url: str) -> RawExport:
                 # Every column as text: one parser for every source, and PostgreSQL's bool::text
                 # is 'true'/'false', timestamptz::text an ISO time with its offset.
                 cast = ", ".join(f"CAST({_quote(engine, c)} AS TEXT) AS {_quote(engine, c)}" for c in columns)
-                return f"SELECT {cast} FROM {_quote(engine, table)}"
+                query = f"SELECT {cast} FROM {_quote(engine, table)}"
+                # SQL rows come in storage order, which an UPDATE or VACUUM changes: accounts, whose
+                # order the models' sampling and the ranker's ties follow, come sorted by their id.
+                if table == "accounts" and "account_id" in columns:
+                    query += f" ORDER BY {_quote(engine, 'account_id')}"
+                return query
 
             def read(table: str) -> pd.DataFrame:
                 columns = [column["name"] for column in inspector.get_columns(table)]

@@ -109,6 +109,23 @@ def test_postgres_server_defaults_and_float_money_do_not_change_what_is_read(pos
     assert_exports_equal(export, loaded)
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_accounts_read_from_sql_come_in_id_order_whatever_the_storage_order(kind, tmp_path, request) -> None:
+    url = request.getfixturevalue("postgres_db_url") if kind == "postgres" else _sqlite(tmp_path)
+    export = tiny_export()
+    write_export(export, url)
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:  # A1 deleted and inserted again: now last in the table's storage
+        connection.execute(sa.text("CREATE TEMPORARY TABLE moved AS SELECT * FROM accounts WHERE account_id = 'A1'"))
+        connection.execute(sa.text("DELETE FROM accounts WHERE account_id = 'A1'"))
+        connection.execute(sa.text("INSERT INTO accounts SELECT * FROM moved"))
+        stored = connection.execute(sa.text("SELECT account_id FROM accounts")).scalars().all()
+    engine.dispose()
+    assert stored[-1] == "A1"
+    loaded, _ = load_export(url)
+    assert_exports_equal(export, loaded)
+
+
 def test_csv_layout_follows_the_contract(tmp_path: Path) -> None:
     write_export(tiny_export(), tmp_path, fmt="csv")
     assert json.loads((tmp_path / "export.json").read_text()) == {
