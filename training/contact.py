@@ -105,6 +105,13 @@ def fit_contact(data: TrainingData, config: TrainConfig, export) -> ContactFit:
     calls = data.contacts
     frames = {name: calls[calls["split"] == name] for name in ("train", "validation", "test")}
     for name, frame in frames.items():
+        if len(frame) == 0:
+            dates = getattr(data.splits, name)
+            raise ModelQualityError(
+                f"contact: no outbound call in the {name} window (snapshots {min(dates):%Y-%m-%d} to "
+                f"{max(dates):%Y-%m-%d}); the contact model learns from calls in every window: was calling "
+                "paused? Train on an export whose last weeks hold calls"
+            )
         if frame[LABEL].nunique() < 2:
             raise ModelQualityError(f"contact: the {name} window has only one label class ({len(frame)} calls)")
     train = sample_rows(frames["train"], config.max_train_rows, config.seed)

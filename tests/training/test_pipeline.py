@@ -108,3 +108,17 @@ def test_registry_names_and_store_location(tmp_path, monkeypatch):
     assert tracking.registered_name("callq-repayment") == "callq-repayment"
     with pytest.raises(tracking.RegistryError, match="unknown model"):
         tracking.registered_name("churn")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_book_whose_calling_paused_is_refused_with_what_to_do(book, tmp_path):
+    import dataclasses
+
+    contacts = book.export.contacts
+    recent_calls = (contacts["channel"] == "call") & (
+        contacts["started_at"] >= book.export.as_of - pd.Timedelta(days=30)
+    )
+    paused = dataclasses.replace(book.export, contacts=contacts[~recent_calls].reset_index(drop=True))
+    with pytest.raises(ModelQualityError, match="no outbound call in the test window .* was calling paused"):
+        train(paused, _config("default"), tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", report_dir=tmp_path)
