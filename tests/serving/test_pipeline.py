@@ -303,3 +303,21 @@ def test_contact_probability_answers_grid_misses_with_the_model():
     np.testing.assert_allclose(found, expected)
     in_grid = (positions < 4) & (local_hour >= 8) & (local_hour <= 20) & (weekday == 0)
     assert 0 < Contact.rows == (~in_grid).sum()
+
+
+def test_a_no_call_flag_on_one_account_makes_the_customers_other_accounts_not_eligible(trained_book):
+    import dataclasses
+
+    export = trained_book.simulation.export
+    scores = score_export(export, trained_book.champions).scores.set_index("account_id")
+    accounts = export.accounts.copy()
+    shared = accounts[accounts.duplicated("customer_id", keep=False)]
+    listed = shared[scores.loc[shared["account_id"], "eligible"].to_numpy()].iloc[0]
+    sibling = shared.index[
+        (shared["customer_id"] == listed["customer_id"]) & (shared["account_id"] != listed["account_id"])
+    ]
+    accounts.loc[sibling, "do_not_call"] = True  # one person, one phone: the ranker calls none of the customer's
+    flagged = dataclasses.replace(export, accounts=accounts)
+    after = score_export(flagged, trained_book.champions).scores.set_index("account_id")
+    assert not after.loc[listed["account_id"], "eligible"]
+    assert pd.isna(after.loc[listed["account_id"], "best_hour_local"])
