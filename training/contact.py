@@ -113,7 +113,15 @@ def fit_contact(data: TrainingData, config: TrainConfig, export) -> ContactFit:
                 "paused? Train on an export whose last weeks hold calls"
             )
         if frame[LABEL].nunique() < 2:
-            raise ModelQualityError(f"contact: the {name} window has only one label class ({len(frame)} calls)")
+            if frame[LABEL].any():
+                raise ModelQualityError(
+                    f"contact: every one of the {len(frame)} outbound calls in the {name} window reached the "
+                    "debtor: nothing to learn from"
+                )
+            raise ModelQualityError(
+                f"contact: none of the {len(frame)} outbound calls in the {name} window reached the debtor "
+                "(no right-party outcome): nothing to learn from"
+            )
     train = sample_rows(frames["train"], config.max_train_rows, config.seed)
     validation, test = frames["validation"], frames["test"]
     features = [*data.feature_names, *SLOT_COLUMNS]

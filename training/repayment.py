@@ -165,7 +165,15 @@ def fit_repayment(data: TrainingData, config: TrainConfig) -> RepaymentFit:
     frames = {name: data.snapshots[data.snapshots["split"] == name] for name in ("train", "validation", "test")}
     for name, frame in frames.items():
         if frame[LABEL].nunique() < 2:
-            raise ModelQualityError(f"repayment: the {name} window has only one label class ({len(frame)} rows)")
+            if frame[LABEL].any():
+                raise ModelQualityError(
+                    f"repayment: every one of the {len(frame)} overdue snapshots in the {name} window repaid: "
+                    "nothing to learn from"
+                )
+            raise ModelQualityError(
+                f"repayment: none of the {len(frame)} overdue snapshots in the {name} window repaid (does the "
+                "export hold the settled payments?): nothing to learn from"
+            )
     train = sample_rows(frames["train"], config.max_train_rows, config.seed)
     validation, test = frames["validation"], frames["test"]
     features = data.feature_names

@@ -122,3 +122,22 @@ def test_a_book_whose_calling_paused_is_refused_with_what_to_do(book, tmp_path):
     paused = dataclasses.replace(book.export, contacts=contacts[~recent_calls].reset_index(drop=True))
     with pytest.raises(ModelQualityError, match="no outbound call in the test window .* was calling paused"):
         train(paused, _config("default"), tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", report_dir=tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_book_without_payments_or_answered_calls_is_refused_saying_so(book, tmp_path):
+    import dataclasses
+
+    from features.contract import RIGHT_PARTY_OUTCOMES
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    unpaid = dataclasses.replace(book.export, payments=book.export.payments.iloc[0:0])
+    with pytest.raises(ModelQualityError, match="none of the .* repaid .does the export hold the settled payments"):
+        train(unpaid, _config("default"), tracking_uri=uri, report_dir=tmp_path)
+    contacts = book.export.contacts.copy()
+    answered = (contacts["direction"] == "outbound") & contacts["outcome"].isin(RIGHT_PARTY_OUTCOMES)
+    contacts["outcome"] = contacts["outcome"].astype("string").where(~answered, "no_answer")
+    silent = dataclasses.replace(book.export, contacts=contacts)
+    with pytest.raises(ModelQualityError, match="none of the .* outbound calls in the train window reached the debtor"):
+        train(silent, _config("default"), tracking_uri=uri, report_dir=tmp_path)
