@@ -107,9 +107,13 @@ def _history_calls(export: Export, account_index: pd.Index, since: pd.Timestamp)
     return recent[recent["account_pos"] >= 0]
 
 
-def customer_no_call(accounts: pd.DataFrame) -> np.ndarray:
-    """Per account: whether any account of its customer carries a no-call flag (one person, one phone)."""
-    customer_code, _ = pd.factorize(accounts["customer_id"])
+def customer_no_call(accounts: pd.DataFrame, customer_code: np.ndarray | None = None) -> np.ndarray:
+    """Per account: whether any account of its customer carries a no-call flag (one person, one phone).
+
+    `customer_code`: `pd.factorize(accounts["customer_id"])[0]` where the caller already has it.
+    """
+    if customer_code is None:
+        customer_code, _ = pd.factorize(accounts["customer_id"])
     flagged = accounts[list(NO_CALL_FLAGS)].to_numpy(dtype=bool).any(axis=1)
     n_customers = int(customer_code.max()) + 1 if len(accounts) else 0
     return (np.bincount(customer_code, weights=flagged, minlength=n_customers) > 0)[customer_code]
@@ -138,7 +142,7 @@ def find_candidates(
     zone_code, zones = pd.factorize(accounts["timezone"])
     zones = np.asarray(zones, dtype=object)
     n_customers = int(customer_code.max()) + 1 if n_accounts else 0
-    no_call = customer_no_call(accounts)
+    no_call = customer_no_call(accounts, customer_code)
     special_flags = accounts[list(SPECIAL_HANDLING_FLAGS)].to_numpy(dtype=bool)
     special = special_flags.any(axis=1)
     team_name = accounts["team"].astype("string").fillna("default")

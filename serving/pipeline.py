@@ -248,7 +248,7 @@ def run_day(
     listed = scored.features.loc[call_list["account_id"].to_numpy()]
     contributions = champions.call_effect.contributions(listed)
     contributions.index = listed.index
-    days_ahead = (pd.Timestamp(list_date) - export.as_of.tz_convert("UTC").tz_localize(None).normalize()).days
+    days_ahead = (pd.Timestamp(list_date).date() - export.as_of.tz_convert("UTC").date()).days
     reasons, explanations = explain_calls(call_list, scored.features, contributions, days_ahead)
     call_list["reasons"] = reasons.to_numpy()
     call_list["model_version"] = champions.model_version
