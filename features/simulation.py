@@ -247,13 +247,22 @@ class SimulationConfig(BaseModel):
 class ReplayResult:
     """Expected money collected in the horizon with a call list and without any calls.
 
-    Money is the amount the label requires per account, counted when the label is met.
+    Money is the amount the label requires per account, counted when the label is met. The
+    `settled_*` figures count every settled payment in the horizon instead (what a centre's books
+    show as collected), so a list can be judged by either yardstick.
     """
 
     collected_total: float
     collected_no_calls: float
     extra: float
     per_account: pd.DataFrame
+    settled_total: float
+    settled_no_calls: float
+
+    @property
+    def extra_settled(self) -> float:
+        """Settled money in the horizon beyond what the book pays with no calls."""
+        return self.settled_total - self.settled_no_calls
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1347,6 +1356,8 @@ class World:
         self._required = required
         self._p_no_call: np.ndarray | None = None
         self._p_reached: dict[int, np.ndarray] = {}
+        self._settled_no_call: np.ndarray | None = None
+        self._settled_reached: dict[int, np.ndarray] = {}
         centre = pd.Timestamp(config.as_of).tz_convert(config.centre_zone)
         self.list_date = centre.date() if centre.hour < 12 else centre.date() + dt.timedelta(days=1)
         self._kind = book.kind
@@ -1389,6 +1400,17 @@ class World:
         steps = self._default_steps(positions) if step is None else np.full(len(positions), step)
         return self._reached_at(positions, steps)
 
+    def true_settled(self, account_ids) -> np.ndarray:
+        """Expected money settled in the horizon with no outbound call (every payment, not only the label's)."""
+        self._no_call()
+        return self._settled_no_call[self._index(account_ids)]
+
+    def true_settled_if_reached(self, account_ids, step: int | None = None) -> np.ndarray:
+        """Expected money settled in the horizon given a right-party contact on the list date (or `step`)."""
+        positions = self._index(account_ids)
+        steps = self._default_steps(positions) if step is None else np.full(len(positions), step)
+        return self._reached_at(positions, steps, settled=True)
+
     def true_p_contact(self, account_ids, call_at_utc) -> np.ndarray:
         """P(right-party contact) of a call at those UTC instants (debtor-local hour and weekday)."""
         positions = self._index(account_ids)
@@ -1396,18 +1418,25 @@ class World:
         weekday = ((local_day + 3) % 7).astype(np.int64)
         return _p_rpc(self._book, positions, local_hour, weekday, local_day).astype(float)
 
-    def true_call_value(self, account_ids, call_at_utc) -> np.ndarray:
-        """Expected extra money from that call vs no call: p_contact x (p_reached - p_no_call) x money at stake."""
+    def true_call_value(self, account_ids, call_at_utc, *, settled: bool = False) -> np.ndarray:
+        """Expected extra money from that call vs no call: p_contact x (p_reached - p_no_call) x money at stake.
+
+        With `settled`: p_contact x the extra settled money a right-party contact brings in the horizon.
+        """
         positions = self._index(account_ids)
         steps, _, _ = self._horizon_step(positions, call_at_utc)
         p_contact = self.true_p_contact(account_ids, call_at_utc)
-        gain = self._reached_at(positions, steps) - self._no_call()[positions]
-        return p_contact * gain * self.money_at_stake[positions]
+        p_none = self._no_call()
+        if settled:
+            return p_contact * (self._reached_at(positions, steps, settled=True) - self._settled_no_call[positions])
+        return p_contact * (self._reached_at(positions, steps) - p_none[positions]) * self.money_at_stake[positions]
 
     def replay(self, call_list: pd.DataFrame) -> ReplayResult:
         """Expected money collected in the horizon over the whole book with these calls vs with none."""
         p_none = self._no_call()
         p_with = p_none.copy()
+        settled_none = self._settled_no_call
+        settled_with = settled_none.copy()
         p_any = np.zeros(len(p_none))
         if len(call_list):
             positions = self._index(call_list["account_id"].to_numpy())
@@ -1428,6 +1457,8 @@ class World:
             p_any[called] = 1.0 - miss.to_numpy()
             reached = self._reached_at(called, first["step"].to_numpy())
             p_with[called] = (1.0 - p_any[called]) * p_none[called] + p_any[called] * reached
+            settled_reached = self._reached_at(called, first["step"].to_numpy(), settled=True)
+            settled_with[called] = (1.0 - p_any[called]) * settled_none[called] + p_any[called] * settled_reached
         stake = self.money_at_stake
         per_account = pd.DataFrame(
             {
@@ -1438,12 +1469,21 @@ class World:
                 "p_repay_with_calls": p_with,
                 "expected_no_calls": p_none * stake,
                 "expected_with_calls": p_with * stake,
+                "settled_no_calls": settled_none,
+                "settled_with_calls": settled_with,
             }
         )
         per_account["extra"] = per_account["expected_with_calls"] - per_account["expected_no_calls"]
         total = float(per_account["expected_with_calls"].sum())
         none = float(per_account["expected_no_calls"].sum())
-        return ReplayResult(collected_total=total, collected_no_calls=none, extra=total - none, per_account=per_account)
+        return ReplayResult(
+            collected_total=total,
+            collected_no_calls=none,
+            extra=total - none,
+            per_account=per_account,
+            settled_total=float(settled_with.sum()),
+            settled_no_calls=float(settled_none.sum()),
+        )
 
     # -- Monte Carlo
     def _default_steps(self, positions: np.ndarray) -> np.ndarray:
@@ -1453,27 +1493,34 @@ class World:
 
     def _no_call(self) -> np.ndarray:
         if self._p_no_call is None:
-            self._p_no_call = self._monte_carlo(None)
+            self._p_no_call, self._settled_no_call = self._monte_carlo(None)
         return self._p_no_call
 
-    def _reached_at(self, positions: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        out = self._no_call()[positions].copy()
+    def _reached_at(self, positions: np.ndarray, steps: np.ndarray, *, settled: bool = False) -> np.ndarray:
+        """P(label) (or, with `settled`, expected settled money) given a right-party contact on horizon `steps`."""
+        self._no_call()
+        out = (self._settled_no_call if settled else self._p_no_call)[positions].copy()
         for step in np.unique(steps):
             if step < 0:
                 continue
             if step not in self._p_reached:
-                self._p_reached[int(step)] = self._monte_carlo(int(step))
+                self._p_reached[int(step)], self._settled_reached[int(step)] = self._monte_carlo(int(step))
             rows = steps == step
-            out[rows] = self._p_reached[int(step)][positions[rows]]
+            out[rows] = (self._settled_reached if settled else self._p_reached)[int(step)][positions[rows]]
         return out
 
-    def _monte_carlo(self, forced_step: int | None) -> np.ndarray:
-        """P(label) per account over the horizon, by replicas; chunks of accounts keep memory flat."""
+    def _monte_carlo(self, forced_step: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """P(label) and expected settled money per account over the horizon, by replicas.
+
+        Chunks of accounts keep memory flat.
+        """
         replicas = self.config.truth_replicas
         n = self._book.n
         chunk = max(1, 200_000 // replicas)
-        # Nothing is required of an account with nothing overdue: its label is met (P = 1).
+        # Nothing is required of an account with nothing overdue: its label is met (P = 1). Its
+        # settled money is not simulated (no call can change it) and counts as 0 in both runs.
         result = np.ones(n)
+        settled = np.zeros(n)
         owing = np.flatnonzero(self._required > 0)
         first = self._cal.last_history_step
         for chunk_index, start in enumerate(range(0, len(owing), chunk)):
@@ -1501,7 +1548,8 @@ class World:
                 )
             label = state.settled_window >= self._required[lanes]
             result[accounts] = label.reshape(-1, replicas).mean(axis=1)
-        return result
+            settled[accounts] = state.settled_window.reshape(-1, replicas).mean(axis=1) / 100.0
+        return result, settled
 
 
 def _to_micros(values, n: int) -> np.ndarray:

@@ -264,12 +264,31 @@ def test_replay_without_calls_adds_nothing_and_matches_call_values(cn):
     world = cn.world
     empty = world.replay(pd.DataFrame({"account_id": pd.Series([], dtype="string"), "call_at": []}))
     assert empty.extra == 0 and empty.collected_total == empty.collected_no_calls > 0
+    assert empty.extra_settled == 0 and empty.settled_total == empty.settled_no_calls > 0
     ids = cn.export.accounts["account_id"].iloc[:300]
     call_at = pd.Timestamp(world.list_date.isoformat() + " 09:00", tz="Asia/Shanghai").tz_convert("UTC")
     result = world.replay(pd.DataFrame({"account_id": ids, "call_at": call_at}))
     expected = world.true_call_value(ids, call_at).sum()
     assert result.extra == pytest.approx(expected, rel=1e-9, abs=1e-9)
+    settled = world.true_call_value(ids, call_at, settled=True).sum()
+    assert result.extra_settled == pytest.approx(settled, rel=1e-9, abs=1e-9) and settled > 0
     assert len(result.per_account) == len(cn.export.accounts)
+
+
+def test_settled_money_covers_the_labels_money_account_by_account(cn):
+    # A met label means payments of at least the money at stake, in every replica: the expected settled
+    # money can only exceed P(label) x stake, with or without a call (partial and full payments add to it).
+    world = cn.world
+    ids = world.account_ids
+    stake = world.money_at_stake
+    owing = stake > 0
+    for settled, p_label in (
+        (world.true_settled(ids), world.true_p_repay(ids)),
+        (world.true_settled_if_reached(ids), world.true_p_repay_if_reached(ids)),
+    ):
+        assert (settled[owing] >= p_label[owing] * stake[owing] - 1e-6).all()
+        assert (settled[~owing] == 0).all()  # nothing owed is not simulated: no call can change it
+        assert settled[owing].sum() > 1.05 * (p_label[owing] * stake[owing]).sum()
 
 
 def test_calling_the_highest_value_accounts_beats_a_random_list(cn):
