@@ -112,8 +112,19 @@ def _print_summary(console: Console, run, comparison: pd.DataFrame, written, wor
         )
     console.print(per_hour)
 
-    table = Table(title="Expected extra collections over making no calls (14 days, simulated world)")
-    for column in ("list", "calls", "expected value (models)", "true extra collected", "share of oracle"):
+    table = Table(
+        title="Expected extra collections over making no calls (14 days, simulated world): the money the "
+        "label asks for, and every settled payment"
+    )
+    for column in (
+        "list",
+        "calls",
+        "expected value (models)",
+        "true extra collected",
+        "share of oracle",
+        "true extra settled",
+        "share of oracle",
+    ):
         table.add_column(column, justify="right")
     for row in comparison.itertuples():
         table.add_row(
@@ -122,6 +133,8 @@ def _print_summary(console: Console, run, comparison: pd.DataFrame, written, wor
             "–" if pd.isna(row.model_expected_value) else f"{row.model_expected_value:,.0f}",
             f"{row.true_extra_collected:,.0f}",
             "–" if pd.isna(row.share_of_oracle) else f"{row.share_of_oracle:.0%}",
+            f"{row.true_extra_settled:,.0f}",
+            "–" if pd.isna(row.share_of_oracle_settled) else f"{row.share_of_oracle_settled:.0%}",
         )
     console.print(table)
     console.print(

@@ -3,6 +3,10 @@
 The oracle ranks with the world's true parameters (right-party chance per slot, the true gain
 from reaching the debtor, the money at stake) through the same assignment and compliance code,
 with every candidate scored (no prefilter), so the comparison isolates what the models know.
+
+Two yardsticks: the money the repayment label asks for, counted when it is met (what callq's
+models predict and rank by), and every settled payment in the horizon (what the centre's books
+show as collected). Each has its own oracle, drawn to maximise it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,13 @@ class ListOutcome:
     name: str
     calls: int
     expected_value: float  # the list's own estimate (callq's models), NaN for lists without one
-    extra_collected: float  # true expected money beyond making no calls, from the world
+    extra_collected: float  # true expected money (the label's) beyond making no calls, from the world
+    extra_settled: float  # true expected settled payments beyond making no calls, from the world
+
+    @classmethod
+    def replayed(cls, name: str, call_list: pd.DataFrame, world, expected_value: float = float("nan")) -> ListOutcome:
+        replay = world.replay(call_list)
+        return cls(name, len(call_list), expected_value, replay.extra, replay.extra_settled)
 
     def row(self) -> dict:
         return {
@@ -31,6 +41,7 @@ class ListOutcome:
             "calls": self.calls,
             "model_expected_value": self.expected_value,
             "true_extra_collected": self.extra_collected,
+            "true_extra_settled": self.extra_settled,
         }
 
 
@@ -48,8 +59,13 @@ def local_slot_utc(zones: np.ndarray, local_hour: np.ndarray, weekday: np.ndarra
     return result
 
 
-def oracle_list(simulation: Simulation, list_date: dt.date, features: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The call list drawn with full knowledge of the world, under the same rules and capacity."""
+def oracle_list(
+    simulation: Simulation, list_date: dt.date, features: pd.DataFrame | None = None, *, settled: bool = False
+) -> pd.DataFrame:
+    """The call list drawn with full knowledge of the world, under the same rules and capacity.
+
+    It maximises the label's money, or with `settled` every settled payment in the horizon.
+    """
     export, world = simulation.export, simulation.world
     ids = export.accounts["account_id"].to_numpy()
     p_none = world.true_p_repay(ids)
@@ -58,11 +74,12 @@ def oracle_list(simulation: Simulation, list_date: dt.date, features: pd.DataFra
 
         features = build_features(export).set_index("account_id", drop=False)
         features.index.name = None
+    if settled:  # the gain is money already: a stake of 1
+        gain, stake = world.true_settled_if_reached(ids) - world.true_settled(ids), 1.0
+    else:
+        gain, stake = world.true_p_repay_if_reached(ids) - p_none, world.money_at_stake
     scores = features.assign(
-        p_repay=p_none,
-        uplift=np.clip(world.true_p_repay_if_reached(ids) - p_none, 0.0, None),
-        value_at_stake=world.money_at_stake,
-        promise_followup=False,
+        p_repay=p_none, uplift=np.clip(gain, 0.0, None), value_at_stake=stake, promise_followup=False
     )
     true_contact = true_contact_probability(simulation, list_date)
     # Every candidate is scored (no prefilter: speed is no concern here) and, up to the exact
@@ -98,21 +115,20 @@ def compare_lists(simulation: Simulation, champions, list_date: dt.date, run=Non
     supervisor = supervisor_sort_list(
         export, operations, list_date, scored.account_scores, contact_probability(champions, scored.contact_grid)
     ).call_list
-    oracle = oracle_list(simulation, list_date, features=scored.features)
-
     outcomes = [
-        ListOutcome(
-            "callq", len(run.call_list), float(run.call_list["expected_value"].sum()), world.replay(run.call_list).extra
+        ListOutcome.replayed("callq", run.call_list, world, float(run.call_list["expected_value"].sum())),
+        ListOutcome.replayed("supervisor sort", supervisor, world, float(supervisor["expected_value"].sum())),
+        ListOutcome.replayed("oracle (true parameters)", oracle_list(simulation, list_date, scored.features), world),
+        ListOutcome.replayed(
+            "oracle (settled money)", oracle_list(simulation, list_date, scored.features, settled=True), world
         ),
-        ListOutcome(
-            "supervisor sort",
-            len(supervisor),
-            float(supervisor["expected_value"].sum()),
-            world.replay(supervisor).extra,
-        ),
-        ListOutcome("oracle (true parameters)", len(oracle), float("nan"), world.replay(oracle).extra),
     ]
     table = pd.DataFrame([outcome.row() for outcome in outcomes])
-    oracle_extra = table.loc[table["list"].str.startswith("oracle"), "true_extra_collected"].iloc[0]
-    table["share_of_oracle"] = table["true_extra_collected"] / oracle_extra if oracle_extra > 0 else np.nan
+    by_list = table.set_index("list")
+    for share, column, oracle in (
+        ("share_of_oracle", "true_extra_collected", "oracle (true parameters)"),
+        ("share_of_oracle_settled", "true_extra_settled", "oracle (settled money)"),
+    ):
+        best = by_list.at[oracle, column]
+        table[share] = table[column] / best if best > 0 else np.nan
     return table
