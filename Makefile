@@ -1,5 +1,5 @@
 # Convenience targets; each one is what the README documents.
-.PHONY: demo test lint bench bench-features bench-rank bench-pipeline bench-train bench-api bench-api-wrk
+.PHONY: demo test lint bench bench-features bench-rank bench-pipeline bench-pipeline-postgres bench-train bench-api bench-api-wrk
 
 demo:            ## generate, train, register, score and rank on a synthetic book
 	bash scripts/demo.sh
@@ -10,7 +10,7 @@ test:            ## lint and the whole test suite
 lint:
 	.venv/bin/ruff check .
 
-bench: bench-features bench-rank bench-pipeline bench-train bench-api   ## benchmarks (outside the test run)
+bench: bench-features bench-rank bench-pipeline bench-pipeline-postgres bench-train bench-api   ## benchmarks (outside the test run)
 
 bench-features:
 	.venv/bin/python experiments/bench_features.py --accounts 1000000
@@ -20,6 +20,9 @@ bench-rank:
 
 bench-pipeline:  ## `callq rank` end to end on 1,000,000 simulated accounts
 	.venv/bin/python experiments/bench_pipeline.py --accounts 1000000
+
+bench-pipeline-postgres:  ## the same, the book read from PostgreSQL (an embedded server unless a URL is given)
+	.venv/bin/python experiments/bench_pipeline.py --accounts 1000000 --postgres $(POSTGRES_URL)
 
 bench-train:
 	.venv/bin/python experiments/bench_train.py --accounts 300000
