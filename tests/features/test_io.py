@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,8 @@ from features.io import (
     write_export,
     write_frame,
 )
+from features.simulation import SimulationConfig, simulate
+from features.validate import RULE_NAIVE_TIMESTAMP
 from tests.factories import DEFAULT_AS_OF, assert_exports_equal, tiny_export
 
 
@@ -107,6 +110,92 @@ def test_postgres_server_defaults_and_float_money_do_not_change_what_is_read(pos
     # The UPDATE moved P1 to the end of the table's storage: SQL rows come in no particular order.
     loaded.payments = loaded.payments.sort_values("payment_id", ignore_index=True)
     assert_exports_equal(export, loaded)
+
+
+@pytest.mark.postgres
+def test_postgres_tables_read_in_parallel_ranges_keep_storage_order_and_one_snapshot(
+    postgres_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import features.io as io
+
+    export = simulate(SimulationConfig(n_accounts=150, days=60, seed=5)).export
+    write_export(export, postgres_db_url)
+    whole, _ = load_export(postgres_db_url)  # each table in one query, in storage order
+    assert whole.contacts["contact_id"].tolist() == export.contacts["contact_id"].tolist()
+    # Every table but accounts (export_meta too) split into three ctid ranges, read on three connections.
+    monkeypatch.setattr(io, "_PG_SPLIT_BYTES", 0)
+    monkeypatch.setattr(io, "_pg_readers", lambda: 3)
+    fetched: list[str] = []
+    fetch = io._adbc_fetch
+    writer = sa.create_engine(postgres_db_url)
+
+    first = threading.Lock()
+
+    def fetch_while_the_case_system_writes(cursor, part):
+        with first:
+            if not fetched:  # after the snapshot, before any part is read: a new contact is committed
+                with writer.begin() as connection:
+                    connection.execute(
+                        sa.text(
+                            "INSERT INTO contacts SELECT 'late-contact', account_id, started_at, channel, direction,"
+                            " outcome, agent_id, duration_s FROM contacts LIMIT 1"
+                        )
+                    )
+            fetched.append(part.query)
+        return fetch(cursor, part)
+
+    monkeypatch.setattr(io, "_adbc_fetch", fetch_while_the_case_system_writes)
+    loaded, report = load_export(postgres_db_url)
+    writer.dispose()
+    assert sum("ctid" in query for query in fetched) == 3 * len(TABLES)
+    assert_exports_equal(whole, loaded)  # rows in the same order, and no late contact
+    assert report.read["contacts"] == len(export.contacts)
+    assert "late-contact" in set(load_export(postgres_db_url)[0].contacts["contact_id"])
+
+
+@pytest.mark.postgres
+def test_postgres_columns_of_other_types_read_as_their_text(postgres_db_url: str) -> None:
+    # A case system's own DDL: VARCHAR and CHAR(n) ids, INTEGER and NUMERIC, REAL money, a naive TIMESTAMP.
+    export = tiny_export()
+    write_export(export, postgres_db_url)
+    engine = sa.create_engine(postgres_db_url)
+    with engine.begin() as connection:
+        for statement in (
+            "ALTER TABLE accounts ALTER COLUMN account_id TYPE varchar(12)",
+            "ALTER TABLE accounts ALTER COLUMN team TYPE char(8)",  # 'early' padded to 8 on the server
+            "ALTER TABLE contacts ALTER COLUMN duration_s TYPE integer",
+            "ALTER TABLE dues ALTER COLUMN amount_due TYPE real",
+            "ALTER TABLE promises ALTER COLUMN promised_amount TYPE numeric(12, 4)",
+            "ALTER TABLE payments ALTER COLUMN paid_at TYPE timestamp USING paid_at AT TIME ZONE 'UTC'",
+        ):
+            connection.exec_driver_sql(statement)
+    engine.dispose()
+    loaded, report = load_export(postgres_db_url, mode="lenient")
+    assert report.rejected["payments"] == len(export.payments)  # a timestamp without its offset, as from text
+    assert {violation.rule for violation in report.violations} == {RULE_NAIVE_TIMESTAMP}
+    export.payments = export.payments.iloc[:0]
+    assert_exports_equal(export, loaded)
+
+
+@pytest.mark.postgres
+def test_postgres_refusing_a_read_is_one_line_naming_the_database(postgres_db_url: str) -> None:
+    write_export(tiny_export(), postgres_db_url)
+    engine = sa.create_engine(postgres_db_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("DROP ROLE IF EXISTS callq_reader")
+        connection.exec_driver_sql("CREATE ROLE callq_reader LOGIN")
+        for table in ("accounts", "dues", "payments", "promises", "export_meta"):  # not contacts
+            connection.exec_driver_sql(f"GRANT SELECT ON {table} TO callq_reader")
+    reader = sa.engine.make_url(postgres_db_url).set(username="callq_reader", password=None)
+    try:
+        with pytest.raises(ExportError, match=r"^export .*callq_reader.*: cannot read \(.*permission denied") as caught:
+            load_export(reader.render_as_string(hide_password=False))
+        assert "\n" not in str(caught.value)
+    finally:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("DROP OWNED BY callq_reader")
+            connection.exec_driver_sql("DROP ROLE callq_reader")
+        engine.dispose()
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
@@ -347,12 +436,13 @@ def test_as_of_with_offset_in_export_json(tmp_path: Path) -> None:
     assert load_export(tmp_path)[0].as_of == DEFAULT_AS_OF
 
 
-@pytest.mark.parametrize("kind", ["csv", "parquet", "sqlite"])
-def test_empty_tables_round_trip(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("kind", ["csv", "parquet", "sqlite", "postgres"])
+def test_empty_tables_round_trip(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
     export = tiny_export()
     export.promises = export.promises.iloc[:0]
     export.payments = export.payments.iloc[:0]
-    target = _sqlite(tmp_path) if kind == "sqlite" else tmp_path / "export"
+    targets = {"sqlite": lambda: _sqlite(tmp_path), "postgres": lambda: request.getfixturevalue("postgres_db_url")}
+    target = targets.get(kind, lambda: tmp_path / "export")()
     write_export(export, target, fmt="csv" if kind == "csv" else "parquet")
     loaded, report = load_export(target)
     assert_exports_equal(export, loaded)
