@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pandas as pd
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -391,6 +392,28 @@ def test_frame_files_round_trip(tmp_path: Path, suffix: str) -> None:
         assert pq.read_schema(target).field("list_date").type == pa.date32()
 
 
+@pytest.mark.postgres
+def test_frame_postgres_round_trip_keeps_nulls_empty_text_and_quotes(postgres_db_url: str) -> None:
+    frame = _call_list("2026-11-23", ["001", "A2", "A3"])
+    frame["reasons"] = pd.array(['promise broken "yesterday", call', "", None], dtype="string")
+    target = f"{postgres_db_url}#call_list"
+    write_frame(frame, target)
+    write_frame(frame.iloc[:1], target)  # appended to the table the first write created
+    stored = read_frame(target)
+    pd.testing.assert_frame_equal(stored.iloc[:3], frame)
+    pd.testing.assert_frame_equal(stored.iloc[3:].reset_index(drop=True), frame.iloc[:1])
+    engine = sa.create_engine(postgres_db_url)
+    with engine.connect() as connection:
+        types = dict(
+            connection.execute(
+                sa.text("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'call_list'")
+            ).all()
+        )
+    engine.dispose()
+    assert types["list_date"] == "date" and types["call_at"] == "timestamp with time zone"
+    assert types["eligible"] == "boolean" and types["agent_id"] == "text"
+
+
 def test_frame_target_must_be_csv_parquet_or_url_table(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="end in .csv or .parquet"):
         write_frame(_call_list("2026-11-23", ["A1"]), tmp_path / "list.xlsx")
@@ -421,11 +444,12 @@ def test_write_frame_postgres_replaces_a_dates_rows(postgres_db_url: str) -> Non
     _replace_by_date(postgres_db_url)
 
 
-def test_write_frame_is_one_transaction(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'out.db'}"
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_write_frame_is_one_transaction(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("postgres_db_url") if kind == "postgres" else f"sqlite:///{tmp_path / 'out.db'}"
     write_frame(_call_list("2026-11-23", ["A1", "A2"]), f"{url}#call_list")
     broken = _call_list("2026-11-23", ["B1"]).assign(unknown_column=1)
-    with pytest.raises(pd.errors.DatabaseError, match="unknown_column"):
+    with pytest.raises((pd.errors.DatabaseError, psycopg.Error), match="unknown_column"):
         write_frame(broken, f"{url}#call_list", replace_where={"list_date": "2026-11-23"})
     assert list(read_frame(f"{url}#call_list")["account_id"]) == ["A1", "A2"]  # the delete rolled back
 
