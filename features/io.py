@@ -281,8 +281,10 @@ def _pg_parts(cursor, engine: sa.Engine, table: str, text_only: bool, readers: i
     query = f"SELECT {selected} FROM {_quote(engine, table)}"
     if table == "accounts" and any(name == "account_id" for name, _ in columns):
         # SQL rows come in storage order, which an UPDATE or VACUUM changes: accounts, whose order
-        # the models' sampling and the ranker's ties follow, come sorted by their id.
-        return [_PgPart(table, query + f" ORDER BY {_quote(engine, 'account_id')}", enums)]
+        # the models' sampling and the ranker's ties follow, come sorted by their id, as text compared
+        # byte by byte whatever the column's type or the database's collation (as SQLite sorts it).
+        account_id = _quote(engine, "account_id")
+        return [_PgPart(table, query + f' ORDER BY CAST({account_id} AS TEXT) COLLATE "C"', enums)]
     cursor.execute(f"SELECT pg_relation_size({_pg_literal(_quote(engine, table))}::regclass) AS bytes")
     pages = -(-cursor.fetchone()[0] // block)
     if pages * block <= _PG_SPLIT_BYTES:

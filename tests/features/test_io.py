@@ -216,6 +216,26 @@ def test_accounts_read_from_sql_come_in_id_order_whatever_the_storage_order(kind
     assert_exports_equal(export, loaded)
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_numeric_account_ids_come_in_the_order_of_their_text(kind, tmp_path, request) -> None:
+    url = request.getfixturevalue("postgres_db_url") if kind == "postgres" else _sqlite(tmp_path)
+    write_export(tiny_export(), url)
+    numbers = {"A1": "9", "A2": "10", "A3": "100", "A4": "11", "A5": "2"}
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        for table in TABLES:
+            for old, new in numbers.items():
+                update = f"UPDATE {table} SET account_id = :new WHERE account_id = :old"
+                connection.execute(sa.text(update), {"new": new, "old": old})
+        if kind == "postgres":  # a case system keeping numeric ids as numbers
+            connection.exec_driver_sql(
+                "ALTER TABLE accounts ALTER COLUMN account_id TYPE bigint USING account_id::bigint"
+            )
+    engine.dispose()
+    loaded, _ = load_export(url)
+    assert loaded.accounts["account_id"].tolist() == ["10", "100", "11", "2", "9"]
+
+
 def test_csv_layout_follows_the_contract(tmp_path: Path) -> None:
     write_export(tiny_export(), tmp_path, fmt="csv")
     assert json.loads((tmp_path / "export.json").read_text()) == {
