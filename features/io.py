@@ -73,6 +73,17 @@ def is_sql_url(source: str | Path) -> bool:
     return isinstance(source, str) and bool(_URL_RE.match(source))
 
 
+def shown_location(target: str | Path) -> str:
+    """A path, or a URL (`URL#table` too) with its password hidden, for messages and logs."""
+    if not is_sql_url(target):
+        return str(target)
+    url, hash_, table = str(target).partition("#")
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True) + hash_ + table
+    except sa.exc.ArgumentError:
+        return str(target)
+
+
 def _normalise_url(url: str) -> str:
     """Use psycopg 3 for PostgreSQL URLs that name no driver (psycopg2 is not installed)."""
     for prefix in ("postgresql://", "postgres://"):
@@ -187,10 +198,17 @@ def _quote(engine: sa.Engine, name: str) -> str:
 
 
 # PostgreSQL columns of these types are read in binary, straight into Arrow, and typed as Parquet's
-# are. Any other type (NUMERIC, DOUBLE PRECISION, REAL, CHAR(n), UUID, ...) is cast to text on the
-# server and parsed as a CSV value is: money reads the same whichever numeric type the case system
-# chose (DOUBLE PRECISION's 300.29999999999995 is 300.3 as text), CHAR(n) loses its padding.
-_PG_BINARY_TYPES = frozenset({"text", "varchar", "int2", "int4", "int8", "bool", "date", "timestamp", "timestamptz"})
+# are. Any other type (NUMERIC, DOUBLE PRECISION, REAL, CHAR(n), UUID, TIMESTAMP without a zone, ...)
+# is cast to text on the server and parsed as a CSV value is: money reads the same whichever numeric
+# type the case system chose (DOUBLE PRECISION's 300.29999999999995 is 300.3 as text), CHAR(n) loses
+# its padding, and a naive TIMESTAMP in a date column is refused as the text '2026-07-27 00:00:00' is.
+_PG_BINARY_TYPES = frozenset({"text", "varchar", "int2", "int4", "int8", "bool", "date", "timestamptz"})
+_PG_TIME_TYPES = frozenset({"date", "timestamptz"})
+# Dates and times callq can compute with (pandas' nanosecond range). In binary, PostgreSQL's
+# 'infinity' and years like 12000 or 44 BC come out of the driver as garbage or out of that range: a
+# part holding one is read again with its dates and times as text, so the checks name the value.
+_EARLIEST_US = pd.Timestamp.min.ceil("D").value // 1000
+_LATEST_US = pd.Timestamp.max.floor("D").value // 1000
 # A table larger than this is read in as many ctid ranges as there are readers, in parallel.
 _PG_SPLIT_BYTES = 32 * 2**20
 
@@ -210,28 +228,54 @@ def _adbc_conninfo(engine: sa.Engine) -> str:
 
 @dataclass(frozen=True)
 class _PgPart:
-    """One query of a PostgreSQL read: a table, or one ctid range of it."""
+    """One query of a PostgreSQL read: a table, or one ctid range of it; `as_text` is the same query with
+    its dates and times cast to text."""
 
     table: str
     query: str
     enums: tuple[str, ...]
+    as_text: str
+
+
+def _out_of_range(column: pa.ChunkedArray) -> bool:
+    """Whether a date or timestamp column holds a value outside the dates callq computes with."""
+    if pa.types.is_date32(column.type):
+        days = column.cast(pa.int32())
+        extremes = pc.min_max(days)
+        low, high = _EARLIEST_US // 86_400_000_000, _LATEST_US // 86_400_000_000
+    elif pa.types.is_timestamp(column.type):
+        extremes = pc.min_max(column.cast(pa.int64()))
+        low, high = _EARLIEST_US, _LATEST_US
+    else:
+        return False
+    least, most = extremes["min"].as_py(), extremes["max"].as_py()
+    return least is not None and (least < low or most > high)
 
 
 def _adbc_fetch(cursor, part: _PgPart) -> pa.Table:
-    """The part's rows as Arrow, enumerated columns dictionary-encoded batch by batch (as from Parquet)."""
-    cursor.execute(part.query)
+    """The part's rows as Arrow, enumerated columns dictionary-encoded (as from Parquet); dates and
+    times as text where one is out of range."""
+    table = _adbc_fetch_query(cursor, part.query, part.enums)
+    if part.as_text != part.query and any(_out_of_range(column) for column in table.columns):
+        del table
+        return _adbc_fetch_query(cursor, part.as_text, part.enums)
+    return table
+
+
+def _adbc_fetch_query(cursor, query: str, enums: tuple[str, ...]) -> pa.Table:
+    cursor.execute(query)
     reader = cursor.fetch_record_batch()
     batches = []
     for batch in reader:
         # Copied into Arrow's own pool at their exact sizes: the driver's buffers grow by doubling, and
         # kept as they are they held 0.3 GiB more on a 200,000-account book.
         columns = [
-            pc.dictionary_encode(column) if name in part.enums else pa.concat_arrays([column])
+            pc.dictionary_encode(column) if name in enums else pa.concat_arrays([column])
             for name, column in zip(batch.schema.names, batch.columns, strict=True)
         ]
         batches.append(pa.RecordBatch.from_arrays(columns, names=batch.schema.names))
     schema = pa.schema(
-        [pa.field(f.name, pa.dictionary(pa.int32(), f.type) if f.name in part.enums else f.type) for f in reader.schema]
+        [pa.field(f.name, pa.dictionary(pa.int32(), f.type) if f.name in enums else f.type) for f in reader.schema]
     )
     return pa.Table.from_batches(batches, schema=schema)
 
@@ -265,12 +309,15 @@ def _pg_parts(cursor, engine: sa.Engine, table: str, text_only: bool, readers: i
         " AND NOT a.attisdropped ORDER BY a.attnum"
     )
     columns = cursor.fetchall()
-    selected = ", ".join(
-        _quote(engine, name)
-        if kind in _PG_BINARY_TYPES and not text_only
-        else f"CAST({_quote(engine, name)} AS TEXT) AS {_quote(engine, name)}"
-        for name, kind in columns
-    )
+
+    def select(binary: frozenset[str]) -> str:
+        return ", ".join(
+            _quote(engine, name)
+            if kind in binary and not text_only
+            else f"CAST({_quote(engine, name)} AS TEXT) AS {_quote(engine, name)}"
+            for name, kind in columns
+        )
+
     # Enumerated text columns come dictionary-encoded, as from Parquet (a year of contacts as plain
     # strings holds gigabytes more).
     enums = tuple(
@@ -278,25 +325,25 @@ def _pg_parts(cursor, engine: sa.Engine, table: str, text_only: bool, readers: i
         for name, kind in columns
         if name in ENUM_COLUMNS.get(table, {}) and (kind in ("text", "varchar") or text_only)
     )
-    query = f"SELECT {selected} FROM {_quote(engine, table)}"
+    source = f" FROM {_quote(engine, table)}"
+    binary, as_text = f"SELECT {select(_PG_BINARY_TYPES)}", f"SELECT {select(_PG_BINARY_TYPES - _PG_TIME_TYPES)}"
+
+    def part(suffix: str) -> _PgPart:
+        return _PgPart(table, binary + source + suffix, enums, as_text + source + suffix)
+
     if table == "accounts" and any(name == "account_id" for name, _ in columns):
         # SQL rows come in storage order, which an UPDATE or VACUUM changes: accounts, whose order
         # the models' sampling and the ranker's ties follow, come sorted by their id, as text compared
         # byte by byte whatever the column's type or the database's collation (as SQLite sorts it).
-        account_id = _quote(engine, "account_id")
-        return [_PgPart(table, query + f' ORDER BY CAST({account_id} AS TEXT) COLLATE "C"', enums)]
+        return [part(f' ORDER BY CAST({_quote(engine, "account_id")} AS TEXT) COLLATE "C"')]
     cursor.execute(f"SELECT pg_relation_size({_pg_literal(_quote(engine, table))}::regclass) AS bytes")
     pages = -(-cursor.fetchone()[0] // block)
     if pages * block <= _PG_SPLIT_BYTES:
-        return [_PgPart(table, query, enums)]
+        return [part("")]
     # Storage order kept: the ranges in page order, a TID range scan each (PostgreSQL 14+).
     bounds = [pages * i // readers for i in range(readers)] + [None]
     return [
-        _PgPart(
-            table,
-            query + f" WHERE ctid >= '({start},0)'::tid" + ("" if end is None else f" AND ctid < '({end},0)'::tid"),
-            enums,
-        )
+        part(f" WHERE ctid >= '({start},0)'::tid" + ("" if end is None else f" AND ctid < '({end},0)'::tid"))
         for start, end in zip(bounds[:-1], bounds[1:], strict=True)
     ]
 
@@ -346,10 +393,29 @@ def _read_postgres_tables(engine: sa.Engine, tables: list[str], text_only: Colle
         cursor.execute("COMMIT")
     frames = {}
     for table in tables:
-        pieces = [results.pop(i) for i, part in enumerate(parts) if part.table == table]
+        pieces = _same_types([results.pop(i) for i, part in enumerate(parts) if part.table == table])
         frames[table] = _to_pandas(pa.concat_tables(pieces).unify_dictionaries() if len(pieces) > 1 else pieces[0])
         del pieces
     return frames
+
+
+def _same_types(pieces: list[pa.Table]) -> list[pa.Table]:
+    """Parts of one table where one part was read again with its dates and times as text: the others'
+    dates and times as text too (ISO-8601, as PostgreSQL writes them), so the parts concatenate."""
+    if len({piece.schema for piece in pieces}) == 1:
+        return pieces
+    text = {f.name for piece in pieces for f in piece.schema if pa.types.is_string(f.type)}
+    unified = []
+    for piece in pieces:
+        columns = []
+        for f, column in zip(piece.schema, piece.columns, strict=True):
+            if f.name in text and pa.types.is_timestamp(f.type):
+                column = _iso_utc(column)
+            elif f.name in text and pa.types.is_date32(f.type):
+                column = column.cast(pa.string())
+            columns.append(column)
+        unified.append(pa.Table.from_arrays(columns, names=piece.column_names))
+    return unified
 
 
 def _pg_literal(text: str) -> str:

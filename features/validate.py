@@ -7,6 +7,7 @@ rows that break a rule become `Violation` objects. The same pass types the colum
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -209,6 +210,18 @@ def _arrow_cast(text: pd.Series, to: pa.DataType) -> pd.Series | None:
     return pd.Series(cast.to_pandas(), index=text.index)
 
 
+# The dates and times callq computes with: pandas' nanosecond range. A value outside it (a year 12000
+# or 44 BC in a Parquet file) is refused as unreadable, whatever the source.
+_EARLIEST, _LATEST = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")
+
+
+def _out_of_range(values: pd.Series) -> np.ndarray:
+    earliest, latest = _EARLIEST, _LATEST
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        earliest, latest = earliest.tz_localize("UTC"), latest.tz_localize("UTC")
+    return _bool_array((values < earliest) | (values > latest))
+
+
 def _parse_date(raw: pd.Series) -> _Parsed:
     null = _bool_array(raw.isna())
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
@@ -216,19 +229,21 @@ def _parse_date(raw: pd.Series) -> _Parsed:
         return _Parsed(values, [(RULE_DATE, ~null)])
     if pd.api.types.is_datetime64_dtype(raw.dtype):
         values = raw.astype("datetime64[s]")
-        bad = _bool_array(values != values.dt.normalize()) & ~null
+        bad = (_out_of_range(values) | _bool_array(values != values.dt.normalize())) & ~null
         return _Parsed(values.mask(bad), [(RULE_DATE, bad)])
     text = _as_text(raw)
     shaped = _match(text, _DATE_RE)
-    parsed = pd.to_datetime(text.where(shaped), format="%Y-%m-%d", errors="coerce")
-    bad = ~null & _bool_array(parsed.isna())
-    return _Parsed(parsed.astype("datetime64[s]"), [(RULE_DATE, bad)])
+    parsed = pd.to_datetime(text.where(shaped), format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
+    bad = ~null & (_bool_array(parsed.isna()) | _out_of_range(parsed))
+    return _Parsed(parsed.mask(bad), [(RULE_DATE, bad)])
 
 
 def _parse_timestamp(raw: pd.Series) -> _Parsed:
     null = _bool_array(raw.isna())
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        return _Parsed(raw.dt.tz_convert("UTC").astype("datetime64[us, UTC]"), [])
+        values = raw.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+        bad = _out_of_range(values) & ~null
+        return _Parsed(values.mask(bad), [(RULE_TIMESTAMP, bad)])
     if pd.api.types.is_datetime64_dtype(raw.dtype):
         values = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
         return _Parsed(values, [(RULE_NAIVE_TIMESTAMP, ~null)])
@@ -241,8 +256,9 @@ def _parse_timestamp(raw: pd.Series) -> _Parsed:
     parsed = _arrow_cast(text.where(with_offset), pa.timestamp("us", tz="UTC"))
     if parsed is None:
         parsed = pd.to_datetime(text.where(with_offset), utc=True, format="ISO8601", errors="coerce")
-    bad = ~null & ~naive & _bool_array(parsed.isna())
-    return _Parsed(parsed.astype("datetime64[us, UTC]"), [(RULE_NAIVE_TIMESTAMP, naive), (RULE_TIMESTAMP, bad)])
+    parsed = parsed.astype("datetime64[us, UTC]")
+    bad = ~null & ~naive & (_bool_array(parsed.isna()) | _out_of_range(parsed))
+    return _Parsed(parsed.mask(bad), [(RULE_NAIVE_TIMESTAMP, naive), (RULE_TIMESTAMP, bad)])
 
 
 def _parse_money(raw: pd.Series) -> _Parsed:
@@ -592,7 +608,14 @@ def _row_names(name: str, raw: pd.DataFrame, typed: pd.DataFrame, rows: np.ndarr
 
 def _shown(raw: pd.Series, rows: np.ndarray) -> list[str]:
     values = raw.iloc[rows].astype(object).to_numpy()
-    return ["" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+    return ["" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else _text(v) for v in values]
+
+
+def _text(value: object) -> str:
+    if isinstance(value, pd.Timestamp) and not dt.MINYEAR <= value.year <= dt.MAXYEAR:
+        # Python cannot print it (a year 12000 from a Parquet file): numpy can.
+        return str(np.datetime_as_string(value.asm8)) + ("" if value.tz is None else " UTC")
+    return str(value)
 
 
 def _table_check(name: str, raw: pd.DataFrame, typed: pd.DataFrame, problems: list[_Problem]) -> TableCheck:

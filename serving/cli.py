@@ -95,7 +95,7 @@ def validate(
     limit: Annotated[int, typer.Option("--limit", help="Lines shown per rule.")] = 20,
 ) -> None:
     """Check an export against the contract and report every violation."""
-    from features.io import check_export
+    from features.io import check_export, shown_location
     from features.validate import format_violations
 
     check = check_export(export, max_per_rule=limit)
@@ -103,7 +103,7 @@ def validate(
         report = format_violations(check.violations, limit_per_rule=limit, totals=check.totals)
         console.print(report, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-    out.print(f"{export}: a valid contract v1 export", highlight=False)
+    out.print(f"{shown_location(export)}: a valid contract v1 export", highlight=False)
 
 
 @app.command("features")
@@ -121,7 +121,7 @@ def features_command(
     import pandas as pd
 
     from features.build import build_features
-    from features.io import write_frame
+    from features.io import shown_location, write_frame
 
     loaded = _load(export, lenient, rejects)
     snapshots = None
@@ -133,7 +133,7 @@ def features_command(
         snapshots = pd.concat([pd.DataFrame({"account_id": ids, "as_of": date}) for date in dates])
     frame = build_features(loaded, snapshots)
     write_frame(frame, out_file)
-    out.print(f"wrote {len(frame):,} rows × {frame.shape[1]} columns to {out_file}", highlight=False)
+    out.print(f"wrote {len(frame):,} rows × {frame.shape[1]} columns to {shown_location(out_file)}", highlight=False)
 
 
 @app.command()
@@ -171,7 +171,7 @@ def score(
     rejects: RejectsOpt = Path("rejects"),
 ) -> None:
     """Write contract `scores` for every account with the champion models."""
-    from features.io import write_frame
+    from features.io import shown_location, write_frame
     from serving.pipeline import load_models, score_export
 
     loaded = _load(export, lenient, rejects)
@@ -179,7 +179,8 @@ def score(
     # A table keeps every export's scores; scoring the same export again replaces its rows.
     write_frame(scored.scores, out_file, replace_where={"as_of": loaded.as_of})
     eligible = int(scored.scores["eligible"].sum())
-    out.print(f"wrote {len(scored.scores):,} scores ({eligible:,} eligible) to {out_file}", highlight=False)
+    where = shown_location(out_file)
+    out.print(f"wrote {len(scored.scores):,} scores ({eligible:,} eligible) to {where}", highlight=False)
 
 
 @app.command()
@@ -197,6 +198,7 @@ def rank(
 ) -> None:
     """Write the compliant, ranked call list for one list date."""
     from features.contract import Operations
+    from features.io import shown_location
     from serving.pipeline import load_models, run_day, write_day
 
     operations = Operations.from_yaml(ops)
@@ -204,9 +206,9 @@ def rank(
     run = run_day(_load(export, lenient, rejects), operations, list_date, load_models())
     written = write_day(run, out_file, special)
     out.print(
-        f"wrote {len(run.call_list):,} calls for {list_date} to {written.call_list} "
+        f"wrote {len(run.call_list):,} calls for {list_date} to {shown_location(written.call_list)} "
         f"(expected value {run.call_list['expected_value'].sum():,.0f}); "
-        f"{len(run.special_handling):,} special-handling accounts to {written.special_handling}",
+        f"{len(run.special_handling):,} special-handling accounts to {shown_location(written.special_handling)}",
         highlight=False,
     )
     left_out = [f"{rule.replace('_', ' ')} {count:,}" for rule, count in run.excluded.items() if count]

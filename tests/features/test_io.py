@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import threading
 from pathlib import Path
@@ -21,11 +22,12 @@ from features.io import (
     is_sql_url,
     load_export,
     read_frame,
+    shown_location,
     write_export,
     write_frame,
 )
 from features.simulation import SimulationConfig, simulate
-from features.validate import RULE_NAIVE_TIMESTAMP
+from features.validate import RULE_DATE, RULE_NAIVE_TIMESTAMP, RULE_TIMESTAMP
 from tests.factories import DEFAULT_AS_OF, assert_exports_equal, tiny_export
 
 
@@ -176,6 +178,53 @@ def test_postgres_columns_of_other_types_read_as_their_text(postgres_db_url: str
     assert {violation.rule for violation in report.violations} == {RULE_NAIVE_TIMESTAMP}
     export.payments = export.payments.iloc[:0]
     assert_exports_equal(export, loaded)
+
+
+@pytest.mark.postgres
+def test_postgres_dates_and_times_out_of_range_are_named_as_the_server_writes_them(
+    postgres_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import features.io as io
+
+    export = tiny_export()
+    write_export(export, postgres_db_url)
+    engine = sa.create_engine(postgres_db_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE payments SET paid_at = 'infinity' WHERE payment_id = 'P1'")
+        connection.exec_driver_sql("UPDATE contacts SET started_at = '-infinity' WHERE contact_id = 'K1'")
+        connection.exec_driver_sql("UPDATE dues SET due_date = '12000-01-01' WHERE ctid = (SELECT min(ctid) FROM dues)")
+        connection.exec_driver_sql("UPDATE accounts SET opened_date = '0044-03-15 BC' WHERE account_id = 'A2'")
+        # A date column kept as a naive TIMESTAMP: refused, as its text would be.
+        connection.exec_driver_sql("ALTER TABLE promises ALTER COLUMN promised_date TYPE timestamp")
+    engine.dispose()
+    monkeypatch.setattr(io, "_PG_SPLIT_BYTES", 0)  # contacts in ranges: only the one holding K1 read as text
+    check = check_export(postgres_db_url)
+    shown = {(v.table, v.row, v.column): (v.rule, v.value) for v in check.violations}
+    assert shown[("payments", "P1", "paid_at")] == (RULE_TIMESTAMP, "infinity")
+    assert shown[("contacts", "K1", "started_at")] == (RULE_TIMESTAMP, "-infinity")
+    assert ("dues", RULE_DATE, "12000-01-01") in {(t, rule, value) for (t, _, _), (rule, value) in shown.items()}
+    assert shown[("accounts", "A2", "opened_date")] == (RULE_DATE, "0044-03-15 BC")
+    promised = [key for key in shown if key[0] == "promises"]
+    assert promised and all(shown[key][0] == RULE_DATE for key in promised)
+    # One contact's time is out of range; the rest of its part, read again as text, is read as before.
+    assert check.tables["contacts"].reasons.str.contains("started_at", na=False).sum() == 1
+
+
+def test_parquet_dates_and_times_out_of_range_are_refused(tmp_path: Path) -> None:
+    write_export(tiny_export(), tmp_path)
+    for name, column, value in (("dues", "due_date", "date"), ("contacts", "started_at", "timestamp")):
+        table = pq.read_table(tmp_path / f"{name}.parquet")
+        values = table.column(column).to_pylist()
+        far = dt.date(9999, 12, 31) if value == "date" else dt.datetime(1500, 1, 1, tzinfo=dt.UTC)
+        values[0] = far
+        table = table.set_column(
+            table.schema.get_field_index(column), column, pa.array(values, table.schema.field(column).type)
+        )
+        pq.write_table(table, tmp_path / f"{name}.parquet")
+    check = check_export(tmp_path)
+    shown = {(v.table, v.column): (v.rule, v.value) for v in check.violations}
+    assert shown[("dues", "due_date")] == (RULE_DATE, "9999-12-31 00:00:00")
+    assert shown[("contacts", "started_at")] == (RULE_TIMESTAMP, "1500-01-01 00:00:00+00:00")
 
 
 @pytest.mark.postgres
@@ -375,6 +424,14 @@ def test_not_an_export(tmp_path: Path) -> None:
         load_export(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="mode"):
         load_export(tmp_path, mode="sloppy")
+
+
+def test_shown_location_hides_a_urls_password() -> None:
+    assert (
+        shown_location("postgresql+psycopg://u:secret@db/cases#scores") == "postgresql+psycopg://u:***@db/cases#scores"
+    )
+    assert shown_location("sqlite:///out.db#call_list") == "sqlite:///out.db#call_list"
+    assert shown_location(Path("callq-out/scores.parquet")) == "callq-out/scores.parquet"
 
 
 def test_is_sql_url() -> None:
