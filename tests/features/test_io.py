@@ -75,6 +75,16 @@ def test_a_blank_team_or_agent_is_no_team_or_agent(tmp_path: Path) -> None:
     assert pd.isna(loaded.accounts.loc[0, "team"]) and pd.isna(loaded.accounts.loc[1, "agent_id"])
 
 
+def _column_types(url: str, table: str) -> dict[str, str]:
+    """PostgreSQL's name for the type of each column of `table`."""
+    engine = sa.create_engine(url)
+    query = "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = :table"
+    with engine.connect() as connection:
+        types = dict(connection.execute(sa.text(query), {"table": table}).all())
+    engine.dispose()
+    return types
+
+
 @pytest.mark.postgres
 def test_round_trip_postgres(postgres_db_url: str) -> None:
     export = tiny_export(as_of="2026-11-23T08:00:00+08:00")
@@ -83,14 +93,7 @@ def test_round_trip_postgres(postgres_db_url: str) -> None:
     loaded, report = load_export(postgres_db_url)
     assert_exports_equal(export, loaded)
     assert report.reconciles() and sum(report.rejected.values()) == 0
-    engine = sa.create_engine(postgres_db_url)
-    with engine.connect() as connection:
-        types = dict(
-            connection.execute(
-                sa.text("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'payments'")
-            ).all()
-        )
-    engine.dispose()
+    types = _column_types(postgres_db_url, "payments")
     assert types["paid_at"] == "timestamp with time zone" and types["amount"] == "numeric"
 
 
@@ -479,14 +482,7 @@ def test_frame_postgres_round_trip_keeps_nulls_empty_text_and_quotes(postgres_db
     stored = read_frame(target)
     pd.testing.assert_frame_equal(stored.iloc[:3], frame)
     pd.testing.assert_frame_equal(stored.iloc[3:].reset_index(drop=True), frame.iloc[:1])
-    engine = sa.create_engine(postgres_db_url)
-    with engine.connect() as connection:
-        types = dict(
-            connection.execute(
-                sa.text("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'call_list'")
-            ).all()
-        )
-    engine.dispose()
+    types = _column_types(postgres_db_url, "call_list")
     assert types["list_date"] == "date" and types["call_at"] == "timestamp with time zone"
     assert types["eligible"] == "boolean" and types["agent_id"] == "text"
 
