@@ -40,6 +40,8 @@ from features.contract import (
     Violation,
 )
 from features.validate import (
+    EARLIEST,
+    LATEST,
     META_TABLE,
     WHOLE,
     ExportCheck,
@@ -204,11 +206,10 @@ def _quote(engine: sa.Engine, name: str) -> str:
 # its padding, and a naive TIMESTAMP in a date column is refused as the text '2026-07-27 00:00:00' is.
 _PG_BINARY_TYPES = frozenset({"text", "varchar", "int2", "int4", "int8", "bool", "date", "timestamptz"})
 _PG_TIME_TYPES = frozenset({"date", "timestamptz"})
-# Dates and times callq can compute with (pandas' nanosecond range). In binary, PostgreSQL's
-# 'infinity' and years like 12000 or 44 BC come out of the driver as garbage or out of that range: a
-# part holding one is read again with its dates and times as text, so the checks name the value.
-_EARLIEST_US = pd.Timestamp.min.ceil("D").value // 1000
-_LATEST_US = pd.Timestamp.max.floor("D").value // 1000
+_EPOCH = pd.Timestamp("1970-01-01")
+# In binary, PostgreSQL's 'infinity' and years like 12000 or 44 BC come out of the driver as garbage or
+# outside the dates callq computes with (`features.validate.EARLIEST`..`LATEST`): a part holding one is
+# read again with its dates and times as text, so the checks name the value.
 # A table larger than this is read in as many ctid ranges as there are readers, in parallel.
 _PG_SPLIT_BYTES = 32 * 2**20
 
@@ -240,12 +241,11 @@ class _PgPart:
 def _out_of_range(column: pa.ChunkedArray) -> bool:
     """Whether a date or timestamp column holds a value outside the dates callq computes with."""
     if pa.types.is_date32(column.type):
-        days = column.cast(pa.int32())
-        extremes = pc.min_max(days)
-        low, high = _EARLIEST_US // 86_400_000_000, _LATEST_US // 86_400_000_000
+        extremes = pc.min_max(column.cast(pa.int32()))
+        low, high = (EARLIEST - _EPOCH).days, (LATEST - _EPOCH).days
     elif pa.types.is_timestamp(column.type):
         extremes = pc.min_max(column.cast(pa.int64()))
-        low, high = _EARLIEST_US, _LATEST_US
+        low, high = EARLIEST.value // 1000, LATEST.value // 1000  # microseconds, as the driver gives them
     else:
         return False
     least, most = extremes["min"].as_py(), extremes["max"].as_py()
@@ -363,8 +363,8 @@ def _read_postgres_tables(engine: sa.Engine, tables: list[str], text_only: Colle
             part for table in tables for part in _pg_parts(cursor, engine, table, table in text_only, readers, block)
         ]
 
-        def read_parts(assigned: list[_PgPart], shared: bool) -> list[pa.Table]:
-            if not shared:
+        def read_parts(assigned: list[_PgPart], own_connection: bool) -> list[pa.Table]:
+            if not own_connection:
                 return [_adbc_fetch(cursor, part) for part in assigned]
             with adbc.connect(conninfo, autocommit=True) as connection, connection.cursor() as own:
                 for setting in _PG_SETTINGS:
@@ -422,31 +422,32 @@ def _pg_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _read_text_table(connection: sa.Connection, inspector: sa.Inspector, table: str) -> pd.DataFrame:
+    """A table of a database other than PostgreSQL, every column as text: one parser for every source."""
+    engine = connection.engine
+    columns = [column["name"] for column in inspector.get_columns(table)]
+    cast = ", ".join(f"CAST({_quote(engine, c)} AS TEXT) AS {_quote(engine, c)}" for c in columns)
+    query = f"SELECT {cast} FROM {_quote(engine, table)}"
+    if table == "accounts" and "account_id" in columns:
+        # SQL rows come in storage order, which an UPDATE or VACUUM changes: accounts, whose order the
+        # models' sampling and the ranker's ties follow, come sorted by their id.
+        query += f" ORDER BY {_quote(engine, 'account_id')}"
+    frame = pd.read_sql_query(sa.text(query), connection)
+    return frame.astype({column: "string" for column in frame.columns})
+
+
 def _read_sql_raw(url: str) -> RawExport:
     engine = _engine(url)
+    postgres = _is_postgres(engine)
     try:
         with engine.connect() as connection:
-            present = set(sa.inspect(connection).get_table_names())
-        wanted = [name for name in (*TABLES, META_TABLE) if name in present]
-        if _is_postgres(engine):
+            inspector = sa.inspect(connection)
+            present = set(inspector.get_table_names())
+            wanted = [name for name in (*TABLES, META_TABLE) if name in present]
+            if not postgres:
+                frames = {name: _read_text_table(connection, inspector, name) for name in wanted}
+        if postgres:  # on ADBC's own connections, once SQLAlchemy's is back in the pool
             frames = _read_postgres(engine, wanted, text_only=[META_TABLE])
-        else:
-            with engine.connect() as connection:
-                inspector = sa.inspect(connection)
-
-                def read(table: str) -> pd.DataFrame:
-                    # Every column as text: one parser for every source.
-                    columns = [column["name"] for column in inspector.get_columns(table)]
-                    cast = ", ".join(f"CAST({_quote(engine, c)} AS TEXT) AS {_quote(engine, c)}" for c in columns)
-                    query = f"SELECT {cast} FROM {_quote(engine, table)}"
-                    if table == "accounts" and "account_id" in columns:
-                        # SQL rows come in storage order, which an UPDATE or VACUUM changes: accounts, whose
-                        # order the models' sampling and the ranker's ties follow, come sorted by their id.
-                        query += f" ORDER BY {_quote(engine, 'account_id')}"
-                    frame = pd.read_sql_query(sa.text(query), connection)
-                    return frame.astype({column: "string" for column in frame.columns})
-
-                frames = {name: read(name) for name in wanted}
     finally:
         engine.dispose()
     tables = {name: frames.get(name) for name in TABLES}
@@ -463,7 +464,7 @@ def read_raw_export(source: str | Path) -> RawExport:
     """Read an export as stored (directory or SQLAlchemy URL), without typing or checks."""
     if is_sql_url(source):
         url = sa.engine.make_url(_normalise_url(str(source)))
-        shown = url.render_as_string(hide_password=True)
+        shown = shown_location(_normalise_url(str(source)))
         if url.drivername.startswith("sqlite") and url.database not in (None, "", ":memory:"):
             if not Path(url.database).is_file():
                 # SQLite would silently create an empty database: say what is wrong instead.
@@ -977,12 +978,13 @@ def write_frame(frame: pd.DataFrame, target: str | Path, *, replace_where: Mappi
             condition = " AND ".join(f"{_quote(engine, column)} = :p{i}" for i, column in enumerate(replace_where))
             params = {f"p{i}": _sql_value(value, postgres) for i, value in enumerate(replace_where.values())}
             connection.execute(sa.text(f"DELETE FROM {_quote(engine, table)} WHERE {condition}"), params)
-        stored, types = _sql_frame(frame, postgres)
         if not postgres:
+            stored, types = _sql_frame(frame, postgres)
             stored.to_sql(table, connection, if_exists="append", index=False, dtype=types, chunksize=_INSERT_CHUNK_ROWS)
             return
         # PostgreSQL: the table created as pandas would (when absent), the rows sent through COPY (a
         # million scores: 4 s, against 18 s as INSERTs).
         if not sa.inspect(connection).has_table(table):
+            stored, types = _sql_frame(frame, postgres)
             stored.head(0).to_sql(table, connection, index=False, dtype=types)
         _copy_in(connection, table, _csv_frame_table(frame))

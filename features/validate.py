@@ -212,11 +212,11 @@ def _arrow_cast(text: pd.Series, to: pa.DataType) -> pd.Series | None:
 
 # The dates and times callq computes with: pandas' nanosecond range. A value outside it (a year 12000
 # or 44 BC in a Parquet file) is refused as unreadable, whatever the source.
-_EARLIEST, _LATEST = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")
+EARLIEST, LATEST = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")
 
 
 def _out_of_range(values: pd.Series) -> np.ndarray:
-    earliest, latest = _EARLIEST, _LATEST
+    earliest, latest = EARLIEST, LATEST
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         earliest, latest = earliest.tz_localize("UTC"), latest.tz_localize("UTC")
     return _bool_array((values < earliest) | (values > latest))
