@@ -35,6 +35,11 @@ def _sqlite(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'export.db'}"
 
 
+def _sql_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """An empty database of `kind` ("sqlite" or "postgres"), the PostgreSQL one started only when asked for."""
+    return request.getfixturevalue("postgres_db_url") if kind == "postgres" else _sqlite(tmp_path)
+
+
 @pytest.mark.parametrize("kind", ["csv", "parquet", "sqlite"])
 def test_round_trip(tmp_path: Path, kind: str) -> None:
     export = tiny_export()
@@ -253,7 +258,7 @@ def test_postgres_refusing_a_read_is_one_line_naming_the_database(postgres_db_ur
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_accounts_read_from_sql_come_in_id_order_whatever_the_storage_order(kind, tmp_path, request) -> None:
-    url = request.getfixturevalue("postgres_db_url") if kind == "postgres" else _sqlite(tmp_path)
+    url = _sql_url(kind, tmp_path, request)
     export = tiny_export()
     write_export(export, url)
     engine = sa.create_engine(url)
@@ -270,7 +275,7 @@ def test_accounts_read_from_sql_come_in_id_order_whatever_the_storage_order(kind
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_numeric_account_ids_come_in_the_order_of_their_text(kind, tmp_path, request) -> None:
-    url = request.getfixturevalue("postgres_db_url") if kind == "postgres" else _sqlite(tmp_path)
+    url = _sql_url(kind, tmp_path, request)
     write_export(tiny_export(), url)
     numbers = {"A1": "9", "A2": "10", "A3": "100", "A4": "11", "A5": "2"}
     engine = sa.create_engine(url)
@@ -519,7 +524,7 @@ def test_write_frame_postgres_replaces_a_dates_rows(postgres_db_url: str) -> Non
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_write_frame_is_one_transaction(tmp_path: Path, kind: str, request: pytest.FixtureRequest) -> None:
-    url = request.getfixturevalue("postgres_db_url") if kind == "postgres" else f"sqlite:///{tmp_path / 'out.db'}"
+    url = _sql_url(kind, tmp_path, request)
     write_frame(_call_list("2026-11-23", ["A1", "A2"]), f"{url}#call_list")
     broken = _call_list("2026-11-23", ["B1"]).assign(unknown_column=1)
     with pytest.raises((pd.errors.DatabaseError, psycopg.Error), match="unknown_column"):
@@ -538,8 +543,7 @@ def test_empty_tables_round_trip(tmp_path: Path, kind: str, request: pytest.Fixt
     export = tiny_export()
     export.promises = export.promises.iloc[:0]
     export.payments = export.payments.iloc[:0]
-    targets = {"sqlite": lambda: _sqlite(tmp_path), "postgres": lambda: request.getfixturevalue("postgres_db_url")}
-    target = targets.get(kind, lambda: tmp_path / "export")()
+    target = _sql_url(kind, tmp_path, request) if kind in ("sqlite", "postgres") else tmp_path / "export"
     write_export(export, target, fmt="csv" if kind == "csv" else "parquet")
     loaded, report = load_export(target)
     assert_exports_equal(export, loaded)
