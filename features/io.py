@@ -212,6 +212,8 @@ _EPOCH = pd.Timestamp("1970-01-01")
 # read again with its dates and times as text, so the checks name the value.
 # A table larger than this is read in as many ctid ranges as there are readers, in parallel.
 _PG_SPLIT_BYTES = 32 * 2**20
+# TID range scans came with PostgreSQL 14: before it, every range would scan the whole table.
+_PG_TID_RANGE_SCANS = 140000
 
 
 def _pg_readers() -> int:
@@ -338,7 +340,7 @@ def _pg_parts(cursor, engine: sa.Engine, table: str, text_only: bool, readers: i
         return [part(f' ORDER BY CAST({_quote(engine, "account_id")} AS TEXT) COLLATE "C"')]
     cursor.execute(f"SELECT pg_relation_size({_pg_literal(_quote(engine, table))}::regclass) AS bytes")
     pages = -(-cursor.fetchone()[0] // block)
-    if pages * block <= _PG_SPLIT_BYTES:
+    if readers < 2 or pages * block <= _PG_SPLIT_BYTES:
         return [part("")]
     # Storage order kept: the ranges in page order, a TID range scan each (PostgreSQL 14+).
     bounds = [pages * i // readers for i in range(readers)] + [None]
@@ -357,10 +359,15 @@ def _read_postgres_tables(engine: sa.Engine, tables: list[str], text_only: Colle
         for setting in _PG_SETTINGS:
             cursor.execute(setting)
         cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        cursor.execute("SELECT pg_export_snapshot() AS snapshot, current_setting('block_size')::int AS block")
-        snapshot, block = cursor.fetchone()
+        cursor.execute(
+            "SELECT pg_export_snapshot() AS snapshot, current_setting('block_size')::int AS block,"
+            " current_setting('server_version_num')::int AS version"
+        )
+        snapshot, block, version = cursor.fetchone()
+        # Older servers read each table whole; the tables are still spread over the readers.
+        ranges = readers if version >= _PG_TID_RANGE_SCANS else 1
         parts = [
-            part for table in tables for part in _pg_parts(cursor, engine, table, table in text_only, readers, block)
+            part for table in tables for part in _pg_parts(cursor, engine, table, table in text_only, ranges, block)
         ]
 
         def read_parts(assigned: list[_PgPart], own_connection: bool) -> list[pa.Table]:
