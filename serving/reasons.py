@@ -8,8 +8,9 @@ words. Computed for the listed calls only, never for the whole book.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -109,22 +110,19 @@ TRIGGER_COLUMNS = (
 
 
 def contribution_reasons(
-    names: Sequence[str], sizes: np.ndarray, features: Mapping[str, object]
-) -> list[tuple[float, str]]:
-    """The features that raise this call's effect most, stated from their values, largest first."""
-    reasons = []
-    for position in np.argsort(-sizes, kind="stable"):
-        size = float(sizes[position])
+    names: Sequence[str], sizes: Sequence[float], features: Mapping[str, object]
+) -> Iterator[tuple[float, str]]:
+    """The features that raise this call's effect most, stated from their values: `names` and `sizes`
+    in the order to state them (largest contribution first), read up to the first that does not raise it."""
+    for name, size in zip(names, sizes, strict=True):
         if size <= 0:
-            break
-        name = names[position]
+            return
         value = features.get(name)
         if name not in FEATURE_PHRASES or value is None or pd.isna(value):
             continue
         phrase = FEATURE_PHRASES[name](float(value))
         if phrase:
-            reasons.append((size, phrase))
-    return reasons
+            yield float(size), phrase
 
 
 def explain_calls(
@@ -142,17 +140,20 @@ def explain_calls(
     phrase_columns = [name for name in FEATURE_PHRASES if name in features.columns]
     wanted = [name for name in dict.fromkeys((*TRIGGER_COLUMNS, *phrase_columns)) if name in features.columns]
     records = features.reindex(ids)[wanted].to_dict("records")
-    names = [column for column in contributions.columns if column != "bias"]
-    sizes = contributions.reindex(ids)[names].to_numpy(dtype=float)
+    # Only features with a phrase can give a reason: each row's are sorted at once, largest first.
+    names = np.asarray([column for column in contributions.columns if column in FEATURE_PHRASES], dtype=object)
+    sizes = contributions.reindex(ids)[list(names)].to_numpy(dtype=float)
+    order = np.argsort(-sizes, axis=1, kind="stable")
+    sizes = np.take_along_axis(sizes, order, axis=1)
     hours = calls["local_hour"].to_numpy()
     chances = calls["p_contact"].to_numpy(dtype=float)
     texts = []
     for row, record in enumerate(records):
         triggers = trigger_reasons({**record, "local_hour": hours[row], "p_contact": chances[row]}, days_ahead)
         # Model reasons rank after the triggers (business rules first), by contribution size.
-        from_model = contribution_reasons(names, sizes[row], record)
+        from_model = contribution_reasons(names[order[row]], sizes[row], record)
         chosen: list[str] = []
-        for _, text in sorted(triggers, key=lambda item: -item[0]) + from_model:
+        for _, text in itertools.chain(sorted(triggers, key=lambda item: -item[0]), from_model):
             if text not in chosen:
                 chosen.append(text)
             if len(chosen) == MAX_REASONS:
