@@ -530,6 +530,32 @@ def _write_rejects(check: ExportCheck, rejects_dir: Path) -> None:
         _atomic_write(rejects_dir / f"{name}.rejects.csv", lambda path, f=frame: f.to_csv(path, index=False))
 
 
+def _rejected_text(check: ExportCheck, table: str, column: str) -> set[str]:
+    """The non-empty values of `column` in `table`'s rejected rows, as text (as stored, before typing)."""
+    checked = check.tables[table]
+    if checked.raw is None or column not in checked.raw.columns or not checked.rejected.any():
+        return set()
+    values = checked.raw[column].iloc[np.flatnonzero(checked.rejected)].dropna()
+    return {text for text in values.astype(str) if text.strip()}
+
+
+def withheld_accounts(check: ExportCheck, accounts: pd.DataFrame) -> frozenset[str]:
+    """Kept accounts no list may dial after a lenient load: every account of a customer that lost an
+    accounts row (its no-call flags may have been set) or a contact (the frequency limits would not count it).
+
+    Rows are matched by the ids they carry as stored; a rejected row whose customer or account id is itself
+    unreadable names nobody (its siblings cannot be found).
+    """
+    customers = _rejected_text(check, "accounts", "customer_id")
+    contacted = _rejected_text(check, "contacts", "account_id")
+    if not customers and not contacted:
+        return frozenset()
+    ids = accounts["account_id"].astype(str)
+    owners = accounts["customer_id"].astype(str)
+    customers |= set(owners[ids.isin(contacted)])
+    return frozenset(ids[owners.isin(customers)])
+
+
 def load_export(
     source: str | Path,
     *,
@@ -577,7 +603,8 @@ def load_export(
         report.rejected[name] = int(table.rejected.sum())
     if rejects_dir is not None and mode == "lenient":
         _write_rejects(check, Path(rejects_dir))
-    export = Export(as_of=check.as_of, source=str(source), **frames)
+    withheld = withheld_accounts(check, frames["accounts"]) if mode == "lenient" else frozenset()
+    export = Export(as_of=check.as_of, source=str(source), withheld=withheld, **frames)
     del raw, check, table, kept
     # The raw columns live in Arrow's own allocator, which keeps freed pages for reuse; numpy
     # (features, models) allocates elsewhere, so hand them back: ~0.9 GiB on a 1M-account export.

@@ -9,7 +9,8 @@ there must not hide here. Rules (names as they appear in violations):
   `local_hour`: equals call_at's hour in the account's zone; `capacity` per team and slot;
 * `no_call_flag` (do_not_call, cease_contact, deceased, bankruptcy on any account of the
   customer), `special_handling` (dispute_open, complaint_open, hardship on the account),
-  `nothing_overdue` (no due up to as_of's date is left unpaid);
+  `nothing_overdue` (no due up to as_of's date is left unpaid), `rejected_rows` (withheld by a
+  lenient load: `Export.withheld`);
 * `call_window`: the whole hour inside the policy window in every zone of the customer;
 * `quiet_period`: no call on local days c..c+N-1 after a right-party call on day c (account);
 * `attempts_7d`: outbound call attempts of the account (history + list) in any 7 consecutive
@@ -183,6 +184,11 @@ def check_call_list(
             ";".join(np.asarray(SPECIAL_HANDLING_FLAGS)[special[i]]) + " is set: special handling only"
             for i in rows.index
         ],
+    )
+    check.add(
+        "rejected_rows",
+        _member(calls["account_id"].astype(str), list(export.withheld)),
+        "a lenient load rejected an accounts or contacts row of this customer: its flags or call history are not whole",
     )
     upper = _amount_overdue_upper(export).reindex(calls["account_id"]).fillna(0.0).to_numpy()
     listed = (

@@ -7,6 +7,8 @@ Rules, in the order they exclude accounts (each count lands in `Candidates.exclu
   customer: these describe the person, so they stop calls about every debt of theirs;
 * a special-handling flag (dispute_open, complaint_open, hardship) on the account: not dialled,
   listed for supervisors instead;
+* withheld by a lenient load (`Export.withheld`): the customer lost an accounts or contacts row,
+  so its flags or its call history are not known whole;
 * a team (null = `default`) missing from the operations file;
 * slots: a whole shift hour of the account's team on D, not before `as_of`, with capacity;
 * the policy's debtor-local window, which must hold in every zone of the customer's accounts
@@ -51,6 +53,7 @@ EXCLUSION_RULES = (
     "nothing_overdue",
     "no_call_flag",
     "special_handling",
+    "rejected_rows",
     "unknown_team",
     "no_open_slot",
     "call_window",
@@ -157,6 +160,9 @@ def find_candidates(
     special_rows = np.flatnonzero(alive & special)
     excluded["special_handling"] = len(special_rows)
     alive &= ~special
+    withheld = account_index.isin(list(export.withheld)) if export.withheld else np.zeros(n_accounts, dtype=bool)
+    excluded["rejected_rows"] = int((alive & withheld).sum())
+    alive &= ~withheld
     excluded["unknown_team"] = int((alive & (team_code < 0)).sum())
     alive &= team_code >= 0
 

@@ -134,6 +134,8 @@ def score_export(
     no_call = pd.Series(customer_no_call(export.accounts), index=export.accounts["account_id"].astype("string"))
     no_call = no_call.reindex(features["account_id"].astype("string")).to_numpy(dtype=bool)
     eligible = overdue & ~no_call & ~features["special_handling"].to_numpy(dtype=bool)
+    if export.withheld:  # a lenient load lost rows of the customer: no call can be certified
+        eligible &= ~features["account_id"].astype("string").isin(list(export.withheld)).to_numpy(dtype=bool)
     day = day or export.as_of.date()
     best_hour = np.full(len(features), np.nan)
     p_best = np.full(len(features), np.nan)

@@ -394,6 +394,24 @@ def test_lenient_drops_bad_rows_and_their_dependants(tmp_path: Path) -> None:
     assert check_export(tmp_path / "kept").violations == []
 
 
+def test_lenient_withholds_every_account_of_a_customer_that_lost_rows(tmp_path: Path) -> None:
+    # No list may dial a customer whose no-call flags or call history lost a row (features.io.withheld_accounts).
+    write_export(tiny_export(), tmp_path / "export", fmt="csv")
+    assert load_export(tmp_path / "export", mode="lenient")[0].withheld == frozenset()
+    _plant_faults(tmp_path / "export")  # K2, a contact of A1 (customer C1 with A2), and A4 (C3, alone)
+    export, _ = load_export(tmp_path / "export", mode="lenient", rejects_dir=tmp_path / "rejects")
+    assert export.withheld == {"A1", "A2"}
+
+    write_export(tiny_export(), tmp_path / "sibling", fmt="csv")
+    path = tmp_path / "sibling" / "accounts.csv"
+    accounts = pd.read_csv(path, dtype=str, keep_default_na=False)
+    accounts.loc[accounts["account_id"] == "A2", ["do_not_call", "timezone"]] = ["true", "Mars/Olympus"]
+    accounts.to_csv(path, index=False)
+    export, report = load_export(tmp_path / "sibling", mode="lenient", rejects_dir=tmp_path / "rejects-sibling")
+    assert report.rejected["accounts"] == 1 and "A2" not in set(export.accounts["account_id"])
+    assert export.withheld == {"A1"}  # A2's lost do_not_call may have been the customer's
+
+
 def test_dropped_columns_are_still_checked_and_kept_in_the_rejects(tmp_path: Path) -> None:
     from features.build import UNREAD_COLUMNS
 

@@ -160,6 +160,57 @@ def test_score_and_rank_write_contract_outputs(trained_book, tmp_path):
 
 
 @pytest.mark.slow
+def test_lenient_rank_never_dials_a_customer_whose_rows_were_rejected(trained_book, tmp_path):
+    # A right-party call yesterday would start Reg F's quiet period, a lost accounts row may have held a
+    # do_not_call: lenient mode drops such rows, so their customers are left out instead (rule rejected_rows).
+    import shutil
+
+    env = {"MLFLOW_TRACKING_URI": trained_book.tracking_uri}
+    args = ["--ops", trained_book.ops_path, "--date", "2026-11-23"]
+    assert (
+        callq("rank", "--export", trained_book.export_dir, *args, "--out", tmp_path / "clean.csv", env=env).returncode
+        == 0
+    )
+    clean = pd.read_csv(tmp_path / "clean.csv", dtype={"account_id": str, "customer_id": str})
+    called, sibling_called = clean["account_id"].iloc[0], clean["account_id"].iloc[1]
+    bad = tmp_path / "bad"
+    shutil.copytree(trained_book.export_dir, bad)
+    contacts = pd.read_parquet(bad / "contacts.parquet")
+    contacts.loc[contacts["account_id"] == called, "duration_s"] = -1  # a column rank does not even read
+    contacts.to_parquet(bad / "contacts.parquet", index=False)
+    accounts = pd.read_parquet(bad / "accounts.parquet")
+    customer = clean.loc[clean["account_id"] == sibling_called, "customer_id"].iloc[0]
+    lost = pd.DataFrame([{**accounts.iloc[0].to_dict(), "account_id": "LOST-1", "customer_id": customer}])
+    lost["credit_limit"] = -5.0  # rejected; it was the customer's other account
+    pd.concat([accounts, lost], ignore_index=True).to_parquet(bad / "accounts.parquet", index=False)
+
+    assert callq("rank", "--export", bad, *args, "--out", tmp_path / "list.csv", env=env).returncode == 1
+    ranked = callq(
+        "rank",
+        "--export",
+        bad,
+        *args,
+        "--out",
+        tmp_path / "list.csv",
+        "--lenient",
+        "--rejects",
+        tmp_path / "r",
+        env=env,
+    )
+    assert ranked.returncode == 0, ranked.stderr
+    calls = pd.read_csv(tmp_path / "list.csv", dtype={"account_id": str, "customer_id": str})
+    owner = clean.loc[clean["account_id"] == called, "customer_id"].iloc[0]
+    assert not calls["customer_id"].isin([owner, customer]).any()
+    assert "accounts left out" in ranked.stdout and "rejected rows " in ranked.stdout.split("accounts left out")[1]
+    scored = callq(
+        "score", "--export", bad, "--out", tmp_path / "s.csv", "--lenient", "--rejects", tmp_path / "r2", env=env
+    )
+    assert scored.returncode == 0, scored.stderr
+    scores = pd.read_csv(tmp_path / "s.csv", dtype={"account_id": str})
+    assert not scores.loc[scores["account_id"].isin([called, sibling_called]), "eligible"].any()
+
+
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_score_and_rank_from_and_into_postgres(trained_book, postgres_db_url, tmp_path):
     """The case system's SQL path: an export in PostgreSQL in, scores and the call list out as tables."""

@@ -132,6 +132,17 @@ def test_special_handling_flags_keep_the_account_off_the_list(flag):
     assert [(v.account_id, v.rule) for v in broken] == [("A1", "special_handling")]
 
 
+def test_accounts_withheld_by_a_lenient_load_are_neither_ranked_nor_passed():
+    export, ops, calls = shanghai()
+    withheld = dataclasses.replace(export, withheld=frozenset({"A1", "A2"}))  # C1 lost a row
+    broken = check_call_list(calls, withheld, ops, DAY)
+    assert {(v.account_id, v.rule) for v in broken} == {("A1", "rejected_rows"), ("A2", "rejected_rows")}
+    result = rank_calls(withheld, ops, DAY, flat_scores(withheld), constant_contact)
+    assert set(result.call_list["account_id"]) == {"A3", "A4"}
+    assert result.diagnostics.excluded["rejected_rows"] == 2
+    assert check_call_list(result.call_list, withheld, ops, DAY) == []
+
+
 def test_nothing_overdue():
     export, ops, calls = shanghai()
     paid = dataclasses.replace(export, dues=export.dues[export.dues["account_id"] != "A1"])
