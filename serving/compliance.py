@@ -16,7 +16,8 @@ there must not hide here. Rules (names as they appear in violations):
 * `attempts_7d`: outbound call attempts of the account (history + list) in any 7 consecutive
   local days within the limit;
 * `daily_unanswered` / `daily_connected`: per customer and customer-local day, history plus
-  list calls (each list call counted as both) within the limits.
+  list calls (each list call counted as both) within the limits; unanswered counts outbound
+  attempts, connected counts every answered call, inbound ones (the debtor calling) included.
 """
 
 from __future__ import annotations
@@ -341,16 +342,18 @@ def _check_customer_days(
     if rules.max_unanswered_per_day is None and rules.max_connected_per_day is None:
         return
     zones = customers[["customer_id", "timezone"]].drop_duplicates().astype(str).rename(columns={"timezone": "zone"})
-    outbound = history[history["direction"] == "outbound"]
+    # Unanswered: our attempts nobody took. Connected: calls someone took, the debtor's own (inbound) included.
+    outbound = (history["direction"] == "outbound").to_numpy()
+    no_answer = history["outcome"].isin(UNANSWERED_OUTCOMES).to_numpy()
     past = pd.DataFrame(
         {
-            "customer_id": outbound["customer_id"].to_numpy(),
-            "at": outbound["started_at"].array,
-            "unanswered": outbound["outcome"].isin(UNANSWERED_OUTCOMES).to_numpy().astype(int),
+            "customer_id": history["customer_id"].to_numpy(),
+            "at": history["started_at"].array,
+            "unanswered": (outbound & no_answer).astype(int),
+            "connected": (~no_answer).astype(int),
+            "row": -1,
         }
     )
-    past["connected"] = 1 - past["unanswered"]
-    past["row"] = -1
     listed = pd.DataFrame(
         {
             "customer_id": calls["customer_id"].astype(str).to_numpy(),

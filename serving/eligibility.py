@@ -17,8 +17,9 @@ Rules, in the order they exclude accounts (each count lands in `Candidates.exclu
   the account, counted in the account's local dates: a conversation on day c blocks c..c+N-1;
 * at most N outbound call attempts per account in any 7 consecutive local days: history of
   the 6 days before the slot's local date and that date, plus the one call the list adds;
-* per customer and customer-local day: history unanswered (no_answer, busy, voicemail) and
-  connected (every other outcome) outbound calls, plus list calls counted as both.
+* per customer and customer-local day: history unanswered outbound calls (no_answer, busy,
+  voicemail) and connected calls of either direction (every other outcome), plus list calls
+  counted as both.
 """
 
 from __future__ import annotations
@@ -224,7 +225,7 @@ def find_candidates(
     pair_remaining = np.full(len(account_pos), NO_LIMIT, dtype=np.int64)
     if rules.max_unanswered_per_day is not None or rules.max_connected_per_day is not None:
         pair_remaining = _customer_day_remaining(
-            history[outbound], customer_code, customer_zones, zones, table, pair_customer, pair_instant, rules
+            history, customer_code, customer_zones, zones, table, pair_customer, pair_instant, rules
         )
         steps.append(("customer_daily_limit", pair_remaining > 0))
 
@@ -260,7 +261,7 @@ def _instants(slots: pd.DataFrame) -> tuple[pd.DatetimeIndex, np.ndarray]:
 
 
 def _customer_day_remaining(
-    outbound_calls: pd.DataFrame,
+    history_calls: pd.DataFrame,
     customer_code: np.ndarray,
     customer_zones: pd.DataFrame,
     zones: np.ndarray,
@@ -271,24 +272,26 @@ def _customer_day_remaining(
 ) -> np.ndarray:
     """Calls the list may still add per (customer, slot instant): the tightest customer-local day limit.
 
-    Each history call is dated in every zone of its customer; a list call counts as both an
+    Each history call is dated in every zone of its customer; unanswered counts outbound attempts,
+    connected every answered call, the debtor's own (inbound) included. A list call counts as both an
     unanswered and a connected attempt, so the room left is min(unanswered room, connected room).
     """
     max_unanswered = NO_LIMIT if rules.max_unanswered_per_day is None else rules.max_unanswered_per_day
     max_connected = NO_LIMIT if rules.max_connected_per_day is None else rules.max_connected_per_day
     default = min(max_unanswered, max_connected)
     remaining = np.full(len(pair_customer), default, dtype=np.int64)
-    if len(outbound_calls) == 0 or len(pair_customer) == 0:
+    if len(history_calls) == 0 or len(pair_customer) == 0:
         return remaining
+    no_answer = history_calls["outcome"].isin(UNANSWERED_OUTCOMES).to_numpy()
     calls = pd.DataFrame(
         {
-            "customer": customer_code[outbound_calls["account_pos"].to_numpy()],
-            "started_at": outbound_calls["started_at"].array,
-            "unanswered": outbound_calls["outcome"].isin(UNANSWERED_OUTCOMES).to_numpy(),
+            "customer": customer_code[history_calls["account_pos"].to_numpy()],
+            "started_at": history_calls["started_at"].array,
+            "unanswered": (history_calls["direction"] == "outbound").to_numpy() & no_answer,
+            "connected": ~no_answer,
         }
     ).merge(customer_zones, on="customer")
     calls["day"] = local_day_numbers(calls["started_at"], calls["zone"].to_numpy(), zones)
-    calls["connected"] = ~calls["unanswered"]
     per_day = calls.groupby(["customer", "zone", "day"], as_index=False)[["unanswered", "connected"]].sum()
     per_day["room"] = np.minimum(
         max_unanswered - per_day["unanswered"].to_numpy(), max_connected - per_day["connected"].to_numpy()

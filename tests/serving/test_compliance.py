@@ -197,6 +197,14 @@ def test_cn_daily_limits_per_customer_count_history_and_list():
     assert rules_broken(calls, with_calls(export, four_unanswered), ops) == set()
     yesterday = [call_row("A2", f"2026-11-22T15:{minute:02d}Z") for minute in range(6)]  # 23:xx on the 22nd
     assert rules_broken(calls, with_calls(export, yesterday), ops) == set()
+    # The debtor's own calls that were answered are connected calls too; missed ones are not our attempts.
+    inbound = [
+        call_row("A2", "2026-11-22T23:00Z", "right_party", "inbound"),
+        call_row("A1", "2026-11-22T23:30Z", "refused", "inbound"),
+    ]
+    assert rules_broken(calls, with_calls(export, inbound), ops) == {"daily_connected"}
+    missed = [call_row("A2", f"2026-11-22T23:{minute:02d}Z", "no_answer", "inbound") for minute in range(5)]
+    assert rules_broken(calls, with_calls(export, missed), ops) == set()
 
 
 def test_assert_compliant_names_account_slot_and_rule():

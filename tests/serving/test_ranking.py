@@ -199,6 +199,18 @@ def test_cn_connected_calls_per_customer_per_day():
     assert check_call_list(result.call_list, export, operations("cn"), DAY) == []
 
 
+def test_cn_connected_calls_count_the_debtors_own_answered_calls():
+    calls = [
+        call_row("A1", "2026-11-23T00:30Z", "right_party", "inbound"),
+        call_row("A2", "2026-11-23T01:00Z", "promise_to_pay", "inbound"),
+        call_row("A2", "2026-11-23T01:30Z", "no_answer", "inbound"),  # missed: neither limit
+    ]
+    export = shanghai_pair(calls)
+    result = rank_calls(export, operations("cn"), DAY, flat_scores(export), constant_contact)
+    assert len(result.call_list) == 1
+    assert check_call_list(result.call_list, export, operations("cn"), DAY) == []
+
+
 def test_cn_unanswered_calls_per_customer_per_day():
     calls = [call_row("A1", f"2026-11-23T01:{minute:02d}Z", "no_answer") for minute in range(6)]
     export = shanghai_pair(calls)
