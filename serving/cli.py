@@ -167,20 +167,39 @@ def train(
 def score(
     export: ExportArg,
     out_file: Annotated[str, typer.Option("--out", help="Output .csv/.parquet file or URL#table.")],
+    ops: Annotated[
+        Path | None,
+        typer.Option(
+            "--ops",
+            help="operations.yaml: `eligible` and the best hour then follow its policy on the list date.",
+        ),
+    ] = None,
+    date: Annotated[
+        str | None,
+        typer.Option("--date", help="List date YYYY-MM-DD with --ops (default: the export's next shift day)."),
+    ] = None,
     lenient: LenientOpt = False,
     rejects: RejectsOpt = Path("rejects"),
 ) -> None:
     """Write contract `scores` for every account with the champion models."""
+    from features.contract import Operations
     from features.io import shown_location, write_frame
-    from serving.pipeline import load_models, score_export
+    from serving.pipeline import default_list_date, load_models, score_day, score_export
 
+    if date is not None and ops is None:
+        raise typer.BadParameter("--date needs --ops (the policy that decides what is allowed on that date)")
     loaded = _load(export, lenient, rejects)
-    scored = score_export(loaded, load_models())
+    if ops is None:
+        scores = score_export(loaded, load_models()).scores
+    else:
+        operations = Operations.from_yaml(ops)
+        day = _parse_date(date, "--date") if date else default_list_date(loaded.as_of, operations)
+        scores = score_day(loaded, operations, day, load_models())
     # A table keeps every export's scores; scoring the same export again replaces its rows.
-    write_frame(scored.scores, out_file, replace_where={"as_of": loaded.as_of})
-    eligible = int(scored.scores["eligible"].sum())
+    write_frame(scores, out_file, replace_where={"as_of": loaded.as_of})
+    eligible = int(scores["eligible"].sum())
     where = shown_location(out_file)
-    out.print(f"wrote {len(scored.scores):,} scores ({eligible:,} eligible) to {where}", highlight=False)
+    out.print(f"wrote {len(scores):,} scores ({eligible:,} eligible) to {where}", highlight=False)
 
 
 @app.command()

@@ -20,7 +20,7 @@ from features.contract import CALL_LIST_COLUMNS, POLICY_PRESETS, SCORES_COLUMNS,
 from features.io import is_sql_url, write_frame
 from serving.compliance import assert_compliant
 from serving.daily import DailyRun
-from serving.eligibility import customer_no_call
+from serving.eligibility import customer_no_call, find_candidates
 from serving.ranking import rank_calls
 from serving.reasons import explain_calls
 from serving.slots import team_slots
@@ -181,6 +181,30 @@ def score_export(
     return Scored(features=features, scores=scores, account_scores=account_scores, contact_grid=contact_grid)
 
 
+def allowed_on_the_day(scores: pd.DataFrame, callable_accounts: pd.Index) -> pd.DataFrame:
+    """Contract `scores` as the list date's policy has them: an account no call is allowed to on that date
+    (its quiet period or frequency limits, the call window in its zones, no open slot for its team) is not
+    `eligible` and has no best hour. `callable_accounts`: the ids with at least one allowed slot."""
+    allowed = scores["eligible"].to_numpy(dtype=bool) & (
+        pd.Index(callable_accounts, dtype="string").get_indexer(scores["account_id"].astype("string")) >= 0
+    )
+    return scores.assign(
+        eligible=allowed,
+        best_hour_local=scores["best_hour_local"].where(allowed, pd.NA),
+        p_contact_best=scores["p_contact_best"].where(allowed, np.nan),
+    )
+
+
+def score_day(export: Export, operations: Operations, list_date: dt.date, champions) -> pd.DataFrame:
+    """Contract `scores` for list date D: the best hour searched in the policy's hours on D's weekday,
+    `eligible` only where a call is allowed on D (what `callq score --ops` writes)."""
+    check_list_date(export, operations, list_date)
+    scored = score_export(export, champions, call_hours=policy_hours(operations), day=list_date)
+    candidates = find_candidates(export, operations, list_date, scored.account_scores)
+    callable_accounts = candidates.accounts["account_id"].iloc[np.unique(candidates.account_pos)]
+    return allowed_on_the_day(scored.scores, pd.Index(callable_accounts))
+
+
 def value_at_stake(features: pd.DataFrame) -> np.ndarray:
     """Money a repayment brings in: what the label asks for, min(amount overdue, oldest unpaid due)."""
     return np.minimum(
@@ -260,7 +284,7 @@ def run_day(
         as_of=export.as_of,
         list_date=list_date,
         centre_timezone=operations.centre_timezone,
-        scores=scored.scores,
+        scores=allowed_on_the_day(scored.scores, result.diagnostics.callable_accounts),
         call_list=call_list,
         special_handling=result.special_handling,
         capacity=result.capacity,

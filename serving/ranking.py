@@ -66,6 +66,7 @@ class RankDiagnostics:
     """What the ranker saw and did, for the run log and the supervisors' page."""
 
     candidates_per_team: pd.Series  # accounts with at least one allowed slot
+    callable_accounts: pd.Index  # their ids: the accounts any call is allowed to on the list date
     slot_load: pd.DataFrame  # team, centre_hour, call_at, capacity, scheduled
     expected_value_total: float
     excluded: dict[str, int]  # accounts excluded by each rule, in rule order
@@ -267,6 +268,7 @@ def rank_calls(
     )
     diagnostics = RankDiagnostics(
         candidates_per_team=_candidates_per_team(candidates, has_pair, team_names),
+        callable_accounts=pd.Index(candidates.accounts["account_id"].to_numpy()[has_pair]),
         slot_load=_slot_load(candidates, candidates.slot_id[edge[chosen]]),
         expected_value_total=float(call_list["expected_value"].sum()),
         excluded=candidates.excluded,
@@ -375,6 +377,7 @@ def supervisor_sort_list(
     )
     diagnostics = RankDiagnostics(
         candidates_per_team=_candidates_per_team(candidates, has_pair, team_names),
+        callable_accounts=pd.Index(candidates.accounts["account_id"].to_numpy()[has_pair]),
         slot_load=_slot_load(candidates, candidates.slot_id[chosen]),
         expected_value_total=float(call_list["expected_value"].sum()),
         excluded=candidates.excluded,

@@ -146,6 +146,24 @@ def test_score_and_rank_write_contract_outputs(trained_book, tmp_path):
     calls = pd.read_csv(tmp_path / "list.csv")
     assert list(calls.columns) == list(CALL_LIST_COLUMNS)
     assert (tmp_path / "list.special_handling.csv").exists()
+    # With the operations file, `eligible` is what the policy allows on the list date: fewer, and every listed one.
+    day = callq("score", "--export", trained_book.export_dir, *args[3:], "--out", tmp_path / "day.parquet", env=env)
+    assert day.returncode == 0, day.stderr
+    on_day = pd.read_parquet(tmp_path / "day.parquet").set_index("account_id")
+    assert on_day.loc[calls["account_id"].astype(str), "eligible"].all()
+    assert (on_day["eligible"] <= scores.set_index("account_id").loc[on_day.index, "eligible"]).all()
+    # Under Regulation F the week after each conversation is quiet: those accounts are not eligible that day.
+    reg_f = tmp_path / "reg_f.yaml"
+    reg_f.write_text(Path(trained_book.ops_path).read_text().replace("policy: cn", "policy: us_reg_f"))
+    quiet = callq(
+        "score", "--export", trained_book.export_dir, "--ops", reg_f, "--out", tmp_path / "quiet.csv", env=env
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    quiet_scores = pd.read_csv(tmp_path / "quiet.csv")
+    assert 0 < quiet_scores["eligible"].sum() < on_day["eligible"].sum()
+    assert quiet_scores.loc[~quiet_scores["eligible"], "best_hour_local"].isna().all()
+    no_ops = callq("score", "--export", trained_book.export_dir, "--date", "2026-11-23", "--out", tmp_path / "x.csv")
+    assert no_ops.returncode != 0 and "--date needs --ops" in no_ops.stderr
     for _ in range(2):  # re-running a date replaces its rows
         assert callq(*args, "--out", f"{url}#call_list", env=env).returncode == 0
     import sqlalchemy as sa

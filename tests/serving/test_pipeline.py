@@ -114,6 +114,11 @@ def test_day_list_is_ranked_compliant_and_explained(trained_book, day_run):
     assert not set(day_run.special_handling["account_id"]) & set(calls["account_id"])
     # Explanations exist for every listed account.
     assert set(calls["account_id"]) <= set(day_run.explanations["account_id"])
+    # Eligible: a call is allowed on the list date, so every account the rules left in (and every listed one).
+    scores = day_run.scores.set_index("account_id")
+    assert scores.loc[calls["account_id"], "eligible"].all()
+    assert int(scores["eligible"].sum()) == len(scores) - sum(day_run.excluded.values()) > len(calls)
+    assert scores.loc[~scores["eligible"], "best_hour_local"].isna().all()
 
 
 def test_a_day_without_an_allowed_slot_gives_an_empty_list_and_says_why(trained_book):
@@ -131,8 +136,9 @@ def test_a_day_without_an_allowed_slot_gives_an_empty_list_and_says_why(trained_
     list_date = default_list_date(simulation.export.as_of, simulation.operations) + dt.timedelta(days=1)
     run = run_day(simulation.export, night, list_date, trained_book.champions)
     assert run.call_list.empty and list(run.call_list.columns) == list(CALL_LIST_COLUMNS)
-    callable_accounts = int(run.scores["eligible"].sum()) - run.excluded["unknown_team"]
-    assert run.excluded["call_window"] == callable_accounts > 0
+    # Scores say so too: no account is eligible on that date, none has a best hour.
+    assert not run.scores["eligible"].any() and run.scores["best_hour_local"].isna().all()
+    assert run.excluded["call_window"] > 0 and sum(run.excluded.values()) == len(run.scores)
 
 
 @pytest.mark.parametrize(
