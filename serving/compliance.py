@@ -14,7 +14,7 @@ there must not hide here. Rules (names as they appear in violations):
 * `call_window`: the whole hour inside the policy window in every zone of the customer;
 * `quiet_period`: no call on local days c..c+N-1 after a right-party call on day c (account);
 * `attempts_7d`: outbound call attempts of the account (history + list) in any 7 consecutive
-  local days within the limit;
+  local days within the limit; both in the local dates of every zone of the customer's accounts;
 * `daily_unanswered` / `daily_connected`: per customer and customer-local day, history plus
   list calls (each list call counted as both) within the limits; unanswered counts outbound
   attempts, connected counts every answered call, inbound ones (the debtor calling) included.
@@ -201,7 +201,7 @@ def check_call_list(
 
     _check_window(calls, customers, rules, check)
     history = _recent_calls(export, calls, customers, rules)
-    _check_quiet_and_attempts(calls, zones, history, rules, check)
+    _check_quiet_and_attempts(calls, customers, history, rules, check)
     _check_customer_days(calls, customers, history, rules, check)
     return check.found
 
@@ -290,48 +290,61 @@ def _recent_calls(export: Export, calls: pd.DataFrame, customers: pd.DataFrame, 
 
 
 def _check_quiet_and_attempts(
-    calls: pd.DataFrame, zones: pd.Series, history: pd.DataFrame, rules, check: _Collector
+    calls: pd.DataFrame, customers: pd.DataFrame, history: pd.DataFrame, rules, check: _Collector
 ) -> None:
-    """Reg F style per-account limits, in the account's local dates."""
-    call_day = _local_parts(calls["call_at"], zones)["day"].to_numpy()
+    """Reg F style per-account limits in local dates, in every zone of the customer's accounts (unsure of
+    the zone, the call must be allowed in each)."""
+    quiet, most = rules.quiet_days_after_conversation, rules.max_attempts_7d
+    if quiet <= 0 and most is None:
+        return
+    zones = customers[["customer_id", "timezone"]].drop_duplicates().astype(str).rename(columns={"timezone": "zone"})
     listed = pd.DataFrame(
-        {"row": np.arange(len(calls)), "account_id": calls["account_id"].astype(str), "day": call_day}
-    )
-    history_day = _local_parts(history["started_at"], history["timezone"])["day"]
+        {
+            "row": np.arange(len(calls)),
+            "account_id": calls["account_id"].astype(str).to_numpy(),
+            "customer_id": calls["customer_id"].astype(str).to_numpy(),
+            "at": calls["call_at"].array,
+        }
+    ).merge(zones, on="customer_id")
+    listed["day"] = _local_parts(listed["at"], listed["zone"])["day"].to_numpy()
     past = pd.DataFrame(
         {
-            "account_id": history["account_id"].astype(str),
-            "day": history_day.to_numpy(),
+            "account_id": history["account_id"].astype(str).to_numpy(),
+            "customer_id": history["customer_id"].astype(str).to_numpy(),
+            "at": history["started_at"].array,
             "outbound": (history["direction"] == "outbound").to_numpy(),
             "conversation": history["outcome"].isin(RIGHT_PARTY_OUTCOMES).to_numpy(),
         }
-    )
-    quiet = rules.quiet_days_after_conversation
+    ).merge(zones, on="customer_id")
+    past["day"] = _local_parts(past["at"], past["zone"])["day"].to_numpy()
     if quiet > 0:
-        talks = listed.merge(past[past["conversation"]], on="account_id", suffixes=("", "_talk"))
+        talks = listed.merge(past[past["conversation"]], on=["account_id", "zone"], suffixes=("", "_talk"))
         gap = talks["day"] - talks["day_talk"]
         blocked = talks.loc[(gap >= 0) & (gap <= quiet - 1), "row"].unique()
         failed = np.zeros(len(calls), dtype=bool)
         failed[blocked] = True
         check.add("quiet_period", failed, f"within {quiet} days of a telephone conversation (day of it = day 1)")
-    if rules.max_attempts_7d is not None:
+    if most is not None:
         attempts = pd.concat(
-            [past.loc[past["outbound"], ["account_id", "day"]], listed[["account_id", "day"]]],
+            [past.loc[past["outbound"], ["account_id", "zone", "day"]], listed[["account_id", "zone", "day"]]],
             ignore_index=True,
         )
-        pairs = listed.merge(attempts, on="account_id", suffixes=("", "_attempt"))
+        # Counted per (call, zone of its customer): `position` in `listed`.
+        pairs = listed.assign(position=np.arange(len(listed))).merge(
+            attempts, on=["account_id", "zone"], suffixes=("", "_attempt")
+        )
         offset = (pairs["day_attempt"] - pairs["day"]).to_numpy()
-        worst = np.zeros(len(calls), dtype=np.int64)
+        key = pairs["position"].to_numpy()
+        worst_per_zone = np.zeros(len(listed), dtype=np.int64)
         for shift in range(7):  # windows [d-6+shift, d+shift], all seven that contain the call's day
             inside = (offset >= shift - 6) & (offset <= shift)
-            counts = np.bincount(pairs["row"].to_numpy()[inside], minlength=len(calls))
-            worst = np.maximum(worst, counts)
+            worst_per_zone = np.maximum(worst_per_zone, np.bincount(key[inside], minlength=len(listed)))
+        worst = np.zeros(len(calls), dtype=np.int64)
+        np.maximum.at(worst, listed["row"].to_numpy(), worst_per_zone)
         check.add(
             "attempts_7d",
-            worst > rules.max_attempts_7d,
-            lambda rows: [
-                f"{worst[i]} call attempts within 7 days (limit {rules.max_attempts_7d})" for i in rows.index
-            ],
+            worst > most,
+            lambda rows: [f"{worst[i]} call attempts within 7 days (limit {most})" for i in rows.index],
         )
 
 

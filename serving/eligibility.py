@@ -14,9 +14,10 @@ Rules, in the order they exclude accounts (each count lands in `Candidates.exclu
 * the policy's debtor-local window, which must hold in every zone of the customer's accounts
   (unsure of the zone: the slot must be allowed in every candidate zone, as Reg F asks);
 * the quiet period after a telephone conversation (a right-party call, either direction), on
-  the account, counted in the account's local dates: a conversation on day c blocks c..c+N-1;
+  the account, counted in local dates: a conversation on day c blocks c..c+N-1;
 * at most N outbound call attempts per account in any 7 consecutive local days: history of
   the 6 days before the slot's local date and that date, plus the one call the list adds;
+* both counted in every zone of the customer's accounts (unsure of the zone, as for the window);
 * per customer and customer-local day: history unanswered outbound calls (no_answer, busy,
   voicemail) and connected calls of either direction (every other outcome), plus list calls
   counted as both.
@@ -204,23 +205,40 @@ def find_candidates(
     first_day = int(table["day"].min()) if table["day"].size else day_number(day)
     since = pd.Timestamp(first_day, unit="D", tz="UTC")
     history = _history_calls(export, account_index, since - pd.Timedelta(days=lookback))
-    history_day = local_day_numbers(history["started_at"], zone_code[history["account_pos"].to_numpy()], zones)
     history_pos = history["account_pos"].to_numpy()
     outbound = (history["direction"] == "outbound").to_numpy()
+    conversation = history["outcome"].isin(RIGHT_PARTY_OUTCOMES).to_numpy()
 
+    # Days are counted in the debtor's local dates; a customer with accounts in several zones (unsure of
+    # the zone) must be allowed in every one of them, as for the call window.
+    quiet_ok = np.ones(len(account_pos), dtype=bool)
+    attempts_ok = np.ones(len(account_pos), dtype=bool)
+    customer_in_zone = np.zeros((len(zones), n_customers), dtype=bool)
+    customer_in_zone[customer_zones["zone"].to_numpy(), customer_zones["customer"].to_numpy()] = True
+    for zone in range(len(zones)):
+        counted = customer_in_zone[zone][pair_customer]  # pairs whose customer lives (maybe) in this zone
+        if not counted.any():
+            continue
+        pair_day = table["day"][zone, pair_instant]
+        seen = customer_in_zone[zone][customer_code[history_pos]]
+        history_day = np.zeros(len(history), dtype=np.int64)
+        history_day[seen] = local_day_numbers(
+            history["started_at"][seen], np.zeros(int(seen.sum()), int), [zones[zone]]
+        )
+        if rules.quiet_days_after_conversation > 0:
+            talked = seen & conversation
+            last_conversation = np.full(n_accounts, np.iinfo(np.int64).min // 2)
+            np.maximum.at(last_conversation, history_pos[talked], history_day[talked])
+            quiet_ok &= ~counted | (pair_day - last_conversation[account_pos] >= rules.quiet_days_after_conversation)
+        if rules.max_attempts_7d is not None:
+            for local_day in np.unique(pair_day[counted]):
+                in_window = seen & outbound & (history_day >= local_day - 6) & (history_day <= local_day)
+                attempts = np.bincount(history_pos[in_window], minlength=n_accounts)
+                on_day = counted & (pair_day == local_day)
+                attempts_ok[on_day] &= attempts[account_pos[on_day]] + 1 <= rules.max_attempts_7d
     if rules.quiet_days_after_conversation > 0:
-        conversation = history["outcome"].isin(RIGHT_PARTY_OUTCOMES).to_numpy()
-        last_conversation = np.full(n_accounts, np.iinfo(np.int64).min // 2)
-        np.maximum.at(last_conversation, history_pos[conversation], history_day[conversation])
-        quiet_ok = pair_day - last_conversation[account_pos] >= rules.quiet_days_after_conversation
         steps.append(("quiet_period", quiet_ok))
     if rules.max_attempts_7d is not None:
-        attempts_ok = np.ones(len(account_pos), dtype=bool)
-        for local_day in np.unique(pair_day):
-            in_window = outbound & (history_day >= local_day - 6) & (history_day <= local_day)
-            attempts = np.bincount(history_pos[in_window], minlength=n_accounts)
-            on_day = pair_day == local_day
-            attempts_ok[on_day] = attempts[account_pos[on_day]] + 1 <= rules.max_attempts_7d
         steps.append(("attempts_7d", attempts_ok))
     pair_remaining = np.full(len(account_pos), NO_LIMIT, dtype=np.int64)
     if rules.max_unanswered_per_day is not None or rules.max_connected_per_day is not None:

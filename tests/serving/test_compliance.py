@@ -186,6 +186,32 @@ def test_reg_f_seven_attempts_in_seven_days():
     assert rules_broken(calls, with_calls(export, seven), ops) == {"attempts_7d"}
 
 
+def test_reg_f_days_are_counted_in_every_zone_of_the_customer():
+    # C1's accounts are in Chicago and New York (unsure of the zone). 05:30Z on the 16th is the 15th in
+    # Chicago but the 16th in New York, so on the 22nd a conversation then is day 8 or day 7.
+    accounts = [
+        account_row("A1", customer_id="C1", timezone="America/Chicago"),
+        account_row("A2", customer_id="C1", timezone="America/New_York"),
+    ]
+    ops = operations("us_reg_f", centre="America/Chicago", shift=("09:00", "18:00"))
+    day = "2026-11-22"
+    six = [call_row("A1", f"2026-11-{date}T18:00Z") for date in range(17, 23)]
+    for history, rule in (
+        ([call_row("A1", "2026-11-16T05:30Z", "right_party")], "quiet_period"),
+        ([*six, call_row("A1", "2026-11-16T05:30Z", "busy")], "attempts_7d"),  # 7 in New York's week
+    ):
+        export = build_export("2026-11-22T06:00:00Z", accounts, history)
+        calls = rank_calls(export, ops, day, flat_scores(export), constant_contact).call_list
+        assert calls["account_id"].tolist() == ["A2"]
+        assert check_call_list(calls, export, ops, day) == []
+        a1 = calls.assign(account_id="A1", local_hour=calls["call_at"].dt.tz_convert("America/Chicago").dt.hour)
+        assert rules_broken(a1, export, ops, day) == {rule}
+        alone = build_export("2026-11-22T06:00:00Z", accounts[:1], history)  # Chicago only: day 8, 7 attempts
+        assert rank_calls(alone, ops, day, flat_scores(alone), constant_contact).call_list["account_id"].tolist() == [
+            "A1"
+        ]
+
+
 def test_cn_daily_limits_per_customer_count_history_and_list():
     export, ops, calls = shanghai()
     # A1 and A2 share customer C1: both on the list, each list call counts as unanswered and connected.
