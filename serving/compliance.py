@@ -8,7 +8,7 @@ there must not hide here. Rules (names as they appear in violations):
 * `shift_slot`: call_at is a whole centre-local hour of the team's shift on D; `slot_in_past`;
   `local_hour`: equals call_at's hour in the account's zone; `capacity` per team and slot;
 * `no_call_flag` (do_not_call, cease_contact, deceased, bankruptcy on any account of the
-  customer), `special_handling` (dispute_open, complaint_open, hardship on the account),
+  customer), `special_handling` (dispute_open, complaint_open, hardship on any account of the customer),
   `nothing_overdue` (no due up to as_of's date is left unpaid), `rejected_rows` (withheld by a
   lenient load: `Export.withheld`);
 * `call_window`: the whole hour inside the policy window in every zone of the customer;
@@ -177,14 +177,11 @@ def check_call_list(
         _member(calls["customer_id"].astype(str), no_call_customers.astype(str)),
         "the customer has do_not_call, cease_contact, deceased or bankruptcy set",
     )
-    special = own[list(SPECIAL_HANDLING_FLAGS)].to_numpy(dtype=bool)
+    special_customers = customers.loc[customers[list(SPECIAL_HANDLING_FLAGS)].any(axis=1), "customer_id"]
     check.add(
         "special_handling",
-        special.any(axis=1),
-        lambda rows: [
-            ";".join(np.asarray(SPECIAL_HANDLING_FLAGS)[special[i]]) + " is set: special handling only"
-            for i in rows.index
-        ],
+        _member(calls["customer_id"].astype(str), special_customers.astype(str)),
+        "dispute_open, complaint_open or hardship is set on an account of the customer: special handling only",
     )
     check.add(
         "rejected_rows",

@@ -5,8 +5,8 @@ Rules, in the order they exclude accounts (each count lands in `Candidates.exclu
 * no score row, nothing overdue (amount_overdue <= 0);
 * a no-call flag (do_not_call, cease_contact, deceased, bankruptcy) on ANY account of the
   customer: these describe the person, so they stop calls about every debt of theirs;
-* a special-handling flag (dispute_open, complaint_open, hardship) on the account: not dialled,
-  listed for supervisors instead;
+* a special-handling flag (dispute_open, complaint_open, hardship) on ANY account of the customer:
+  not dialled, listed for supervisors instead (the other accounts with the flagged one named);
 * withheld by a lenient load (`Export.withheld`): the customer lost an accounts or contacts row,
   so its flags or its call history are not known whole;
 * a team (null = `default`) missing from the operations file;
@@ -112,16 +112,29 @@ def _history_calls(export: Export, account_index: pd.Index, since: pd.Timestamp)
     return recent[recent["account_pos"] >= 0]
 
 
-def customer_no_call(accounts: pd.DataFrame, customer_code: np.ndarray | None = None) -> np.ndarray:
-    """Per account: whether any account of its customer carries a no-call flag (one person, one phone).
+def customer_flagged(
+    accounts: pd.DataFrame, flags: tuple[str, ...], customer_code: np.ndarray | None = None
+) -> np.ndarray:
+    """Per account: whether any account of its customer carries one of `flags` (they describe the person).
 
     `customer_code`: `pd.factorize(accounts["customer_id"])[0]` where the caller already has it.
     """
     if customer_code is None:
         customer_code, _ = pd.factorize(accounts["customer_id"])
-    flagged = accounts[list(NO_CALL_FLAGS)].to_numpy(dtype=bool).any(axis=1)
+    flagged = accounts[list(flags)].to_numpy(dtype=bool).any(axis=1)
     n_customers = int(customer_code.max()) + 1 if len(accounts) else 0
     return (np.bincount(customer_code, weights=flagged, minlength=n_customers) > 0)[customer_code]
+
+
+def customer_no_call(accounts: pd.DataFrame, customer_code: np.ndarray | None = None) -> np.ndarray:
+    """Per account: a no-call flag on any account of its customer (one person, one phone)."""
+    return customer_flagged(accounts, NO_CALL_FLAGS, customer_code)
+
+
+def customer_special(accounts: pd.DataFrame, customer_code: np.ndarray | None = None) -> np.ndarray:
+    """Per account: a special-handling flag on any account of its customer (a dispute, complaint or hardship
+    is the person's: a collector calling about another of their debts would be pressing them all the same)."""
+    return customer_flagged(accounts, SPECIAL_HANDLING_FLAGS, customer_code)
 
 
 def find_candidates(
@@ -149,7 +162,7 @@ def find_candidates(
     n_customers = int(customer_code.max()) + 1 if n_accounts else 0
     no_call = customer_no_call(accounts, customer_code)
     special_flags = accounts[list(SPECIAL_HANDLING_FLAGS)].to_numpy(dtype=bool)
-    special = special_flags.any(axis=1)
+    special = customer_special(accounts, customer_code)
     team_name = accounts["team"].astype("string").fillna("default")
     team_names = [team.team for team in operations.teams]
     team_code = pd.Index(team_names).get_indexer(team_name)
@@ -168,7 +181,7 @@ def find_candidates(
     excluded["unknown_team"] = int((alive & (team_code < 0)).sum())
     alive &= team_code >= 0
 
-    special_handling = _special_handling_frame(accounts, special_rows, special_flags, team_name, scores)
+    special_handling = _special_handling_frame(accounts, special_rows, special_flags, customer_code, team_name, scores)
     accounts = accounts.assign(team_name=team_name)
 
     # Open slots: shift hours on D that start at or after as_of and have capacity.
@@ -343,13 +356,24 @@ def _special_handling_frame(
     accounts: pd.DataFrame,
     rows: np.ndarray,
     special_flags: np.ndarray,
+    customer_code: np.ndarray,
     team_name: pd.Series,
     scores: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Accounts for the supervisors' special-handling queue, with the flags that put them there."""
-    flags = special_flags[rows]
+    """Accounts for the supervisors' special-handling queue, with the flags that put them there: their own,
+    or for another account of a flagged customer, the first flagged account's ("hardship on A1")."""
     names = np.asarray(SPECIAL_HANDLING_FLAGS, dtype=object)
-    reason = _join_flags(flags, names)
+    reason = _join_flags(special_flags[rows], names).to_numpy(dtype=object)
+    own = special_flags[rows].any(axis=1)
+    if not own.all():
+        flagged = np.flatnonzero(special_flags.any(axis=1))
+        first = pd.Series(flagged).groupby(customer_code[flagged]).first()
+        source = first.reindex(customer_code[rows[~own]]).to_numpy()
+        ids = accounts["account_id"].astype(str).to_numpy()[source]
+        reason[~own] = [
+            f"{flags} on {account}"
+            for flags, account in zip(_join_flags(special_flags[source], names), ids, strict=True)
+        ]
     picked = accounts.iloc[rows]
     account_ids = picked["account_id"]
     return pd.DataFrame(
@@ -357,7 +381,7 @@ def _special_handling_frame(
             "account_id": account_ids.to_numpy(),
             "customer_id": picked["customer_id"].to_numpy(),
             "team": team_name.iloc[rows].to_numpy(),
-            "reason": pd.array(reason, dtype="string"),
+            "reason": pd.array(reason.tolist(), dtype="string"),
             "amount_overdue": scores["amount_overdue"].reindex(account_ids).to_numpy(dtype=float),
             "days_past_due": scores["days_past_due"].reindex(account_ids).to_numpy(),
         }

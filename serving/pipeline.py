@@ -20,7 +20,7 @@ from features.contract import CALL_LIST_COLUMNS, POLICY_PRESETS, SCORES_COLUMNS,
 from features.io import is_sql_url, write_frame
 from serving.compliance import assert_compliant
 from serving.daily import DailyRun
-from serving.eligibility import customer_no_call, find_candidates
+from serving.eligibility import customer_no_call, customer_special, find_candidates
 from serving.ranking import rank_calls
 from serving.reasons import explain_calls
 from serving.slots import team_slots
@@ -130,10 +130,11 @@ def score_export(
         effect = np.clip(champions.call_effect.predict_uplift(features[overdue]), 0.0, 1.0)
         uplift[overdue] = np.maximum(effect, MIN_EFFECT_SHARE * typical_effect(champions.call_effect, effect))
 
-    # As the ranker sees it: a no-call flag on any of the customer's accounts stops calls to all of them.
-    no_call = pd.Series(customer_no_call(export.accounts), index=export.accounts["account_id"].astype("string"))
-    no_call = no_call.reindex(features["account_id"].astype("string")).to_numpy(dtype=bool)
-    eligible = overdue & ~no_call & ~features["special_handling"].to_numpy(dtype=bool)
+    # As the ranker sees it: a no-call or special-handling flag on any of the customer's accounts stops
+    # calls to all of them.
+    barred = customer_no_call(export.accounts) | customer_special(export.accounts)
+    barred = pd.Series(barred, index=export.accounts["account_id"].astype("string"))
+    eligible = overdue & ~barred.reindex(features["account_id"].astype("string")).to_numpy(dtype=bool)
     if export.withheld:  # a lenient load lost rows of the customer: no call can be certified
         eligible &= ~features["account_id"].astype("string").isin(list(export.withheld)).to_numpy(dtype=bool)
     day = day or export.as_of.date()

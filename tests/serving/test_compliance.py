@@ -126,10 +126,10 @@ def test_no_call_flags_on_any_account_of_the_customer(flag):
 
 
 @pytest.mark.parametrize("flag", ["dispute_open", "complaint_open", "hardship"])
-def test_special_handling_flags_keep_the_account_off_the_list(flag):
-    export, ops, calls = shanghai()
+def test_special_handling_flags_keep_the_customers_accounts_off_the_list(flag):
+    export, ops, calls = shanghai()  # A1 and A2 are C1's
     broken = check_call_list(calls, with_accounts(export, **{flag: True}), ops, DAY)
-    assert [(v.account_id, v.rule) for v in broken] == [("A1", "special_handling")]
+    assert sorted((v.account_id, v.rule) for v in broken) == [("A1", "special_handling"), ("A2", "special_handling")]
 
 
 def test_accounts_withheld_by_a_lenient_load_are_neither_ranked_nor_passed():
@@ -236,7 +236,7 @@ def test_cn_daily_limits_per_customer_count_history_and_list():
 def test_assert_compliant_names_account_slot_and_rule():
     export, ops, calls = shanghai()
     with pytest.raises(ComplianceError) as raised:
-        assert_compliant(calls, with_accounts(export, hardship=True), ops, DAY)
+        assert_compliant(calls, with_accounts(export, cease_contact=True), ops, DAY)
     lines = str(raised.value).splitlines()
-    assert len(lines) == 2 and "account A1 at 2026-11-23T" in lines[1] and "special_handling" in lines[1]
-    assert len(raised.value.violations) == 1
+    assert len(lines) == 3 and "account A1 at 2026-11-23T" in lines[1] and "no_call_flag" in lines[1]
+    assert len(raised.value.violations) == 2

@@ -262,6 +262,21 @@ def test_flags_no_call_for_the_whole_customer_and_special_handling_listed():
     assert result.diagnostics.excluded["no_call_flag"] == 5
 
 
+@pytest.mark.parametrize("flag", ["dispute_open", "complaint_open", "hardship"])
+def test_special_handling_takes_every_account_of_the_customer_off_the_dialler(flag):
+    accounts = [
+        account_row("A1", customer_id="C1", **{flag: True}),
+        account_row("A2", customer_id="C1"),
+        account_row("A3"),
+    ]
+    export = build_export(SHANGHAI_MIDNIGHT, accounts)
+    result = rank_calls(export, operations("cn"), DAY, flat_scores(export), constant_contact)
+    assert result.call_list["account_id"].tolist() == ["A3"]
+    special = result.special_handling.set_index("account_id")["reason"]
+    assert special.to_dict() == {"A1": flag, "A2": f"{flag} on A1"}
+    assert result.diagnostics.excluded["special_handling"] == 2
+
+
 def test_teams_null_goes_to_default_and_unknown_team_is_not_callable():
     accounts = [account_row("A1", team=None), account_row("A2", team="ghost"), account_row("A3")]
     export = build_export(SHANGHAI_MIDNIGHT, accounts)
