@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import threading
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -247,6 +248,7 @@ class DayIndex:
             str(account): (None if pd.isna(team) else str(team))
             for account, team in zip(owners["account_id"], owners["team"], strict=True)
         }
+        self._all_teams = run.account_teams  # every account's team, for the accounts neither listed nor special
         # account -> (team, position in the team's queue), for the explanation's call row.
         self.call_slot: dict[str, tuple[str, int]] = {}
         for team, queue in self.teams.items():
@@ -338,6 +340,15 @@ class DayIndex:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no team {team!r} on the list for {self.run.list_date}")
         return found
 
+    def team_of(self, account_id: str) -> str | None:
+        """The account's team: from the list or the special-handling queue, else from the run's accounts
+        (None when unknown, which only an admin token may ask about)."""
+        if account_id in self.account_team:
+            return self.account_team[account_id]
+        if self._all_teams is not None and account_id in self._all_teams.index:
+            return str(self._all_teams.loc[account_id])
+        return None
+
     def queue_row(self, account_id: str) -> QueueRow | None:
         found = self.call_slot.get(account_id)
         if found is None:
@@ -374,13 +385,34 @@ def _contribution_value(value: object) -> float | str | None:
     return str(value)
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): text cells that do
+# are written with a leading apostrophe, which spreadsheets show as text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _defused(column: pd.Series) -> pd.Series:
+    text = column.astype("string")
+    risky = text.str.startswith(_FORMULA_START).fillna(False).to_numpy(dtype=bool)
+    return text.mask(risky, "'" + text) if risky.any() else column
+
+
 def _call_list_csv(frame: pd.DataFrame) -> bytes:
-    """The contract `call_list` columns as CSV: timestamps ISO-8601 UTC with `Z`, dates as days."""
+    """The contract `call_list` columns as CSV for a supervisor's spreadsheet: timestamps ISO-8601 UTC with
+    `Z`, dates as days, text cells that a spreadsheet would run as a formula defused."""
     out = frame.copy()
     if len(out):
         out["call_at"] = _iso_utc(out["call_at"])
         out["list_date"] = pd.to_datetime(out["list_date"]).dt.strftime("%Y-%m-%d")
+        for column in ("account_id", "customer_id", "team", "agent_id", "stage", "reasons", "model_version"):
+            if column in out.columns:
+                out[column] = _defused(out[column])
     return out.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def _attachment(name: str) -> str:
+    """Content-Disposition for a download named `name`: an ASCII fallback and the exact name (RFC 6266)."""
+    fallback = "".join(char if char.isascii() and (char.isalnum() or char in "-_.") else "_" for char in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
 
 
 class DayCache:
@@ -662,11 +694,10 @@ def team_queue_csv(
     else:
         picked = queue.frame.iloc[selected]
         content = _call_list_csv(picked.loc[:, list(CALL_LIST_COLUMNS)])
-    safe_team = "".join(char if char.isalnum() or char in "-_" else "_" for char in team)
     return Response(
         content=content,
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="callq-{safe_team}-{index.run.list_date}.csv"'},
+        headers={"Content-Disposition": _attachment(f"callq-{team}-{index.run.list_date}.csv")},
     )
 
 
@@ -705,13 +736,13 @@ def account_explanation(
     Readable only with a token covering the account's team; accounts with no team need an admin token.
     """
     index = days.get(date)
-    known = account_id in index.account_team or account_id in index.scores.index
-    if not known:
+    # The scope is checked first: to a supervisor, an unknown id and another team's account look the same (403).
+    team = index.team_of(account_id)
+    principal.require_team(team)
+    if account_id not in index.account_team and account_id not in index.scores.index:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"no account {account_id!r} in the run for {index.run.list_date}"
         )
-    team = index.account_team.get(account_id)
-    principal.require_team(team)
     call = index.queue_row(account_id)
     special = index.special_reason.get(account_id)
     reasons = list(call.reasons) if call is not None else ([special] if special else [])

@@ -24,3 +24,5 @@ class DailyRun:
     model_version: str = ""
     # Accounts left off the list, by the first rule that excluded them (serving.eligibility.EXCLUSION_RULES).
     excluded: dict[str, int] = field(default_factory=dict)
+    # Every account's team (a null team is `default`), indexed by account_id: who may read its explanation.
+    account_teams: pd.Series | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -296,6 +297,10 @@ def run_day(
         },
         model_version=champions.model_version,
         excluded=result.diagnostics.excluded,
+        account_teams=pd.Series(
+            export.accounts["team"].astype("string").fillna("default").to_numpy(),
+            index=export.accounts["account_id"].astype("string").to_numpy(),
+        ),
     )
 
 
@@ -343,23 +348,39 @@ def write_day(run: DailyRun, target: str, special_target: str | None = None) -> 
     return Written(call_list=target, special_handling=special_target)
 
 
+# The API ranks list dates up to this many days after the export's as_of (the models' horizon: features
+# as of as_of say little about later days), and keeps this many days' runs (each holds the whole book's scores).
+MAX_DAYS_AHEAD = 14
+KEPT_RUNS = 4
+
+
 class DailyProvider:
-    """Serves DailyRuns to the API: computed once per list date and cached (thread-safe)."""
+    """Serves DailyRuns to the API: computed once per list date, the most recent few kept (thread-safe)."""
 
     def __init__(self, export: Export, operations: Operations, champions, default_date: dt.date | None = None):
         self.export = export
         self.operations = operations
         self.champions = champions
         self.default_date = default_date or default_list_date(export.as_of, operations)
-        self._runs: dict[dt.date, DailyRun] = {}
+        self._runs: OrderedDict[dt.date, DailyRun] = OrderedDict()
         self._portfolio: PortfolioContact | None = None  # built on the first posted scoring request
         self._lock = threading.Lock()
 
     def daily_run(self, list_date: dt.date | None = None) -> DailyRun:
+        """The run for `list_date` (default: the served date); LookupError for a date past the horizon."""
         wanted = list_date or self.default_date
+        last = self.export.as_of.tz_convert(self.operations.centre_timezone).date() + dt.timedelta(days=MAX_DAYS_AHEAD)
+        if wanted > max(last, self.default_date):
+            raise LookupError(
+                f"list date {wanted} is more than {MAX_DAYS_AHEAD} days after the export's as_of: "
+                "rank it from a newer export"
+            )
         with self._lock:
             if wanted not in self._runs:
                 self._runs[wanted] = run_day(self.export, self.operations, wanted, self.champions)
+                while len(self._runs) > KEPT_RUNS:
+                    self._runs.popitem(last=False)
+            self._runs.move_to_end(wanted)
             return self._runs[wanted]
 
     def score(self, export: Export) -> pd.DataFrame:

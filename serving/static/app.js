@@ -231,10 +231,12 @@
     try {
       const response = await api(`/teams/${encodeURIComponent(team)}/queue.csv`, filterParams());
       const blob = await response.blob();
-      const match = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+      const disposition = response.headers.get("Content-Disposition") || "";
+      const exact = /filename\*=UTF-8''([^;]+)/.exec(disposition);
+      const plain = /filename="([^"]+)"/.exec(disposition);
       const link = document.createElement("a");
       link.href = URL.createObjectURL(blob);
-      link.download = match ? match[1] : `callq-${team}.csv`;
+      link.download = exact ? decodeURIComponent(exact[1]) : plain ? plain[1] : `callq-${team}.csv`;
       document.body.appendChild(link);
       link.click();
       link.remove();

@@ -179,7 +179,9 @@ def test_csv_download_matches_the_queue(client, run):
     response = client.get("/teams/late/queue.csv", headers=LATE)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
-    assert response.headers["content-disposition"] == 'attachment; filename="callq-late-2026-11-23.csv"'
+    assert response.headers["content-disposition"] == (
+        "attachment; filename=\"callq-late-2026-11-23.csv\"; filename*=UTF-8''callq-late-2026-11-23.csv"
+    )
     frame = pd.read_csv(io.StringIO(response.text), dtype={"agent_id": "string"})
     assert tuple(frame.columns) == CALL_LIST_COLUMNS
     queue = client.get("/teams/late/queue", params={"page_size": 500}, headers=LATE).json()["rows"]
@@ -194,6 +196,33 @@ def test_csv_download_matches_the_queue(client, run):
     assert (
         filtered_frame["account_id"].tolist() == team_calls(run, "late").query("stage == 'M3'")["account_id"].tolist()
     )
+
+
+def test_csv_download_defuses_formulas_and_names_any_team(run):
+    # Ids are the case system's free text: one a spreadsheet would run as a formula is written as text.
+    # A team name outside Latin-1 (早期) still downloads, under its own name.
+    calls = run.call_list.copy()
+    early = calls["team"] == "early"
+    first = calls.index[early][0]
+    calls.loc[first, "account_id"] = '=HYPERLINK("http://x","y")'
+    calls.loc[first, "customer_id"] = "@SUM(1+1)"
+    calls["team"] = calls["team"].replace({"early": "早期"})
+    capacity = run.capacity.assign(team=run.capacity["team"].replace({"early": "早期"}))
+    special = run.special_handling.assign(team=run.special_handling["team"].replace({"early": "早期"}))
+    changed = dataclasses.replace(run, call_list=calls, capacity=capacity, special_handling=special)
+    client = TestClient(create_app(StaticProvider({LIST_DATE: changed}, default_date=LIST_DATE), auth=token_auth()))
+    response = client.get("/teams/早期/queue.csv", headers=ADMIN)
+    assert response.status_code == 200
+    assert response.headers["content-disposition"].endswith("filename*=UTF-8''callq-%E6%97%A9%E6%9C%9F-2026-11-23.csv")
+    frame = pd.read_csv(io.StringIO(response.text), dtype=str)
+    assert frame.loc[0, "account_id"] == '\'=HYPERLINK("http://x","y")' and frame.loc[0, "customer_id"] == "'@SUM(1+1)"
+    assert (
+        not frame[["account_id", "customer_id", "team", "reasons"]]
+        .apply(lambda column: column.str.match(r"^[=+\-@]"))
+        .any(axis=None)
+    )
+    json_rows = client.get("/teams/早期/queue", headers=ADMIN).json()["rows"]
+    assert json_rows[0]["account_id"] == '=HYPERLINK("http://x","y")'  # the JSON keeps the id as it is
 
 
 def test_capacity_counts_calls_per_hour(client, run):
@@ -230,6 +259,18 @@ def test_explanation_of_special_handling_and_unlisted_accounts(client):
     assert client.get("/accounts/E900/explanation", headers=ADMIN).json()["team"] is None
     assert client.get("/accounts/E900/explanation", headers=EARLY).status_code == 403
     assert client.get("/accounts/NOPE/explanation", headers=ADMIN).status_code == 404
+    # To a supervisor an unknown id looks like another team's account: 403, so ids cannot be probed.
+    assert client.get("/accounts/NOPE/explanation", headers=EARLY).status_code == 403
+
+
+def test_a_supervisor_reads_why_an_account_of_their_team_is_not_on_the_list(run):
+    # The run knows every account's team (run_day records it), so the team's own token may ask.
+    teams = pd.Series(["early", "late"], index=["E900", "L000"])
+    provider = StaticProvider({LIST_DATE: dataclasses.replace(run, account_teams=teams)}, default_date=LIST_DATE)
+    client = TestClient(create_app(provider, auth=token_auth()))
+    body = client.get("/accounts/E900/explanation", headers=EARLY).json()
+    assert body["team"] == "early" and body["call"] is None and body["score"]["eligible"] is False
+    assert client.get("/accounts/E900/explanation", headers=LATE).status_code == 403
 
 
 # --- auth ---------------------------------------------------------------------------------

@@ -119,6 +119,8 @@ def test_day_list_is_ranked_compliant_and_explained(trained_book, day_run):
     assert scores.loc[calls["account_id"], "eligible"].all()
     assert int(scores["eligible"].sum()) == len(scores) - sum(day_run.excluded.values()) > len(calls)
     assert scores.loc[~scores["eligible"], "best_hour_local"].isna().all()
+    # Every account's team is known to the API (who may read its explanation), null teams as `default`.
+    assert set(day_run.account_teams.index) == set(scores.index) and day_run.account_teams.notna().all()
 
 
 def test_a_day_without_an_allowed_slot_gives_an_empty_list_and_says_why(trained_book):
@@ -332,3 +334,20 @@ def test_a_no_call_flag_on_one_account_makes_the_customers_other_accounts_not_el
     after = score_export(flagged, trained_book.champions).scores.set_index("account_id")
     assert not after.loc[listed["account_id"], "eligible"]
     assert pd.isna(after.loc[listed["account_id"], "best_hour_local"])
+
+
+def test_the_served_provider_keeps_a_few_runs_and_refuses_dates_past_the_horizon(monkeypatch):
+    import serving.pipeline as pipeline
+
+    built: list[dt.date] = []
+    monkeypatch.setattr(pipeline, "run_day", lambda export, operations, day, champions: built.append(day) or day)
+    export = SimpleNamespace(as_of=pd.Timestamp("2026-11-22T16:00Z"))  # 2026-11-23 00:00 in Shanghai
+    provider = DailyProvider(export, SimpleNamespace(centre_timezone="Asia/Shanghai"), None, dt.date(2026, 11, 23))
+    days = [dt.date(2026, 11, 23) + dt.timedelta(days=k) for k in range(pipeline.MAX_DAYS_AHEAD + 1)]
+    for day in days:
+        assert provider.daily_run(day) == day
+    assert len(provider._runs) == pipeline.KEPT_RUNS and provider.daily_run(days[-1]) == days[-1]
+    assert built == days  # each built once; the latest ones kept
+    with pytest.raises(LookupError, match="more than 14 days after the export's as_of"):
+        provider.daily_run(days[-1] + dt.timedelta(days=1))
+    assert provider.daily_run() == days[0] and built[-1] == days[0]  # evicted, built again on demand
