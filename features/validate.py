@@ -60,6 +60,9 @@ RULE_NAIVE_TIMESTAMP = "timestamp without UTC offset"
 RULE_TIMESTAMP = "not an ISO-8601 timestamp"
 RULE_NUMBER = "not a decimal number"
 RULE_DECIMALS = "more than 2 decimals"
+# Money is computed in exact cents (int64, and float64 where a model reads it): 10^13 keeps every cent exact.
+MAX_MONEY = 1e13
+RULE_TOO_LARGE = "10^13 or more (its cents would not be exact)"
 RULE_BOOL = "not a boolean (true/false/1/0)"
 RULE_INT = "not an integer"
 RULE_TIMEZONE = "not an IANA time zone"
@@ -266,11 +269,15 @@ def _parse_money(raw: pd.Series) -> _Parsed:
     if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
         values = raw.astype("float64")
         numbers = values.to_numpy()
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             cents = numbers * 100.0
             not_finite = ~null & ~np.isfinite(numbers)
             too_precise = ~null & ~not_finite & ~np.isclose(cents, np.round(cents), rtol=0.0, atol=1e-6)
-        return _Parsed(values.mask(not_finite | too_precise), [(RULE_NUMBER, not_finite), (RULE_DECIMALS, too_precise)])
+            too_large = ~null & ~not_finite & (np.abs(numbers) >= MAX_MONEY)
+        return _Parsed(
+            values.mask(not_finite | too_precise | too_large),
+            [(RULE_NUMBER, not_finite), (RULE_DECIMALS, too_precise), (RULE_TOO_LARGE, too_large)],
+        )
     if not _is_text(raw):
         values = pd.Series(np.nan, index=raw.index, dtype="float64")
         return _Parsed(values, [(RULE_NUMBER, ~null)])
@@ -281,7 +288,11 @@ def _parse_money(raw: pd.Series) -> _Parsed:
         numbers = pd.to_numeric(text.where(shaped), errors="coerce").astype("float64")
     bad = ~null & (~shaped | _bool_array(numbers.isna()))
     too_precise = ~bad & _match(text, _TOO_PRECISE_RE)
-    return _Parsed(numbers.mask(too_precise), [(RULE_NUMBER, bad), (RULE_DECIMALS, too_precise)])
+    too_large = ~bad & _bool_array(numbers.abs() >= MAX_MONEY)
+    return _Parsed(
+        numbers.mask(too_precise | too_large),
+        [(RULE_NUMBER, bad), (RULE_DECIMALS, too_precise), (RULE_TOO_LARGE, too_large)],
+    )
 
 
 def _parse_bool(raw: pd.Series) -> _Parsed:

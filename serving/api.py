@@ -24,7 +24,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -622,13 +622,14 @@ async def team_queue(request: Request, team: str = TEAM_PATH) -> Response:
     # * the query and token are checked here rather than by FastAPI dependencies, whose per-field
     #   resolution cost three times the handler; the same `QueueQuery` model validates them and
     #   generates the documented parameters, and errors keep FastAPI's 422/401/403 shapes.
+    # The token first: without a valid one the answer is 401, whatever the query says.
+    principal = request.app.state.token_auth.authenticate(request.headers.get("authorization"))
     try:
         query = QueueQuery.model_validate(dict(request.query_params))
     except ValidationError as error:
         raise RequestValidationError(
             [{**item, "loc": ("query", *item["loc"])} for item in error.errors(include_url=False)]
         ) from None
-    principal = request.app.state.token_auth.authenticate(request.headers.get("authorization"))
     days: DayCache = request.app.state.days
     principal.require_team(team)
     index = days.peek(query.date) or await run_in_threadpool(days.get, query.date)
@@ -773,6 +774,18 @@ SECURITY_HEADERS = [
 ]
 
 
+# FastAPI's /docs (Swagger UI) and /redoc pages load their code from a CDN and start it inline: the
+# page's strict policy would leave them blank. They show no debtor data.
+DOCS_PATHS = ("/docs", "/redoc")
+DOCS_CSP = (
+    b"content-security-policy",
+    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    b"font-src https://fonts.gstatic.com; img-src 'self' data: https:; worker-src blob:; connect-src 'self'; "
+    b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+)
+
+
 class SecurityHeaders:
     """Pure ASGI middleware: hardening headers everywhere, `no-store` on debtor data."""
 
@@ -784,10 +797,13 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         cacheable = scope["path"].startswith("/static/")
+        added = SECURITY_HEADERS
+        if scope["path"] in DOCS_PATHS:
+            added = [header for header in SECURITY_HEADERS if header[0] != DOCS_CSP[0]] + [DOCS_CSP]
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", [])) + SECURITY_HEADERS
+                headers = list(message.get("headers", [])) + added
                 if not cacheable:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
@@ -837,4 +853,19 @@ def create_app(provider: RunProvider, *, auth: TokenAuth | None = None) -> FastA
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     return app
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    """422 in FastAPI's shape, without echoing what was sent: a posted export holds other debtors' data."""
+    detail = [
+        {
+            "type": item.get("type"),
+            "loc": list(item.get("loc", ())),
+            "msg": item.get("msg"),
+            **({"ctx": {key: str(value) for key, value in item["ctx"].items()}} if item.get("ctx") else {}),
+        }
+        for item in error.errors()
+    ]
+    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": detail})

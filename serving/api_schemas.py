@@ -14,6 +14,7 @@ from features.contract import (
     PAYMENT_STATUSES,
     is_valid_timezone,
 )
+from features.validate import MAX_MONEY
 
 # Bounds on one POST /scores body: the endpoint scores a few accounts on demand, the batch
 # command scores the book.
@@ -23,10 +24,12 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
 Identifier = str
+NOT_BLANK = r"\S"  # an identifier holds more than white space, as the loader requires
 
 
 class _Row(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No Infinity or NaN in a number (Python's JSON parser reads the literals): 422, as the loader refuses them.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -34,11 +37,11 @@ class _Row(BaseModel):
 
 
 class AccountIn(_Row):
-    account_id: Identifier = Field(min_length=1, examples=["A000123"])
-    customer_id: Identifier = Field(min_length=1, examples=["C000077"])
+    account_id: Identifier = Field(min_length=1, pattern=NOT_BLANK, examples=["A000123"])
+    customer_id: Identifier = Field(min_length=1, pattern=NOT_BLANK, examples=["C000077"])
     product: str = Field(min_length=1, examples=["credit_card"])
     opened_date: dt.date = Field(examples=["2024-03-01"])
-    credit_limit: float | None = Field(default=None, ge=0, examples=[20000.0])
+    credit_limit: float | None = Field(default=None, ge=0, lt=MAX_MONEY, examples=[20000.0])
     timezone: str = Field(examples=["Asia/Shanghai"])
     team: str | None = Field(default=None, examples=["early"])
     agent_id: str | None = None
@@ -59,23 +62,23 @@ class AccountIn(_Row):
 
 
 class DueIn(_Row):
-    account_id: Identifier = Field(min_length=1)
+    account_id: Identifier = Field(min_length=1, pattern=NOT_BLANK)
     due_date: dt.date
-    amount_due: float = Field(gt=0)
+    amount_due: float = Field(gt=0, lt=MAX_MONEY)
 
 
 class PaymentIn(_Row):
-    payment_id: Identifier = Field(min_length=1)
-    account_id: Identifier = Field(min_length=1)
+    payment_id: Identifier = Field(min_length=1, pattern=NOT_BLANK)
+    account_id: Identifier = Field(min_length=1, pattern=NOT_BLANK)
     paid_at: AwareDatetime
-    amount: float = Field(gt=0)
+    amount: float = Field(gt=0, lt=MAX_MONEY)
     status: Literal[PAYMENT_STATUSES]  # type: ignore[valid-type]
     channel: str | None = None
 
 
 class ContactIn(_Row):
-    contact_id: Identifier = Field(min_length=1)
-    account_id: Identifier = Field(min_length=1)
+    contact_id: Identifier = Field(min_length=1, pattern=NOT_BLANK)
+    account_id: Identifier = Field(min_length=1, pattern=NOT_BLANK)
     started_at: AwareDatetime
     channel: Literal[CONTACT_CHANNELS]  # type: ignore[valid-type]
     direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
@@ -91,11 +94,11 @@ class ContactIn(_Row):
 
 
 class PromiseIn(_Row):
-    promise_id: Identifier = Field(min_length=1)
-    account_id: Identifier = Field(min_length=1)
+    promise_id: Identifier = Field(min_length=1, pattern=NOT_BLANK)
+    account_id: Identifier = Field(min_length=1, pattern=NOT_BLANK)
     created_at: AwareDatetime
     promised_date: dt.date
-    promised_amount: float = Field(gt=0)
+    promised_amount: float = Field(gt=0, lt=MAX_MONEY)
     contact_id: str | None = None
 
 

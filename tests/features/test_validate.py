@@ -36,6 +36,7 @@ from features.validate import (
     RULE_PROMISE_BEFORE_CREATED,
     RULE_TIMESTAMP,
     RULE_TIMEZONE,
+    RULE_TOO_LARGE,
     RULE_UNKNOWN_OUTCOME,
     WHOLE,
     check_meta,
@@ -175,6 +176,9 @@ def test_boolean_text(value: str | None, rule: str | None) -> None:
         ("abc", RULE_NUMBER),
         ("0", RULE_POSITIVE),
         ("-3", RULE_POSITIVE),
+        ("9999999999999.99", None),
+        ("10000000000000", RULE_TOO_LARGE),
+        ("99999999999999999999999", RULE_TOO_LARGE),
     ],
 )
 def test_money_text(value: str, rule: str | None) -> None:
@@ -186,7 +190,7 @@ def test_money_text(value: str, rule: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("value", "rule"),
-    [(12.34, None), (12.345, RULE_DECIMALS), (np.inf, RULE_NUMBER), (-1.0, RULE_POSITIVE)],
+    [(12.34, None), (12.345, RULE_DECIMALS), (np.inf, RULE_NUMBER), (-1.0, RULE_POSITIVE), (1e308, RULE_TOO_LARGE)],
 )
 def test_money_numbers(value: float, rule: str | None) -> None:
     payments = tiny_export().payments

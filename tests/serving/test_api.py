@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import json
 import logging
 
 import pandas as pd
@@ -441,10 +442,37 @@ def test_posted_export_has_the_loader_dtypes():
         {"dues": [{"account_id": "N1", "due_date": "2026-11-10", "amount_due": 0}]},
         {"as_of": "2026-11-23T00:00:00"},
         {"accounts": []},
+        {"dues": [{"account_id": "N1", "due_date": "2026-11-10", "amount_due": 1e13}]},  # cents not exact
+        {"dues": [{"account_id": "   ", "due_date": "2026-11-10", "amount_due": 850.0}]},  # blank id
     ],
 )
 def test_scores_rejects_contract_breaking_bodies(client, changes):
     assert client.post("/scores", json=score_body(**changes), headers=ADMIN).status_code == 422
+
+
+def test_scores_refuse_infinite_amounts_and_echo_nothing_posted(client):
+    # Python's JSON parser reads Infinity; the loader refuses it, so does the API (was a 500).
+    text = json.dumps(score_body()).replace('"amount_due": 850.0', '"amount_due": Infinity')
+    response = client.post("/scores", content=text, headers={**ADMIN, "Content-Type": "application/json"})
+    assert response.status_code == 422
+    # A body-level error names its rule, and never sends the posted export back (other debtors' data).
+    late = score_body(contacts=[{**score_body()["contacts"][0], "started_at": "2026-11-24T00:00:00Z"}])
+    response = client.post("/scores", json=late, headers=ADMIN)
+    assert response.status_code == 422 and "CN1" not in response.text and "input" not in response.text
+    assert all(set(item) <= {"type", "loc", "msg", "ctx"} for item in response.json()["detail"])
+
+
+def test_the_token_is_checked_before_the_query():
+    client = TestClient(create_app(StaticProvider({LIST_DATE: small_run()}, default_date=LIST_DATE), auth=token_auth()))
+    assert client.get("/teams/late/queue", params={"page": 0}).status_code == 401
+    assert client.get("/teams/late/queue", params={"page": 0}, headers=LATE).status_code == 422
+
+
+def test_api_docs_may_load_their_cdn_code_and_the_page_may_not(client):
+    docs = client.get("/docs").headers["content-security-policy"]
+    assert "https://cdn.jsdelivr.net" in docs and "'unsafe-inline'" in docs
+    page = client.get("/").headers["content-security-policy"]
+    assert "cdn.jsdelivr.net" not in page and "unsafe-inline" not in page
 
 
 def test_scores_scope_and_missing_models(client, run):
