@@ -555,7 +555,7 @@ def score(
     A team-scoped token may post only accounts of its own teams.
     """
     for account in body.accounts:
-        if not principal.allows(account.team):
+        if not principal.allows(account.team or "default"):  # a null team is `default`, as in the operations file
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this token does not cover every posted account's team")
     provider: RunProvider = request.app.state.provider
     try:

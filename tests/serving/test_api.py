@@ -477,6 +477,13 @@ def test_api_docs_may_load_their_cdn_code_and_the_page_may_not(client):
 
 def test_scores_scope_and_missing_models(client, run):
     assert client.post("/scores", json=score_body(team="late"), headers=EARLY).status_code == 403
+    # An account with no team belongs to `default`: that team's supervisor may post it, others may not.
+    auth = TokenAuth.parse("default-token-000:default")
+    default_client = TestClient(create_app(client.app.state.provider, auth=auth))
+    unassigned = score_body(team=None)
+    token = {"Authorization": "Bearer default-token-000"}
+    assert default_client.post("/scores", json=unassigned, headers=token).status_code == 200
+    assert client.post("/scores", json=unassigned, headers=EARLY).status_code == 403
     assert client.post("/scores", json=score_body()).status_code == 401
     no_models = TestClient(create_app(StaticProvider(run), auth=token_auth()))
     assert no_models.post("/scores", json=score_body(), headers=ADMIN).status_code == 503
