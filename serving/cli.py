@@ -307,8 +307,10 @@ def serve(
 
     from features.contract import Operations
     from serving.api import create_app
+    from serving.auth import TokenAuth
     from serving.pipeline import DailyProvider, load_models
 
+    auth = TokenAuth.from_env()  # a malformed CALLQ_API_TOKENS fails now, not after the day is ranked
     provider = DailyProvider(
         _load(export, False, None),
         Operations.from_yaml(ops),
@@ -318,9 +320,9 @@ def serve(
     with console.status(f"ranking {provider.default_date} before serving…"):
         provider.daily_run()  # the default day is ready before the first request
     console.print(f"serving http://{host}:{port}/ (list date {provider.default_date})", highlight=False)
-    if not os.environ.get("CALLQ_API_TOKENS"):
-        console.print("CALLQ_API_TOKENS is not set: every request but /health will get 401.", highlight=False)
-    uvicorn.run(create_app(provider), host=host, port=port, workers=1, log_level="warning", access_log=False)
+    if not auth.entries:
+        console.print("CALLQ_API_TOKENS holds no token: every request but /health will get 401.", highlight=False)
+    uvicorn.run(create_app(provider, auth=auth), host=host, port=port, workers=1, log_level="warning", access_log=False)
 
 
 def main() -> None:

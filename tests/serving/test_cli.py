@@ -113,6 +113,14 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     ]
 
 
+def test_serve_refuses_a_malformed_token_configuration_before_any_work(tmp_path):
+    served = callq(
+        "serve", "--export", tmp_path / "none", "--ops", tmp_path / "none.yaml", env={"CALLQ_API_TOKENS": "x"}
+    )
+    assert served.returncode == 1 and "CALLQ_API_TOKENS: entry 1 must look like TOKEN:team1,team2" in served.stderr
+    assert len(served.stderr.strip().splitlines()) == 1
+
+
 def test_lenient_features_write_rejects_and_reconcile(tmp_path):
     export = tiny_export()
     write_export(export, tmp_path / "bad", fmt="csv")
