@@ -124,6 +124,7 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
         header = next(csv.reader(handle), None)
     if not header:
         return pd.DataFrame()
+    _refuse_repeated_columns(path, header)
     # Enumerated columns come back dictionary-encoded (categoricals), as from Parquet.
     enums = ENUM_COLUMNS.get(path.stem, {})
     table = pa_csv.read_csv(
@@ -140,10 +141,32 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
     return _to_pandas(table)
 
 
+def _refuse_repeated_columns(path: Path, names: list[str]) -> None:
+    """A column named twice cannot be read as one: the whole table is refused, naming the column."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ExportError(f"{path.stem}: row -: column {repeated[0]}: appears more than once in {path.name}")
+
+
+def _refuse_untextual_columns(path: Path, schema: pa.Schema) -> None:
+    """A text column of the contract stored as floats (ids 1.0, 2.0; above 2^53 two ids would merge) or as
+    lists, structs or maps (read, they would become the text of a Python object) is refused whole."""
+    text_columns = {column.name for column in SCHEMAS.get(path.stem, ()) if column.type is ColumnType.STR}
+    for field in schema:
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if field.name in text_columns and (pa.types.is_floating(kind) or pa.types.is_nested(kind)):
+            raise ExportError(
+                f"{path.stem}: row -: column {field.name}: a Parquet {kind} column, where the contract has text"
+            )
+
+
 def _read_parquet_raw(path: Path) -> pd.DataFrame:
+    schema = pq.read_schema(path)
+    _refuse_repeated_columns(path, schema.names)
+    _refuse_untextual_columns(path, schema)
     # The enumerated columns are read as categoricals straight from Parquet's dictionary pages: as
     # strings, a year of contacts for a million accounts holds 2.2 GiB more while it is checked.
-    enums = set(ENUM_COLUMNS.get(path.stem, {})) & set(pq.read_schema(path).names)
+    enums = set(ENUM_COLUMNS.get(path.stem, {})) & set(schema.names)
     return _to_pandas(pq.read_table(path, read_dictionary=sorted(enums)))
 
 
@@ -173,7 +196,7 @@ def _read_dir_raw(directory: Path) -> RawExport:
     meta_path = directory / META_FILE
     if meta_path.exists():
         try:
-            loaded = json.loads(meta_path.read_text(encoding="utf-8"))
+            loaded = json.loads(meta_path.read_text(encoding="utf-8-sig"))  # a BOM, as CSV files may have
             meta = loaded if isinstance(loaded, dict) else None
             meta_error = None if meta is not None else "not a JSON object"
         except (json.JSONDecodeError, UnicodeDecodeError) as error:

@@ -39,13 +39,14 @@ from features.contract import (
 META_TABLE = "export_meta"
 WHOLE = "-"  # the `row` of a violation that concerns a whole table, column or the meta record
 
-_DATE_RE = r"\d{4}-\d{2}-\d{2}"
-_TIME_RE = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?"
-_OFFSET_RE = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)"
-_MONEY_RE = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
+# ASCII digits only ([0-9], not \d, which matches any script's digits: "２０２６-01-05" is not a date).
+_DATE_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_TIME_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?"
+_OFFSET_RE = r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)"
+_MONEY_RE = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 # A non-zero digit in the third decimal place or beyond: "12.300" is fine, "12.305" is not.
-_TOO_PRECISE_RE = r"[^.]*\.\d{2}\d*[1-9]\d*"
-_INT_RE = r"[+-]?\d+"
+_TOO_PRECISE_RE = r"[^.]*\.[0-9]{2}[0-9]*[1-9][0-9]*"
+_INT_RE = r"[+-]?[0-9]+"
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
 
 RULE_MISSING_TABLE = "missing table"
@@ -154,6 +155,8 @@ def check_meta(
     value = meta["as_of"]
     parsed = _parse_timestamp(pd.Series([value], dtype=object))
     broken = [rule for rule, mask in parsed.issues if mask.any()]
+    if not broken and pd.isna(parsed.values.iloc[0]):  # e.g. NaN, which JSON parsers accept
+        broken = [RULE_TIMESTAMP]
     if broken:
         violations.append(Violation(table, WHOLE, "as_of", broken[0], str(value)))
         return None, violations
@@ -210,7 +213,8 @@ def _arrow_cast(text: pd.Series, to: pa.DataType) -> pd.Series | None:
         cast = pc.cast(pa.array(text.array), to)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    return pd.Series(cast.to_pandas(), index=text.index)
+    # Integers stay exact (nullable), not floats that round above 2^53.
+    return pd.Series(cast.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get), index=text.index)
 
 
 # The dates and times callq computes with: pandas' nanosecond range. A value outside it (a year 12000
@@ -324,10 +328,10 @@ def _parse_int(raw: pd.Series) -> _Parsed:
         return _Parsed(pd.Series(pd.NA, index=raw.index, dtype="Int64"), [(RULE_INT, ~null)])
     text = _as_text(raw).str.strip()
     shaped = _match(text, _INT_RE)
-    numbers = _arrow_cast(text.where(shaped), pa.int64())
-    if numbers is None:  # Arrow refused a value: a leading '+', or a number beyond int64
-        numbers = pd.to_numeric(text.where(shaped), errors="coerce")
-        numbers = numbers.where(numbers.abs() < 2.0**63)  # cast, it would wrap around
+    digits = text.where(shaped).str.removeprefix("+")
+    numbers = _arrow_cast(digits, pa.int64())
+    if numbers is None:  # Arrow refused a value: one beyond int64, which is not an integer callq keeps
+        numbers = digits.map(lambda v: int(v) if isinstance(v, str) and -(2**63) <= int(v) < 2**63 else None)
     bad = ~null & _bool_array(numbers.isna())
     return _Parsed(numbers.astype("Int64"), [(RULE_INT, bad)])
 

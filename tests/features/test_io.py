@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -603,3 +604,65 @@ def test_unreadable_sources_fail_with_one_line(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match=r"^payments: row -: column -: unreadable file payments.csv \(") as caught:
         check_export(tmp_path)
     assert "\n" not in str(caught.value)
+
+
+# --- inputs found by an adversarial audit of loading ------------------------------------------------
+
+
+def test_a_column_named_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    write_export(tiny_export(), tmp_path / "csv", fmt="csv")
+    path = tmp_path / "csv" / "accounts.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    path.write_text("\n".join([",".join([*header, "do_not_call"])] + [f"{line},false" for line in lines[1:]]) + "\n")
+    for mode in ("strict", "lenient"):
+        with pytest.raises(ExportError, match=r"^accounts: row -: column do_not_call: appears more than once in"):
+            load_export(tmp_path / "csv", mode=mode)
+    write_export(tiny_export(), tmp_path / "pq")
+    table = pq.read_table(tmp_path / "pq" / "accounts.parquet")
+    pq.write_table(table.append_column("do_not_call", table["do_not_call"]), tmp_path / "pq" / "accounts.parquet")
+    with pytest.raises(ExportError, match="column do_not_call: appears more than once in accounts.parquet"):
+        load_export(tmp_path / "pq")
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "shown"),
+    [
+        ("product", pa.array([["card"]] * 5), "a Parquet list<element: string> column"),
+        ("account_id", pa.array([1.0, 2.0, 3.0, 4.0, 5.0]), "a Parquet double column"),  # 2^53 + 1 would merge
+    ],
+)
+def test_parquet_text_columns_stored_as_floats_or_lists_are_refused(tmp_path: Path, column, values, shown) -> None:
+    write_export(tiny_export(), tmp_path)
+    table = pq.read_table(tmp_path / "accounts.parquet")
+    pq.write_table(
+        table.set_column(table.schema.get_field_index(column), column, values), tmp_path / "accounts.parquet"
+    )
+    with pytest.raises(ExportError, match=f"accounts: row -: column {column}: {shown}, where the contract has text"):
+        load_export(tmp_path)
+
+
+def test_integers_stay_exact_and_dates_take_ascii_digits_only(tmp_path: Path) -> None:
+    write_export(tiny_export(), tmp_path, fmt="csv")
+    contacts = pd.read_csv(tmp_path / "contacts.csv", dtype=str, keep_default_na=False)
+    contacts.loc[0, "duration_s"] = "9007199254740993"  # 2^53 + 1: a float would make it ...992
+    contacts.loc[1, "duration_s"] = "+9223372036854775807"  # int64's largest, with a sign
+    contacts.loc[2, "duration_s"] = ""
+    contacts.to_csv(tmp_path / "contacts.csv", index=False)
+    export, _ = load_export(tmp_path)
+    assert export.contacts["duration_s"].tolist()[:3] == [9007199254740993, 9223372036854775807, pd.NA]
+    accounts = pd.read_csv(tmp_path / "accounts.csv", dtype=str, keep_default_na=False)
+    accounts.loc[0, "opened_date"] = "２０２４-01-05"  # fullwidth digits
+    accounts.to_csv(tmp_path / "accounts.csv", index=False)
+    with pytest.raises(ExportError, match=f"accounts: row A1: column opened_date: {re.escape(RULE_DATE)}"):
+        load_export(tmp_path)
+
+
+def test_export_json_with_a_bom_is_read_and_a_nan_as_of_is_named(tmp_path: Path) -> None:
+    write_export(tiny_export(), tmp_path)
+    meta = json.loads((tmp_path / "export.json").read_text())
+    (tmp_path / "export.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(meta).encode())
+    assert load_export(tmp_path)[0].as_of == tiny_export().as_of
+    (tmp_path / "export.json").write_text('{"contract_version": "1", "as_of": NaN}')
+    with pytest.raises(ExportError, match=f"export.json: row -: column as_of: {RULE_TIMESTAMP}"):
+        load_export(tmp_path)
