@@ -448,7 +448,7 @@ class Violation:
     """One broken contract rule: which table, which row, which column, which rule."""
 
     table: str
-    row: str  # the row's key (e.g. the payment_id), or "line N" where it has none
+    row: str  # the row's key (e.g. the payment_id), or "#N" (the N-th data row) where it has none
     column: str
     rule: str
     value: str = ""

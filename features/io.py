@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import warnings
 from collections.abc import Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +44,7 @@ from features.validate import (
     EARLIEST,
     LATEST,
     META_TABLE,
+    RULE_UNREADABLE_ROW,
     WHOLE,
     ExportCheck,
     as_enum,
@@ -106,6 +108,15 @@ def _is_postgres(engine: sa.Engine) -> bool:
 # Raw reading: as stored, no typing
 
 
+@dataclass(frozen=True)
+class UnreadableRow:
+    """A CSV row that does not split into the header's columns."""
+
+    line: int | None  # the file's line (1 = the header), None where the reader could not tell
+    text: str
+    found: str
+
+
 @dataclass
 class RawExport:
     """An export as read: the meta record and each table's frame (None where missing), untyped."""
@@ -115,30 +126,49 @@ class RawExport:
     tables: dict[str, pd.DataFrame | None]
     meta_table: str = META_FILE
     meta_error: str | None = None
+    # Per CSV table, the rows that could not be split into its columns (a field too many or too few, an
+    # unclosed quote): their file line and text. They count as read and as rejected.
+    unreadable: dict[str, list[UnreadableRow]] = field(default_factory=dict)
 
 
-def _read_csv_text(path: Path) -> pd.DataFrame:
+def _read_csv_text(path: Path) -> tuple[pd.DataFrame, list[UnreadableRow]]:
     """Read a CSV with every column as text; an empty field is null, quoted (`""`, as writers that quote
-    every field put it) or not."""
+    every field put it) or not. Rows that do not split into the header's columns come back apart."""
     with open(path, encoding="utf-8-sig", newline="") as handle:
         header = next(csv.reader(handle), None)
     if not header:
-        return pd.DataFrame()
+        return pd.DataFrame(), []
     _refuse_repeated_columns(path, header)
     # Enumerated columns come back dictionary-encoded (categoricals), as from Parquet.
     enums = ENUM_COLUMNS.get(path.stem, {})
+    convert = pa_csv.ConvertOptions(
+        column_types={
+            name: pa.dictionary(pa.int32(), pa.string()) if name in enums else pa.string() for name in header
+        },
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=True,
+        null_values=[""],
+    )
+    try:
+        return _to_pandas(pa_csv.read_csv(path, convert_options=convert)), []
+    except pa.ArrowInvalid as error:
+        if "CSV parse error" not in str(error):
+            raise
+    # Read again on one thread, which numbers the rows it cannot split, and set those rows aside.
+    unreadable: list[UnreadableRow] = []
+
+    def set_aside(row) -> str:
+        found = f"{row.actual_columns} fields where the header has {row.expected_columns}"
+        unreadable.append(UnreadableRow(row.number, row.text, found))
+        return "skip"
+
     table = pa_csv.read_csv(
         path,
-        convert_options=pa_csv.ConvertOptions(
-            column_types={
-                name: pa.dictionary(pa.int32(), pa.string()) if name in enums else pa.string() for name in header
-            },
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-            null_values=[""],
-        ),
+        read_options=pa_csv.ReadOptions(use_threads=False),
+        parse_options=pa_csv.ParseOptions(invalid_row_handler=set_aside),
+        convert_options=convert,
     )
-    return _to_pandas(table)
+    return _to_pandas(table), unreadable
 
 
 def _refuse_repeated_columns(path: Path, names: list[str]) -> None:
@@ -152,11 +182,11 @@ def _refuse_untextual_columns(path: Path, schema: pa.Schema) -> None:
     """A text column of the contract stored as floats (ids 1.0, 2.0; above 2^53 two ids would merge) or as
     lists, structs or maps (read, they would become the text of a Python object) is refused whole."""
     text_columns = {column.name for column in SCHEMAS.get(path.stem, ()) if column.type is ColumnType.STR}
-    for field in schema:
-        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
-        if field.name in text_columns and (pa.types.is_floating(kind) or pa.types.is_nested(kind)):
+    for column in schema:
+        kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+        if column.name in text_columns and (pa.types.is_floating(kind) or pa.types.is_nested(kind)):
             raise ExportError(
-                f"{path.stem}: row -: column {field.name}: a Parquet {kind} column, where the contract has text"
+                f"{path.stem}: row -: column {column.name}: a Parquet {kind} column, where the contract has text"
             )
 
 
@@ -202,6 +232,7 @@ def _read_dir_raw(directory: Path) -> RawExport:
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             meta_error = f"not valid JSON ({error.__class__.__name__})"
     tables: dict[str, pd.DataFrame | None] = {}
+    unreadable: dict[str, list[UnreadableRow]] = {}
     for name in TABLES:
         parquet, csv_path = directory / f"{name}.parquet", directory / f"{name}.csv"
         path = parquet if parquet.exists() else csv_path if csv_path.exists() else None
@@ -211,11 +242,13 @@ def _read_dir_raw(directory: Path) -> RawExport:
             elif path.suffix == ".parquet":
                 tables[name] = _read_parquet_raw(path)
             else:
-                tables[name] = _read_csv_text(path)
+                tables[name], rows = _read_csv_text(path)
+                if rows:
+                    unreadable[name] = rows
         except (pa.ArrowException, UnicodeDecodeError, csv.Error) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
             raise ExportError(f"{name}: row -: column -: unreadable file {path.name} ({reason})") from error
-    return RawExport(str(directory), meta, tables, META_FILE, meta_error)
+    return RawExport(str(directory), meta, tables, META_FILE, meta_error, unreadable)
 
 
 def _quote(engine: sa.Engine, name: str) -> str:
@@ -520,6 +553,18 @@ def _check_raw(raw: RawExport, *, max_per_rule: int | None = None) -> ExportChec
     for violation in meta_violations:
         key = (violation.table, violation.column, violation.rule)
         result.totals[key] = result.totals.get(key, 0) + 1
+    if raw.unreadable:  # each table's unreadable rows first in it, the tables in contract order
+        for name, rows in raw.unreadable.items():
+            shown = rows if max_per_rule is None else rows[:max_per_rule]
+            result.violations[:0] = [
+                Violation(
+                    name, WHOLE if row.line is None else f"line {row.line}", WHOLE, RULE_UNREADABLE_ROW, row.found
+                )
+                for row in shown
+            ]
+            result.totals[(name, WHOLE, RULE_UNREADABLE_ROW)] = len(rows)
+        order = {raw.meta_table: -1, **{name: i for i, name in enumerate(TABLES)}}
+        result.violations.sort(key=lambda violation: order.get(violation.table, len(TABLES)))
     return result
 
 
@@ -544,13 +589,22 @@ def _first_error(check: ExportCheck, table: str) -> ExportError:
     return ExportError(f"{first}{suffix}")
 
 
-def _write_rejects(check: ExportCheck, rejects_dir: Path) -> None:
+def _write_rejects(check: ExportCheck, rejects_dir: Path, unreadable: Mapping[str, list[UnreadableRow]]) -> None:
     rejects_dir.mkdir(parents=True, exist_ok=True)
     for name, table in check.tables.items():
         rows = np.flatnonzero(table.rejected)
         frame = table.raw.iloc[rows].copy()
         frame["reason"] = table.reasons.loc[rows].to_numpy()
         _atomic_write(rejects_dir / f"{name}.rejects.csv", lambda path, f=frame: f.to_csv(path, index=False))
+    for name, lost in unreadable.items():  # kept as the file had them: they have no columns to put them in
+        frame = pd.DataFrame(
+            {
+                "line": pd.array([row.line for row in lost], dtype="Int64"),
+                "text": [row.text for row in lost],
+                "reason": [f"{RULE_UNREADABLE_ROW}: {row.found}" for row in lost],
+            }
+        )
+        _atomic_write(rejects_dir / f"{name}.unreadable.csv", lambda path, f=frame: f.to_csv(path, index=False))
 
 
 def _rejected_text(check: ExportCheck, table: str, column: str) -> set[str]:
@@ -562,20 +616,37 @@ def _rejected_text(check: ExportCheck, table: str, column: str) -> set[str]:
     return {text for text in values.astype(str) if text.strip()}
 
 
-def withheld_accounts(check: ExportCheck, accounts: pd.DataFrame) -> frozenset[str]:
+def _fields_of(text: str) -> list[str]:
+    """The fields of a CSV row's text as well as they can be told apart (a row that failed to split)."""
+    try:
+        return [value for line in csv.reader(io.StringIO(text)) for value in line]
+    except csv.Error:
+        return text.replace('"', "").replace("\n", ",").split(",")
+
+
+def withheld_accounts(
+    check: ExportCheck, accounts: pd.DataFrame, unreadable: Mapping[str, list[UnreadableRow]] | None = None
+) -> frozenset[str]:
     """Kept accounts no list may dial after a lenient load: every account of a customer that lost an
     accounts row (its no-call flags may have been set) or a contact (the frequency limits would not count it).
 
     Rows are matched by the ids they carry as stored; a rejected row whose customer or account id is itself
-    unreadable names nobody (its siblings cannot be found).
+    unreadable names nobody (its siblings cannot be found). An accounts or contacts row that did not even
+    split into columns names every customer or account id among its fields.
     """
     customers = _rejected_text(check, "accounts", "customer_id")
     contacted = _rejected_text(check, "contacts", "account_id")
-    if not customers and not contacted:
+    fields = {
+        value.strip()
+        for name in ("accounts", "contacts")
+        for row in (unreadable or {}).get(name, ())
+        for value in _fields_of(row.text)
+    }
+    if not customers and not contacted and not fields:
         return frozenset()
     ids = accounts["account_id"].astype(str)
     owners = accounts["customer_id"].astype(str)
-    customers |= set(owners[ids.isin(contacted)])
+    customers |= set(owners[ids.isin(contacted | fields)]) | (fields & set(owners))
     return frozenset(ids[owners.isin(customers)])
 
 
@@ -621,12 +692,13 @@ def load_export(
         }
         dtypes = {column: dtype for column, dtype in contract_dtypes(name).items() if column in kept.columns}
         frames[name] = kept.assign(**enums).astype(dtypes)
-        report.read[name] = table.read
+        lost = len(raw.unreadable.get(name, ()))  # rows that never became a row of the table
+        report.read[name] = table.read + lost
         report.accepted[name] = len(kept)
-        report.rejected[name] = int(table.rejected.sum())
+        report.rejected[name] = int(table.rejected.sum()) + lost
     if rejects_dir is not None and mode == "lenient":
-        _write_rejects(check, Path(rejects_dir))
-    withheld = withheld_accounts(check, frames["accounts"]) if mode == "lenient" else frozenset()
+        _write_rejects(check, Path(rejects_dir), raw.unreadable)
+    withheld = withheld_accounts(check, frames["accounts"], raw.unreadable) if mode == "lenient" else frozenset()
     export = Export(as_of=check.as_of, source=str(source), withheld=withheld, **frames)
     del raw, check, table, kept
     # The raw columns live in Arrow's own allocator, which keeps freed pages for reuse; numpy

@@ -51,6 +51,7 @@ _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
 
 RULE_MISSING_TABLE = "missing table"
 RULE_MISSING_COLUMN = "missing column"
+RULE_UNREADABLE_ROW = "row does not split into the header's columns"
 RULE_NULL = "must not be null"
 RULE_EMPTY_ID = "empty identifier"
 RULE_NOT_UNIQUE = "not unique"
@@ -607,18 +608,19 @@ def _row_problems(
 
 
 def _row_names(name: str, raw: pd.DataFrame, typed: pd.DataFrame, rows: np.ndarray) -> list[str]:
-    """The key naming each row in `rows` (positions), or "line N" where the key is missing or bad."""
+    """The key naming each row in `rows` (positions), or "#N" where the key is missing or bad: the N-th data
+    row of the table (the CSV header not counted), whatever the source, so not a line of the file."""
     if name == "dues":
         account = typed["account_id"].iloc[rows]
         due = typed["due_date"].iloc[rows]
         good = _bool_array(account.notna()) & _bool_array(due.notna())
         text = account.astype(object).to_numpy()
         dates = due.dt.strftime("%Y-%m-%d").astype(object).to_numpy()
-        return [f"{a}/{d}" if ok else f"line {r + 1}" for a, d, ok, r in zip(text, dates, good, rows, strict=True)]
+        return [f"{a}/{d}" if ok else f"#{r + 1}" for a, d, ok, r in zip(text, dates, good, rows, strict=True)]
     values = typed[ROW_KEY[name]].iloc[rows]
     good = _bool_array(values.notna())
     text = values.astype(object).to_numpy()
-    return [str(v) if ok else f"line {r + 1}" for v, ok, r in zip(text, good, rows, strict=True)]
+    return [str(v) if ok else f"#{r + 1}" for v, ok, r in zip(text, good, rows, strict=True)]
 
 
 def _shown(raw: pd.Series, rows: np.ndarray) -> list[str]:

@@ -600,7 +600,7 @@ def test_unreadable_sources_fail_with_one_line(tmp_path: Path) -> None:
         load_export(f"postgresql://u:secret@/db?host={tmp_path / 'no-server'}")
     assert "secret" not in str(caught.value) and "\n" not in str(caught.value)
     write_export(tiny_export(), tmp_path, fmt="csv")
-    (tmp_path / "payments.csv").write_text('"payment_id","account_id"\n"P1","A1","extra"\n', encoding="utf-8")
+    (tmp_path / "payments.csv").write_bytes(b'"payment_id","account_id"\n"P\xe91","A1"\n')  # Latin-1, not UTF-8
     with pytest.raises(ExportError, match=r"^payments: row -: column -: unreadable file payments.csv \(") as caught:
         check_export(tmp_path)
     assert "\n" not in str(caught.value)
@@ -666,3 +666,21 @@ def test_export_json_with_a_bom_is_read_and_a_nan_as_of_is_named(tmp_path: Path)
     (tmp_path / "export.json").write_text('{"contract_version": "1", "as_of": NaN}')
     with pytest.raises(ExportError, match=f"export.json: row -: column as_of: {RULE_TIMESTAMP}"):
         load_export(tmp_path)
+
+
+def test_a_csv_row_that_does_not_split_is_named_by_line_and_set_aside_when_lenient(tmp_path: Path) -> None:
+    write_export(tiny_export(), tmp_path / "export", fmt="csv")
+    path = tmp_path / "export" / "contacts.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] += ",surplus"  # the second contact (K2, A1's), on the file's line 3
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    message = "contacts: row line 3: column -: row does not split into the header's columns (value '9 fields"
+    with pytest.raises(ExportError, match=re.escape(message)):
+        load_export(tmp_path / "export")
+    assert str(check_export(tmp_path / "export").violations[0]).startswith(message)
+    export, report = load_export(tmp_path / "export", mode="lenient", rejects_dir=tmp_path / "rejects")
+    assert report.reconciles() and report.read["contacts"] == 5 and report.rejected["contacts"] >= 1
+    assert "K2" not in set(export.contacts["contact_id"])
+    unreadable = pd.read_csv(tmp_path / "rejects" / "contacts.unreadable.csv", dtype=str)
+    assert unreadable["line"].tolist() == ["3"] and unreadable.loc[0, "text"].endswith(",surplus")
+    assert export.withheld == {"A1", "A2"}  # the lost call was C1's: neither of C1's accounts is dialled

@@ -129,7 +129,7 @@ def test_typed_export_from_memory_is_valid() -> None:
     assert validate_tables(AS_OF, tiny_export().tables()) == []
 
 
-def test_missing_table_and_key_less_rows_use_line_numbers() -> None:
+def test_missing_table_and_key_less_rows_use_data_row_numbers() -> None:
     export = tiny_export()
     dues = export.dues.astype({"account_id": object, "due_date": object})
     dues.loc[1, "account_id"] = None
@@ -138,9 +138,9 @@ def test_missing_table_and_key_less_rows_use_line_numbers() -> None:
     raw = {**export.tables(), "dues": dues, "promises": None}
     found = _found(validate_tables(AS_OF, raw))
     assert ("promises", WHOLE, WHOLE, RULE_MISSING_TABLE) in found
-    assert ("dues", "line 2", "account_id", RULE_NULL) in found
-    assert ("dues", "line 3", "account_id", RULE_EMPTY_ID) in found
-    assert ("dues", "line 4", "due_date", RULE_DATE) in found
+    assert ("dues", "#2", "account_id", RULE_NULL) in found
+    assert ("dues", "#3", "account_id", RULE_EMPTY_ID) in found
+    assert ("dues", "#4", "due_date", RULE_DATE) in found
 
 
 @pytest.mark.parametrize(
