@@ -393,10 +393,17 @@ _OperationsLoader.yaml_implicit_resolvers = {
 }
 
 
+# Files of a zone database that are not zones of the IANA list: "localtime" is whatever the machine is set
+# to, "Factory" an unset placeholder, posix/ and right/ (leap seconds) are alternative trees.
+_NOT_IANA_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 def is_valid_timezone(name: str) -> bool:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     if not isinstance(name, str) or not name or name != name.strip():
+        return False
+    if name in _NOT_IANA_ZONES or name.startswith(("posix/", "right/")):
         return False
     try:
         ZoneInfo(name)

@@ -409,3 +409,23 @@ def test_membership_in_a_large_id_set_matches_arrow(orphans: int) -> None:
     expected = np.array([value is not pd.NA and value in known for value in rows.astype(object)])
     np.testing.assert_array_equal(found, expected)
     assert (~found).sum() == orphans + 2
+
+
+@pytest.mark.parametrize(
+    ("zone", "valid"),
+    [
+        ("Asia/Kolkata", True),
+        ("US/Eastern", True),  # an IANA backward link
+        ("Etc/GMT+5", True),
+        ("localtime", False),  # the machine's own setting, not a place
+        ("Factory", False),
+        ("posixrules", False),
+        ("right/UTC", False),
+        ("posix/Asia/Shanghai", False),
+    ],
+)
+def test_time_zones_are_names_of_the_iana_list(zone: str, valid: bool) -> None:
+    accounts = tiny_export().accounts
+    accounts.loc[0, "timezone"] = zone
+    found = _found(validate_tables(AS_OF, _raw(accounts=accounts)))
+    assert found == (set() if valid else {("accounts", "A1", "timezone", RULE_TIMEZONE)})
