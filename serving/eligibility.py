@@ -204,9 +204,9 @@ def find_candidates(
     table = local_slot_table(zones, instants)
     zone_set, members, customer_zones = _customer_zone_sets(customer_code, zone_code, len(zones))
     window = in_call_window(table["start_minute"], table["end_minute"], rules)
-    window_by_set = np.stack([window[list(zone_tuple)].all(axis=0) for zone_tuple in members]).reshape(
-        len(members), len(instants)
-    )
+    window_by_set = np.zeros((len(members), len(instants)), dtype=bool)  # no members: a book without accounts
+    for code, zone_tuple in enumerate(members):
+        window_by_set[code] = window[list(zone_tuple)].all(axis=0)
 
     pair_zone = zone_code[account_pos]
     pair_instant = instant_of_slot[slot_id]

@@ -26,6 +26,10 @@ from serving.ranking import rank_calls
 from serving.reasons import explain_calls
 from serving.slots import team_slots
 
+# List dates are ranked up to this many days after the export's as_of (the models' horizon: features as of
+# as_of say little about later days).
+MAX_DAYS_AHEAD = 14
+
 # Without an operations file (batch scoring), the best hour is searched inside the window every
 # preset allows (08:00-21:00 debtor-local: the intersection of cn and us_reg_f).
 DEFAULT_CALL_HOURS = tuple(
@@ -304,10 +308,22 @@ def run_day(
     )
 
 
+def last_list_date(as_of: pd.Timestamp, operations: Operations) -> dt.date:
+    """The latest list date an export can be ranked for: MAX_DAYS_AHEAD centre-local days after its as_of."""
+    return as_of.tz_convert(operations.centre_timezone).date() + dt.timedelta(days=MAX_DAYS_AHEAD)
+
+
 def check_list_date(export: Export, operations: Operations, list_date: dt.date) -> None:
     """LookupError when every shift hour of the list date starts before the export's as_of (an earlier
     date, or an export taken after the day's last shift hour began): its calls are past, and writing
-    its empty list would replace the rows the case system already has for that date."""
+    its empty list would replace the rows the case system already has for that date. Also when the date
+    lies more than MAX_DAYS_AHEAD days after as_of: the features say little about it (a promise broken
+    "2,912,116 days ago")."""
+    if list_date > last_list_date(export.as_of, operations):
+        raise LookupError(
+            f"list date {list_date} is more than {MAX_DAYS_AHEAD} days after the export's as_of: "
+            "rank it from a newer export"
+        )
     slots = team_slots(operations, list_date)
     if len(slots) and bool((slots["call_at"] < export.as_of).all()):
         as_of = export.as_of.tz_convert(operations.centre_timezone).strftime("%Y-%m-%d %H:%M")
@@ -348,9 +364,7 @@ def write_day(run: DailyRun, target: str, special_target: str | None = None) -> 
     return Written(call_list=target, special_handling=special_target)
 
 
-# The API ranks list dates up to this many days after the export's as_of (the models' horizon: features
-# as of as_of say little about later days), and keeps this many days' runs (each holds the whole book's scores).
-MAX_DAYS_AHEAD = 14
+# The API keeps this many days' runs (each holds the whole book's scores).
 KEPT_RUNS = 4
 
 
@@ -369,8 +383,7 @@ class DailyProvider:
     def daily_run(self, list_date: dt.date | None = None) -> DailyRun:
         """The run for `list_date` (default: the served date); LookupError for a date past the horizon."""
         wanted = list_date or self.default_date
-        last = self.export.as_of.tz_convert(self.operations.centre_timezone).date() + dt.timedelta(days=MAX_DAYS_AHEAD)
-        if wanted > max(last, self.default_date):
+        if wanted > max(last_list_date(self.export.as_of, self.operations), self.default_date):
             raise LookupError(
                 f"list date {wanted} is more than {MAX_DAYS_AHEAD} days after the export's as_of: "
                 "rank it from a newer export"

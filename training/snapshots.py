@@ -296,7 +296,10 @@ def contact_rows(
         in_window = calls[(calls["started_at"] >= as_of) & (calls["started_at"] < as_of + window)]
         frames.append(in_window.assign(as_of=as_of))
     if not frames:
-        raise ValueError("no snapshot to attach calls to")
+        raise ValueError(
+            "no account was overdue at any snapshot of the history, so there is no call to an overdue account "
+            "to learn from (does the export hold the dues, and are any of them unpaid?)"
+        )
     attempts = pd.concat(frames, ignore_index=True)
     if max_rows is not None and len(attempts) > max_rows:
         attempts = attempts.sample(n=max_rows, random_state=seed).sort_index()

@@ -163,6 +163,24 @@ def test_a_list_date_whose_shift_hours_all_began_before_as_of_is_refused(as_of, 
         check_list_date(export, ops, dt.date.fromisoformat(day))
 
 
+def test_a_list_date_past_the_horizon_is_refused():
+    # 2026-11-23 14:30 in Shanghai: 14 days on is the last date an export this old is ranked for.
+    export = build_export("2026-11-23T06:30:00Z", [account_row("A1")])
+    ops = operations("cn", shift=("08:00", "15:00"))
+    check_list_date(export, ops, dt.date(2026, 12, 7))
+    with pytest.raises(LookupError, match="list date 2026-12-08 is more than 14 days after the export's as_of"):
+        check_list_date(export, ops, dt.date(2026, 12, 8))
+
+
+def test_a_book_without_accounts_scores_and_ranks_to_nothing():
+    from serving.ranking import rank_calls
+    from tests.serving.portfolios import constant_contact, flat_scores
+
+    export = build_export("2026-11-22T16:00:00Z", [])
+    result = rank_calls(export, operations("cn"), "2026-11-23", flat_scores(export), constant_contact)
+    assert result.call_list.empty and result.special_handling.empty
+
+
 def test_daily_provider_builds_each_date_once_and_refuses_past_ones(trained_book):
     simulation = trained_book.simulation
     provider = DailyProvider(simulation.export, simulation.operations, trained_book.champions)

@@ -218,3 +218,14 @@ def test_local_hour_and_weekday_follow_the_debtor_zone():
     hours, weekdays = local_hour_weekday(times, pd.Series(["Asia/Shanghai", "America/Chicago"]))
     assert hours.tolist() == [9, 20]
     assert weekdays.tolist() == [0, 6]  # Monday in Shanghai, still Sunday evening in Chicago
+
+
+def test_a_history_with_nothing_overdue_says_so():
+    # No overdue snapshot (no dues, or all paid): the contact model has no call to learn from, and the
+    # message says why rather than "no snapshot to attach calls to".
+    from training.snapshots import contact_rows
+
+    export = make_export(accounts=[account_row("A1")])
+    empty = pd.DataFrame({"account_id": pd.Series(dtype="string"), "as_of": pd.Series(dtype="datetime64[us, UTC]")})
+    with pytest.raises(ValueError, match="no account was overdue at any snapshot of the history"):
+        contact_rows(export, empty.assign(split=pd.Series(dtype="string")), window_days=7)
