@@ -196,10 +196,14 @@ def check_call_list(
     )
     check.add("nothing_overdue", (upper <= 0.005) | (listed <= 0), "nothing is overdue on the account")
 
-    _check_window(calls, customers, rules, check)
+    # Each listed customer's zones: unsure where the debtor is, every rule must hold in each of them.
+    customer_zones = (
+        customers[["customer_id", "timezone"]].drop_duplicates().astype(str).rename(columns={"timezone": "zone"})
+    )
+    _check_window(calls, customer_zones, rules, check)
     history = _recent_calls(export, calls, customers, rules)
-    _check_quiet_and_attempts(calls, customers, history, rules, check)
-    _check_customer_days(calls, customers, history, rules, check)
+    _check_quiet_and_attempts(calls, customer_zones, history, rules, check)
+    _check_customer_days(calls, customer_zones, history, rules, check)
     return check.found
 
 
@@ -254,14 +258,13 @@ def _shift_hour_mask(owner_team: pd.Series, hours, teams: dict) -> np.ndarray:
     return pairs.isin(list(allowed)) if allowed else np.zeros(len(owner_team), dtype=bool)
 
 
-def _check_window(calls: pd.DataFrame, customers: pd.DataFrame, rules, check: _Collector) -> None:
+def _check_window(calls: pd.DataFrame, zones: pd.DataFrame, rules, check: _Collector) -> None:
     """The whole call hour lies inside the policy window in every zone the customer has an account in."""
-    zones = customers[["customer_id", "timezone"]].drop_duplicates().astype(str)
     expanded = (
         calls[["customer_id", "call_at"]].astype({"customer_id": str}).reset_index().merge(zones, on="customer_id")
     )
-    start = _local_parts(expanded["call_at"], expanded["timezone"])
-    end = _local_parts(expanded["call_at"] + pd.Timedelta(hours=1), expanded["timezone"])
+    start = _local_parts(expanded["call_at"], expanded["zone"])
+    end = _local_parts(expanded["call_at"] + pd.Timedelta(hours=1), expanded["zone"])
     end_minute = (end["day"] - start["day"]) * 1440 + end["minute"]
     outside = (start["minute"] < rules.call_window_start * 60) | (end_minute > rules.call_window_end * 60)
     bad_rows = expanded.loc[outside.to_numpy(), "index"].unique()
@@ -287,14 +290,13 @@ def _recent_calls(export: Export, calls: pd.DataFrame, customers: pd.DataFrame, 
 
 
 def _check_quiet_and_attempts(
-    calls: pd.DataFrame, customers: pd.DataFrame, history: pd.DataFrame, rules, check: _Collector
+    calls: pd.DataFrame, zones: pd.DataFrame, history: pd.DataFrame, rules, check: _Collector
 ) -> None:
     """Reg F style per-account limits in local dates, in every zone of the customer's accounts (unsure of
     the zone, the call must be allowed in each)."""
     quiet, most = rules.quiet_days_after_conversation, rules.max_attempts_7d
     if quiet <= 0 and most is None:
         return
-    zones = customers[["customer_id", "timezone"]].drop_duplicates().astype(str).rename(columns={"timezone": "zone"})
     listed = pd.DataFrame(
         {
             "row": np.arange(len(calls)),
@@ -346,12 +348,11 @@ def _check_quiet_and_attempts(
 
 
 def _check_customer_days(
-    calls: pd.DataFrame, customers: pd.DataFrame, history: pd.DataFrame, rules, check: _Collector
+    calls: pd.DataFrame, zones: pd.DataFrame, history: pd.DataFrame, rules, check: _Collector
 ) -> None:
     """Per customer and customer-local day (each zone of the customer): unanswered and connected calls."""
     if rules.max_unanswered_per_day is None and rules.max_connected_per_day is None:
         return
-    zones = customers[["customer_id", "timezone"]].drop_duplicates().astype(str).rename(columns={"timezone": "zone"})
     # Unanswered: our attempts nobody took. Connected: calls someone took, the debtor's own (inbound) included.
     outbound = (history["direction"] == "outbound").to_numpy()
     no_answer = history["outcome"].isin(UNANSWERED_OUTCOMES).to_numpy()
