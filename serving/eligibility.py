@@ -84,6 +84,11 @@ class Candidates:
     special_handling: pd.DataFrame
     excluded: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def callable_accounts(self) -> pd.Index:
+        """Ids of the accounts with at least one allowed slot: those any call is allowed to on D."""
+        return pd.Index(self.accounts["account_id"].to_numpy()[np.unique(self.account_pos)])
+
 
 def _customer_zone_sets(customer_code: np.ndarray, zone_code: np.ndarray, n_zones: int):
     """Code of each customer's set of zones; single-zone sets share the zone's own code."""

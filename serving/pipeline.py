@@ -207,8 +207,7 @@ def score_day(export: Export, operations: Operations, list_date: dt.date, champi
     check_list_date(export, operations, list_date)
     scored = score_export(export, champions, call_hours=policy_hours(operations), day=list_date)
     candidates = find_candidates(export, operations, list_date, scored.account_scores)
-    callable_accounts = candidates.accounts["account_id"].iloc[np.unique(candidates.account_pos)]
-    return allowed_on_the_day(scored.scores, pd.Index(callable_accounts))
+    return allowed_on_the_day(scored.scores, candidates.callable_accounts)
 
 
 def value_at_stake(features: pd.DataFrame) -> np.ndarray:
@@ -308,22 +307,22 @@ def run_day(
     )
 
 
-def last_list_date(as_of: pd.Timestamp, operations: Operations) -> dt.date:
-    """The latest list date an export can be ranked for: MAX_DAYS_AHEAD centre-local days after its as_of."""
-    return as_of.tz_convert(operations.centre_timezone).date() + dt.timedelta(days=MAX_DAYS_AHEAD)
+def check_horizon(as_of: pd.Timestamp, operations: Operations, list_date: dt.date) -> None:
+    """LookupError for a list date more than MAX_DAYS_AHEAD centre-local days after the export's as_of: the
+    features say little about it (a promise broken "2,912,116 days ago")."""
+    if list_date > as_of.tz_convert(operations.centre_timezone).date() + dt.timedelta(days=MAX_DAYS_AHEAD):
+        raise LookupError(
+            f"list date {list_date} is more than {MAX_DAYS_AHEAD} days after the export's as_of: "
+            "rank it from a newer export"
+        )
 
 
 def check_list_date(export: Export, operations: Operations, list_date: dt.date) -> None:
     """LookupError when every shift hour of the list date starts before the export's as_of (an earlier
     date, or an export taken after the day's last shift hour began): its calls are past, and writing
-    its empty list would replace the rows the case system already has for that date. Also when the date
-    lies more than MAX_DAYS_AHEAD days after as_of: the features say little about it (a promise broken
-    "2,912,116 days ago")."""
-    if list_date > last_list_date(export.as_of, operations):
-        raise LookupError(
-            f"list date {list_date} is more than {MAX_DAYS_AHEAD} days after the export's as_of: "
-            "rank it from a newer export"
-        )
+    its empty list would replace the rows the case system already has for that date. Also past the
+    horizon (`check_horizon`)."""
+    check_horizon(export.as_of, operations, list_date)
     slots = team_slots(operations, list_date)
     if len(slots) and bool((slots["call_at"] < export.as_of).all()):
         as_of = export.as_of.tz_convert(operations.centre_timezone).strftime("%Y-%m-%d %H:%M")
@@ -383,11 +382,7 @@ class DailyProvider:
     def daily_run(self, list_date: dt.date | None = None) -> DailyRun:
         """The run for `list_date` (default: the served date); LookupError for a date past the horizon."""
         wanted = list_date or self.default_date
-        if wanted > max(last_list_date(self.export.as_of, self.operations), self.default_date):
-            raise LookupError(
-                f"list date {wanted} is more than {MAX_DAYS_AHEAD} days after the export's as_of: "
-                "rank it from a newer export"
-            )
+        check_horizon(self.export.as_of, self.operations, wanted)  # before the lock: a refusal waits for no run
         with self._lock:
             if wanted not in self._runs:
                 self._runs[wanted] = run_day(self.export, self.operations, wanted, self.champions)

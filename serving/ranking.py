@@ -268,7 +268,7 @@ def rank_calls(
     )
     diagnostics = RankDiagnostics(
         candidates_per_team=_candidates_per_team(candidates, has_pair, team_names),
-        callable_accounts=pd.Index(candidates.accounts["account_id"].to_numpy()[has_pair]),
+        callable_accounts=candidates.callable_accounts,
         slot_load=_slot_load(candidates, candidates.slot_id[edge[chosen]]),
         expected_value_total=float(call_list["expected_value"].sum()),
         excluded=candidates.excluded,
@@ -377,7 +377,7 @@ def supervisor_sort_list(
     )
     diagnostics = RankDiagnostics(
         candidates_per_team=_candidates_per_team(candidates, has_pair, team_names),
-        callable_accounts=pd.Index(candidates.accounts["account_id"].to_numpy()[has_pair]),
+        callable_accounts=candidates.callable_accounts,
         slot_load=_slot_load(candidates, candidates.slot_id[chosen]),
         expected_value_total=float(call_list["expected_value"].sum()),
         excluded=candidates.excluded,
