@@ -263,9 +263,6 @@ def _quote(engine: sa.Engine, name: str) -> str:
 _PG_BINARY_TYPES = frozenset({"text", "varchar", "int2", "int4", "int8", "bool", "date", "timestamptz"})
 _PG_TIME_TYPES = frozenset({"date", "timestamptz"})
 _EPOCH = pd.Timestamp("1970-01-01")
-# In binary, PostgreSQL's 'infinity' and years like 12000 or 44 BC come out of the driver as garbage or
-# outside the dates callq computes with (`features.validate.EARLIEST`..`LATEST`): a part holding one is
-# read again with its dates and times as text, so the checks name the value.
 # A table larger than this is read in as many ctid ranges as there are readers, in parallel.
 _PG_SPLIT_BYTES = 32 * 2**20
 # TID range scans came with PostgreSQL 14: before it, every range would scan the whole table.
@@ -296,6 +293,9 @@ class _PgPart:
     as_text: str
 
 
+# In binary, PostgreSQL's 'infinity' and years like 12000 or 44 BC come out of the driver as garbage or
+# outside the dates callq computes with (`features.validate.EARLIEST`..`LATEST`): a part holding one is
+# read again with its dates and times as text, so the checks name the value.
 def _out_of_range(column: pa.ChunkedArray) -> bool:
     """Whether a date or timestamp column holds a value outside the dates callq computes with."""
     if pa.types.is_date32(column.type):
@@ -359,6 +359,15 @@ def _read_postgres(engine: sa.Engine, tables: list[str], text_only: Collection[s
 _PG_SETTINGS = ("SET extra_float_digits = 0", "SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO, YMD'")
 
 
+def _begin_read(cursor, snapshot: str | None = None) -> None:
+    """The session settings and a read-only snapshot transaction: the leader's own, or its `snapshot`."""
+    for setting in _PG_SETTINGS:
+        cursor.execute(setting)
+    cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    if snapshot is not None:
+        cursor.execute(f"SET TRANSACTION SNAPSHOT {_pg_literal(snapshot)}")
+
+
 def _pg_parts(cursor, engine: sa.Engine, table: str, text_only: bool, readers: int, block: int) -> list[_PgPart]:
     """The queries that read `table`: one, or one per reader over ranges of its pages."""
     cursor.execute(
@@ -412,9 +421,7 @@ def _read_postgres_tables(engine: sa.Engine, tables: list[str], text_only: Colle
     conninfo = _adbc_conninfo(engine)
     readers = _pg_readers()
     with adbc.connect(conninfo, autocommit=True) as leader, leader.cursor() as cursor:
-        for setting in _PG_SETTINGS:
-            cursor.execute(setting)
-        cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        _begin_read(cursor)
         cursor.execute(
             "SELECT pg_export_snapshot() AS snapshot, current_setting('block_size')::int AS block,"
             " current_setting('server_version_num')::int AS version"
@@ -430,10 +437,7 @@ def _read_postgres_tables(engine: sa.Engine, tables: list[str], text_only: Colle
             if not own_connection:
                 return [_adbc_fetch(cursor, part) for part in assigned]
             with adbc.connect(conninfo, autocommit=True) as connection, connection.cursor() as own:
-                for setting in _PG_SETTINGS:
-                    own.execute(setting)
-                own.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                own.execute(f"SET TRANSACTION SNAPSHOT {_pg_literal(snapshot)}")
+                _begin_read(own, snapshot)
                 fetched = [_adbc_fetch(own, part) for part in assigned]
                 own.execute("COMMIT")
                 return fetched
@@ -625,7 +629,7 @@ def _fields_of(text: str) -> list[str]:
 
 
 def withheld_accounts(
-    check: ExportCheck, accounts: pd.DataFrame, unreadable: Mapping[str, list[UnreadableRow]] | None = None
+    check: ExportCheck, accounts: pd.DataFrame, unreadable: Mapping[str, list[UnreadableRow]]
 ) -> frozenset[str]:
     """Kept accounts no list may dial after a lenient load: every account of a customer that lost an
     accounts row (its no-call flags may have been set) or a contact (the frequency limits would not count it).
@@ -639,7 +643,7 @@ def withheld_accounts(
     fields = {
         value.strip()
         for name in ("accounts", "contacts")
-        for row in (unreadable or {}).get(name, ())
+        for row in unreadable.get(name, ())
         for value in _fields_of(row.text)
     }
     if not customers and not contacted and not fields:
