@@ -607,7 +607,7 @@ def _query_parameters(model: type[BaseModel]) -> list[dict]:
 
 
 @teams_router.get(
-    "/teams/{team}/queue",
+    "/teams/{team:path}/queue",
     response_model=QueuePage,
     summary="A team's ranked queue, one page",
     responses={422: {"description": "A query parameter is invalid or unknown."}},
@@ -671,7 +671,7 @@ async def team_queue(request: Request, team: str = TEAM_PATH) -> Response:
 
 
 @teams_router.get(
-    "/teams/{team}/queue.csv",
+    "/teams/{team:path}/queue.csv",
     summary="A team's queue as CSV",
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}, "description": "The contract `call_list` columns."}},
@@ -703,7 +703,7 @@ def team_queue_csv(
 
 
 @teams_router.get(
-    "/teams/{team}/capacity",
+    "/teams/{team:path}/capacity",
     response_model=CapacityResponse,
     summary="Calls per hour against capacity",
 )

@@ -16,7 +16,7 @@ from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS, Export
 from serving.api import CachingProvider, StaticProvider, create_app, export_from_request
 from serving.api_schemas import QueuePage, ScoreRequest
 from serving.auth import TokenAuth
-from tests.serving.api_fixtures import ADMIN, EARLY, LATE, LIST_DATE, TOKENS, small_run, token_auth
+from tests.serving.api_fixtures import ADMIN, CALLS, EARLY, LATE, LIST_DATE, TOKENS, small_run, token_auth
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -224,6 +224,27 @@ def test_csv_download_defuses_formulas_and_names_any_team(run):
     )
     json_rows = client.get("/teams/早期/queue", headers=ADMIN).json()["rows"]
     assert json_rows[0]["account_id"] == '=HYPERLINK("http://x","y")'  # the JSON keeps the id as it is
+
+
+def test_a_team_name_with_a_slash_reaches_its_queue(run):
+    # accounts.team is free text: "north/early" arrives percent-encoded (as the page sends it) and decoded.
+    renamed = {"early": "north/early"}
+    changed = dataclasses.replace(
+        run,
+        call_list=run.call_list.assign(team=run.call_list["team"].replace(renamed)),
+        capacity=run.capacity.assign(team=run.capacity["team"].replace(renamed)),
+        special_handling=run.special_handling.assign(team=run.special_handling["team"].replace(renamed)),
+    )
+    client = TestClient(create_app(StaticProvider({LIST_DATE: changed}, default_date=LIST_DATE), auth=token_auth()))
+    queue = client.get("/teams/north%2Fearly/queue", headers=ADMIN)
+    assert queue.status_code == 200 and queue.json()["team"] == "north/early"
+    assert queue.json()["total"] == CALLS["early"]
+    capacity = client.get("/teams/north%2Fearly/capacity", headers=ADMIN)
+    assert capacity.status_code == 200 and capacity.json()["scheduled_total"] == CALLS["early"]
+    csv = client.get("/teams/north%2Fearly/queue.csv", headers=ADMIN)
+    assert csv.status_code == 200 and len(pd.read_csv(io.StringIO(csv.text))) == CALLS["early"]
+    assert client.get("/teams/north%2Fearly/queue", headers=EARLY).status_code == 403
+    assert "/teams/{team}/queue" in client.get("/openapi.json").json()["paths"]
 
 
 def test_capacity_counts_calls_per_hour(client, run):
