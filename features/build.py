@@ -260,6 +260,12 @@ def build_features(
         raise KeyError(f"unknown feature columns: {unknown}")
     keep = set(wanted)
     keys, snaps = resolve_snapshots(export, snapshots)
+    if portfolio is not None and len(snaps) and int(snaps.as_of.min()) < portfolio.as_of:
+        # The portfolio's rates and patterns would hold calls made after the snapshot.
+        raise ValueError(
+            f"as_of is before the book's as_of ({pd.Timestamp(portfolio.as_of, unit='us', tz='UTC').isoformat()}), "
+            "whose portfolio rates would hold later calls: score such accounts from an export taken then"
+        )
     index = pd.Index(export.accounts["account_id"].astype("string"))
     zone_of_account, zones = account_zones(export.accounts)
     ledger = build_ledger(export, index)

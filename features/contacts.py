@@ -198,6 +198,7 @@ class PortfolioContact:
     rates are shrunk toward, and the answering patterns. Built from the whole book, it lets a few
     accounts (posted to the API) be scored with the features the book's own run gives them."""
 
+    as_of: int  # µs UTC: the calls counted are those strictly before it
     bucket: np.ndarray  # (N_HOUR_BUCKETS, 2): calls not reached, reached
     weekday: np.ndarray  # (N_WEEKDAYS, 2)
     hour: np.ndarray  # (N_HOURS, 2)
@@ -210,6 +211,7 @@ def portfolio_contact(history: ContactHistory, as_of: int) -> PortfolioContact:
     attempts, reached = _customer_hour_counts(history, seen)
     per_hour = np.column_stack([attempts.sum(axis=0) - reached.sum(axis=0), reached.sum(axis=0)])
     return PortfolioContact(
+        as_of=as_of,
         bucket=_account_counts(history.calls, seen, "bucket", N_HOUR_BUCKETS).sum(axis=0),
         weekday=_account_counts(history.calls, seen, "weekday", N_WEEKDAYS).sum(axis=0),
         hour=per_hour,

@@ -89,6 +89,10 @@ def test_an_accounts_scores_do_not_depend_on_the_others_scored_with_it(trained_b
     pd.testing.assert_frame_equal(part.loc[few, features], full.loc[few, features])
     contract = [frame.set_index("account_id").loc[few] for frame in (full_scored.scores, part_scored.scores)]
     pd.testing.assert_frame_equal(contract[1], contract[0])
+    # Accounts posted as of an earlier instant: the book's portfolio holds calls made after it.
+    earlier = dataclasses.replace(small, as_of=export.as_of - pd.Timedelta(days=30))
+    with pytest.raises(ValueError, match="before the book's as_of"):
+        score_export(earlier, trained_book.champions, portfolio=portfolio_context(export))
 
 
 def test_scoring_is_deterministic(trained_book):
