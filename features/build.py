@@ -2,7 +2,9 @@
 
 One code path for training snapshots and today's scoring. A feature for (account, as_of) sees
 only payments, contacts and promises strictly before as_of, and dues with due_date before the
-UTC date of as_of (upcoming dues only feed `next_due_*`).
+UTC date of as_of; upcoming dues feed `next_due_*`, and a payment may be matched to a due up to 62
+days after it (`features.payments`), which the export taken at as_of holds too. A debtor's own
+dates (promised dates, a payment's day against its due date, paydays) are read in the debtor's zone.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from features.flags import flag_features
 from features.payments import COVERAGE_WINDOWS, PAYMENT_WINDOWS, payment_features
 from features.promises import build_promise_history, promise_features
 from features.stage import build_ledger, stage_features, stage_state
-from features.timeline import Snapshots, account_codes, account_zones, day_floor, to_us
+from features.timeline import Snapshots, account_codes, account_zones, day_floor, local_dates, to_us
 
 # 2: + rpc_rate_hour_<h> (exact-hour, customer-pooled rates); 3: + *_due_to_limit, paid_to_due_<d>d (ratios);
 # 4: + rpc_mixture_hour_<h> (answering-pattern mixture); 5: + rpc_promise_share, rpc_refusal_share
@@ -99,13 +101,13 @@ def _specs() -> list[FeatureSpec]:
         ("days_since_last_payment", "days since the last settled payment; NaN if none"),
         (
             "payment_lateness_mean_90d",
-            "mean days after its due's date of settled payments in the last 90 days",
+            "mean debtor-local days after its due's date of settled payments in the last 90 days (early = 0)",
         ),
         ("payment_lateness_trend_180d", "mean lateness of the last 90 days minus that of the 90 days before"),
         ("payments_partial_count_180d", "settled payments in 180 days smaller than the due they went to"),
         ("payday_day_of_month", "circular mean of the debtor-local day of month of settled payments"),
         ("payday_concentration", "mean resultant length of those days (1 = always the same day)"),
-        ("next_payday_in_days", "days from the as_of date to the next payday_day_of_month"),
+        ("next_payday_in_days", "days from the debtor-local date of as_of to the next payday_day_of_month"),
     ]
     contacts = []
     for days in (7, 30, 90):
@@ -150,7 +152,7 @@ def _specs() -> list[FeatureSpec]:
         ("promises_kept_90d", "of those, kept by as_of"),
         ("promises_broken_90d", "of those, broken by as_of (deadline passed unpaid)"),
         ("promises_pending", "promises neither kept nor past their deadline"),
-        ("days_to_pending_promise", "days from the as_of date to the earliest pending promised_date"),
+        ("days_to_pending_promise", "days from the debtor-local date of as_of to the earliest pending promised_date"),
         ("promise_broken_7d", "a promise broke (deadline passed unpaid) in the last 7 days"),
         ("days_since_last_broken_promise", "days since the latest broken promise's deadline"),
         ("promise_kept_ratio", "kept / (kept + broken) over all promises before as_of"),
@@ -193,8 +195,10 @@ def portfolio_context(export: Export) -> PortfolioContact:
     return portfolio_contact(history, int(to_us(pd.Series([export.as_of]))[0]))
 
 
-def resolve_snapshots(export: Export, snapshots: pd.DataFrame | None) -> tuple[pd.DataFrame, Snapshots]:
-    """Validate the snapshot frame and turn it into account rows and int64 times."""
+def resolve_snapshots(
+    export: Export, snapshots: pd.DataFrame | None, zone_of_account: np.ndarray, zones: list[str]
+) -> tuple[pd.DataFrame, Snapshots]:
+    """Validate the snapshot frame and turn it into account rows and int64 times (`account_zones` of the export)."""
     account_ids = export.accounts["account_id"].astype("string")
     index = pd.Index(account_ids)
     if snapshots is None:
@@ -215,7 +219,8 @@ def resolve_snapshots(export: Export, snapshots: pd.DataFrame | None) -> tuple[p
     if len(as_of_us) and as_of_us.max() > to_us(pd.Series([export.as_of]))[0]:
         raise ValueError("a snapshot as_of is after the export's as_of: its history would be incomplete")
     keys = pd.DataFrame({"account_id": ids, "as_of": as_of})
-    return keys, Snapshots(account=rows, as_of=as_of_us, as_of_day=day_floor(as_of_us))
+    local_day = local_dates(as_of_us, zone_of_account[rows], zones)
+    return keys, Snapshots(account=rows, as_of=as_of_us, as_of_day=day_floor(as_of_us), local_day=local_day)
 
 
 # Money that training labels compare to the cent: kept float64 when a build is compacted.
@@ -259,7 +264,8 @@ def build_features(
     if unknown:
         raise KeyError(f"unknown feature columns: {unknown}")
     keep = set(wanted)
-    keys, snaps = resolve_snapshots(export, snapshots)
+    zone_of_account, zones = account_zones(export.accounts)
+    keys, snaps = resolve_snapshots(export, snapshots, zone_of_account, zones)
     if portfolio is not None and len(snaps) and int(snaps.as_of.min()) < portfolio.as_of:
         # The portfolio's rates and patterns would hold calls made after the snapshot.
         raise ValueError(
@@ -267,7 +273,6 @@ def build_features(
             "whose portfolio rates would hold later calls: score such accounts from an export taken then"
         )
     index = pd.Index(export.accounts["account_id"].astype("string"))
-    zone_of_account, zones = account_zones(export.accounts)
     ledger = build_ledger(export, index)
     state = stage_state(ledger, snaps)
     out: dict[str, object] = {}
@@ -280,7 +285,7 @@ def build_features(
     add(stage_features(ledger, state, export.accounts, snaps))
     add(payment_features(ledger, state, snaps, zone_of_account, zones))
     add(contact_features(build_contact_history(export, index, zone_of_account, zones), snaps, portfolio))
-    add(promise_features(build_promise_history(export, index, ledger), snaps))
+    add(promise_features(build_promise_history(export, index, ledger, zone_of_account, zones), snaps))
     add(flag_features(export.accounts, snaps))
     # copy=False: the frame adopts the arrays instead of consolidating a second full-width copy.
     # The 24 exact-hour rates travel as one 2-D block: one block per column beyond ~100 makes pandas

@@ -1,8 +1,12 @@
 """Payment features: how much and how regularly the debtor pays, and warning signs.
 
 Each settled payment is matched, once and independent of as_of, to the due it went to:
-the oldest due not fully covered by the settled payments before it (oldest-first rule).
-Its lateness and whether it was partial follow from that due.
+the oldest due not fully covered by the settled payments before it (oldest-first rule), if that
+due falls at most `MATCH_AHEAD_DAYS` after the payment's UTC date. An export holds the dues up to
+62 days after its as_of, so every due a payment before as_of can be matched to is in the export
+taken at as_of: training snapshots and today's scoring see the same matches. Lateness and whether
+the payment was partial follow from that due; lateness counts debtor-local days (a payment at
+19:00 in Los Angeles on its due date is on time, though the UTC date is the next day).
 """
 
 from __future__ import annotations
@@ -12,19 +16,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from features.stage import Ledger, StageState, fallen_window_starts, first_uncovered_due
-from features.timeline import US_PER_DAY, Snapshots, day_floor, days_between, local_parts
+from features.timeline import US_PER_DAY, Snapshots, day_floor, days_between, local_dates
 
 PAYMENT_WINDOWS = (30, 90, 180)
 COVERAGE_WINDOWS = (90, 180)  # a subset of PAYMENT_WINDOWS: the dues windows are looked up once
 PAYDAY_CYCLE = 31  # payday is a day of month 1..31 on a 31-step circle
+MATCH_AHEAD_DAYS = 62  # the contract's horizon of upcoming dues
 
 
 @dataclass(frozen=True)
 class PaymentFacts:
     """Per settled payment (in ledger order): the due it went to, lateness, partial flag, local day."""
 
-    has_due: np.ndarray  # bool: some due was still open when it arrived
-    lateness_days: np.ndarray  # whole days after that due's date, 0 when early; 0 where no due
+    has_due: np.ndarray  # bool: a due falling at most MATCH_AHEAD_DAYS later was still open when it arrived
+    lateness_days: np.ndarray  # whole debtor-local days after that due's date, 0 when early; 0 where no due
     partial: np.ndarray  # bool: smaller than the amount of the due it went to
     payday_cos: np.ndarray
     payday_sin: np.ndarray
@@ -39,13 +44,16 @@ def payment_facts(ledger: Ledger, zone_of_account: np.ndarray, zones: list[str])
     due = first_uncovered_due(ledger, account, paid_before)
     has_due = due < ledger.dues.end(account)
     due = np.where(has_due, due, 0)
+    local_day = local_dates(settled.time, zone_of_account[account], zones)
     lateness = np.zeros(len(settled), dtype="int64")
     partial = np.zeros(len(settled), dtype=bool)
     if len(ledger.dues):
-        late = (day_floor(settled.time) - ledger.dues.time[due]) // US_PER_DAY
+        has_due &= ledger.dues.time[due] <= day_floor(settled.time) + MATCH_AHEAD_DAYS * US_PER_DAY
+        late = (local_day - ledger.dues.time[due]) // US_PER_DAY
         lateness = np.where(has_due, np.maximum(late, 0), 0)
         partial = has_due & (settled.columns["amount"] < ledger.dues.columns["amount"][due])
-    _, _, day = local_parts(settled.time, zone_of_account[account], zones)
+    local_date = local_day.view("datetime64[us]").astype("datetime64[D]")
+    day = (local_date - local_date.astype("datetime64[M]")).astype("int64") + 1
     # A fixed 31-step circle, so a day of month maps back to itself whatever the month's length.
     angle = 2.0 * np.pi * (day.astype("float64") - 1.0) / PAYDAY_CYCLE
     return PaymentFacts(has_due, lateness, partial, np.cos(angle), np.sin(angle))
@@ -132,7 +140,8 @@ def payments_partial_count_180d(ledger: Ledger, facts: PaymentFacts, snaps: Snap
 
 def payday(ledger: Ledger, facts: PaymentFacts, snaps: Snapshots) -> dict[str, np.ndarray]:
     """payday_day_of_month (circular mean of local settled-payment days), its concentration
-    (mean resultant length, 0..1), and next_payday_in_days from the as_of date; NaN without payments."""
+    (mean resultant length, 0..1), and next_payday_in_days from the debtor-local date of as_of;
+    NaN without payments."""
     stream = ledger.settled
     end = stream.before(snaps.account, snaps.as_of)
     start = stream.start(snaps.account)
@@ -150,7 +159,7 @@ def payday(ledger: Ledger, facts: PaymentFacts, snaps: Snapshots) -> dict[str, n
     return {
         "payday_day_of_month": np.where(has, day, np.nan),
         "payday_concentration": np.clip(concentration, 0.0, 1.0),
-        "next_payday_in_days": np.where(has, days_until_day_of_month(snaps.as_of_day, day), np.nan),
+        "next_payday_in_days": np.where(has, days_until_day_of_month(snaps.local_day, day), np.nan),
     }
 
 

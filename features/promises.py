@@ -1,7 +1,8 @@
 """Promise features: promises made, kept, broken and still pending, as known at as_of.
 
 Kept rule: a promise is kept once the settled payments from its created_at up to the end of
-`promised_date + GRACE_DAYS` (UTC) add up to its promised_amount; the moment that happens is
+`promised_date + GRACE_DAYS` in the debtor's zone (the debtor promised a date on their own
+calendar) add up to its promised_amount; the moment that happens is
 `kept_at`, computed once per promise. At a given as_of the promise is
 * kept    when kept_at < as_of (payments at or after as_of are never looked at),
 * broken  when not kept and its deadline (end of promised_date + grace) is at or before as_of,
@@ -19,7 +20,16 @@ import pandas as pd
 
 from features.contract import Export
 from features.stage import Ledger
-from features.timeline import US_PER_DAY, Snapshots, Stream, account_codes, days_between, to_cents, to_us
+from features.timeline import (
+    US_PER_DAY,
+    Snapshots,
+    Stream,
+    account_codes,
+    days_between,
+    local_midnights,
+    to_cents,
+    to_us,
+)
 
 GRACE_DAYS = 1
 PROMISE_WINDOW_DAYS = 90
@@ -34,18 +44,18 @@ class PromiseHistory:
     stream: Stream  # columns: promised_day (µs), deadline (µs, exclusive), kept_at (µs or max int)
 
 
-def build_promise_history(export: Export, index: pd.Index, ledger: Ledger) -> PromiseHistory:
+def build_promise_history(
+    export: Export, index: pd.Index, ledger: Ledger, zone_of_account: np.ndarray, zones: list[str]
+) -> PromiseHistory:
     """Work out when each promise was kept (if ever) from the settled payments in its window."""
     promises = export.promises
     account = account_codes(promises["account_id"], index)
     created = to_us(promises["created_at"])
     promised_day = to_us(promises["promised_date"])
-    deadline = promised_day + (1 + GRACE_DAYS) * US_PER_DAY
     amount = to_cents(promises["promised_amount"])
     keep = account >= 0
-    account, created, promised_day, deadline, amount = (
-        a[keep] for a in (account, created, promised_day, deadline, amount)
-    )
+    account, created, promised_day, amount = (a[keep] for a in (account, created, promised_day, amount))
+    deadline = local_midnights(promised_day + (1 + GRACE_DAYS) * US_PER_DAY, zone_of_account[account], zones)
     settled = ledger.settled
     first = settled.before(account, created)  # payments at or after created_at count
     target = ledger.settled_cum[first] + amount
@@ -83,7 +93,7 @@ def promise_features(history: PromiseHistory, snaps: Snapshots) -> dict[str, np.
     def count(mask: np.ndarray) -> np.ndarray:
         return np.bincount(snapshot[mask], minlength=n)
 
-    pending_days = (stream.columns["promised_day"][promise] - snaps.as_of_day[snapshot]) // US_PER_DAY
+    pending_days = (stream.columns["promised_day"][promise] - snaps.local_day[snapshot]) // US_PER_DAY
     days_to_pending = np.full(n, np.iinfo("int64").max)
     np.minimum.at(days_to_pending, snapshot[pending], pending_days[pending])
     last_broken = np.full(n, -1, dtype="int64")

@@ -72,6 +72,7 @@ class Snapshots:
     account: np.ndarray  # int64 row in the accounts table
     as_of: np.ndarray  # int64 µs UTC
     as_of_day: np.ndarray  # int64 µs of the UTC date of as_of (dues compare against it)
+    local_day: np.ndarray  # int64 µs of the debtor-local date of as_of (the debtor's own dates compare against it)
 
     def __len__(self) -> int:
         return len(self.account)
@@ -230,6 +231,40 @@ def days_between(later_us: np.ndarray, earlier_us: np.ndarray, valid: np.ndarray
     return np.where(valid, out, np.nan)
 
 
+def _by_zone(zone_code: np.ndarray, zones: list[str]):
+    """(zone, rows) for each zone code present, grouped with one radix sort; an unknown zone reads as UTC."""
+    codes = np.asarray(zone_code, dtype="int16" if len(zones) < 2**15 else "int32")
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(zones) + 1))
+    for z, zone in enumerate(zones):
+        rows = order[bounds[z] : bounds[z + 1]]
+        if len(rows):
+            yield (zone if is_valid_timezone(zone) else "UTC"), rows
+
+
+def local_dates(time_us: np.ndarray, zone_code: np.ndarray, zones: list[str]) -> np.ndarray:
+    """The debtor-local calendar date of UTC times, as µs of that date's midnight (as `to_us` of a date)."""
+    out = np.zeros(len(time_us), dtype="int64")
+    for zone, rows in _by_zone(zone_code, zones):
+        stamps = pd.DatetimeIndex(time_us[rows].view("datetime64[us]"), tz="UTC")
+        wall = stamps.tz_convert(zone).tz_localize(None).as_unit("us").asi8
+        out[rows] = wall - np.mod(wall, US_PER_DAY)
+    return out
+
+
+def local_midnights(day_us: np.ndarray, zone_code: np.ndarray, zones: list[str]) -> np.ndarray:
+    """The UTC instant (µs) at which each date (µs of its midnight) begins in the debtor's zone.
+
+    Where a zone skips its midnight (a DST change at 00:00) the day begins at the first instant after
+    the gap; where midnight happens twice, at the first of them."""
+    out = np.zeros(len(day_us), dtype="int64")
+    for zone, rows in _by_zone(zone_code, zones):
+        wall = pd.DatetimeIndex(day_us[rows].view("datetime64[us]"))
+        local = wall.tz_localize(zone, ambiguous=np.ones(len(rows), dtype=bool), nonexistent="shift_forward")
+        out[rows] = local.tz_convert("UTC").as_unit("us").asi8
+    return out
+
+
 def local_parts(time_us: np.ndarray, zone_code: np.ndarray, zones: list[str]) -> tuple[np.ndarray, ...]:
     """Debtor-local (hour, weekday 0=Mon, day of month) of UTC times.
 
@@ -240,17 +275,8 @@ def local_parts(time_us: np.ndarray, zone_code: np.ndarray, zones: list[str]) ->
     hour = np.zeros(n, dtype="int8")
     weekday = np.zeros(n, dtype="int8")
     day = np.zeros(n, dtype="int8")
-    if n == 0:
-        return hour, weekday, day
-    codes = np.asarray(zone_code, dtype="int16" if len(zones) < 2**15 else "int32")
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(zones) + 1))
-    for z, zone in enumerate(zones):
-        rows = order[bounds[z] : bounds[z + 1]]
-        if len(rows) == 0:
-            continue
-        stamps = pd.DatetimeIndex(time_us[rows].view("datetime64[us]"), tz="UTC")
-        local = stamps.tz_convert(zone if is_valid_timezone(zone) else "UTC")
+    for zone, rows in _by_zone(zone_code, zones):
+        local = pd.DatetimeIndex(time_us[rows].view("datetime64[us]"), tz="UTC").tz_convert(zone)
         hour[rows] = local.hour
         weekday[rows] = local.day_of_week
         day[rows] = local.day

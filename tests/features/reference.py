@@ -77,7 +77,9 @@ def _allocate(dues: list[dict], payments: list[dict]) -> tuple[list[int], list[d
     went_to = []
     for payment in payments:
         target = next((i for i, left in enumerate(remaining) if left > 0), None)
-        went_to.append(target)
+        # Matched only to a due at most 62 days after the payment's UTC date (the export's horizon).
+        horizon = payment["paid_at"].astimezone(dt.UTC).date() + dt.timedelta(days=62)
+        went_to.append(target if target is not None and _as_date(dues[target]["due_date"]) <= horizon else None)
         money = _cents(payment["amount"])
         for i in range(len(remaining)):
             if money == 0:
@@ -222,7 +224,7 @@ def reference_row(
     for payment, due in zip(settled, went_to, strict=True):
         if due is None:
             continue
-        late = max(0, (payment["paid_at"].astimezone(dt.UTC).date() - _as_date(dues[due]["due_date"])).days)
+        late = max(0, (payment["paid_at"].astimezone(zone).date() - _as_date(dues[due]["due_date"])).days)
         if payment["paid_at"] >= as_of - 90 * DAY:
             recent.append(late)
         elif payment["paid_at"] >= as_of - 180 * DAY:
@@ -244,10 +246,10 @@ def reference_row(
         payday = math.floor(round(mean_angle / (2 * math.pi) * 31, 6) + 0.5) % 31 + 1
         row["payday_day_of_month"] = payday
         row["payday_concentration"] = min(1.0, math.hypot(xs, ys) / len(settled))
-        day = as_of_date
+        day = local_as_of_date = as_of.astimezone(zone).date()
         while day.day != min(payday, monthrange(day.year, day.month)[1]):
             day += DAY
-        row["next_payday_in_days"] = (day - as_of_date).days
+        row["next_payday_in_days"] = (day - local_as_of_date).days
     else:
         row["payday_day_of_month"] = row["payday_concentration"] = row["next_payday_in_days"] = math.nan
 
@@ -347,7 +349,7 @@ def reference_row(
         if promise["account_id"] != account_id or promise["created_at"] >= as_of:
             continue
         promised = _as_date(promise["promised_date"])
-        deadline = dt.datetime.combine(promised + 2 * DAY, dt.time(), tzinfo=dt.UTC)
+        deadline = dt.datetime.combine(promised + 2 * DAY, dt.time(), tzinfo=zone).astimezone(dt.UTC)
         toward = sum(
             _cents(p["amount"]) for p in settled if promise["created_at"] <= p["paid_at"] < min(deadline, as_of)
         )
@@ -361,7 +363,7 @@ def reference_row(
         broken_all += is_broken
         if not is_kept and not is_broken:
             pending += 1
-            wait = (promised - as_of_date).days
+            wait = (promised - as_of.astimezone(zone).date()).days
             soonest = wait if soonest is None else min(soonest, wait)
         if is_broken and (last_broken is None or deadline > last_broken):
             last_broken = deadline

@@ -48,6 +48,28 @@ def test_lateness_partials_and_dues_covered():
     assert row["dues_covered_share_180d"] == 2 / 3
 
 
+def test_lateness_counts_the_debtors_own_days():
+    # 19:00 on the due date in Los Angeles is 03:00 UTC the next day: on time where the debtor lives.
+    dues = [due("2026-04-01", 100.0)]
+    evening = [payment("2026-04-02 02:00", 100.0)]  # 19:00 PDT on 04-01
+    assert one(timezone="America/Los_Angeles", dues=dues, payments=evening)["payment_lateness_mean_90d"] == 0
+    assert one(dues=dues, payments=evening)["payment_lateness_mean_90d"] == 1  # a debtor in UTC paid a day late
+    # 00:30 in Shanghai on 04-03 is 16:30 UTC on 04-02: two days late there.
+    night = [payment("2026-04-02 16:30", 100.0)]
+    assert one(timezone="Asia/Shanghai", dues=dues, payments=night)["payment_lateness_mean_90d"] == 2
+
+
+def test_a_payment_is_matched_only_to_dues_an_export_taken_then_would_hold():
+    # The export taken at as_of holds dues up to 62 days ahead, so a training snapshot must not match
+    # a payment to a due further out: a prepayment beyond that has no due (not partial, no lateness).
+    dues = [due("2026-04-01", 100.0), due("2026-06-10", 100.0)]
+    early = one(dues=dues, payments=[payment("2026-03-25 08:00", 100.0, pid="P1"), payment("2026-04-05", 40.0)])
+    assert early["payments_partial_count_180d"] == 0  # 06-10 is 66 days after 04-05
+    assert early["payment_lateness_mean_90d"] == 0  # the first payment only (on time)
+    ahead = one(dues=dues, payments=[payment("2026-03-25 08:00", 100.0, pid="P1"), payment("2026-04-10", 40.0)])
+    assert ahead["payments_partial_count_180d"] == 1  # 06-10 is 61 days after 04-10
+
+
 def test_payday_is_the_debtor_local_day_of_month():
     # 16:30 UTC is 00:30 the next day in Shanghai: the debtor pays on the 25th.
     rows = [payment(f"2026-0{m}-24 16:30", 50.0, pid=f"P{m}") for m in (2, 3, 4, 5)]

@@ -67,6 +67,26 @@ def test_broken_promise_is_recent_for_seven_days():
     assert not week_later["promise_broken_7d"]
 
 
+def test_the_grace_day_ends_at_the_debtors_midnight():
+    # Promised for 06-10 in Los Angeles: the grace day 06-11 ends at 07:00 UTC on 06-12 (PDT).
+    def seen(timezone: str, paid: str, as_of: str) -> pd.Series:
+        export = make_export(
+            pd.Timestamp("2026-06-20", tz="UTC"),
+            accounts=[account_row("A", timezone=timezone)],
+            promises=[promise("2026-06-02 10:00", "2026-06-10", 100.0, "Q")],
+            payments=[payment(paid, 100.0)],
+        )
+        return at(export, as_of)[0]
+
+    evening = seen("America/Los_Angeles", "2026-06-12 02:00", "2026-06-15")  # 19:00 local on the grace day
+    assert (evening["promises_kept_90d"], evening["promises_broken_90d"]) == (1, 0)
+    assert seen("UTC", "2026-06-12 02:00", "2026-06-15")["promises_broken_90d"] == 1
+    late = seen("America/Los_Angeles", "2026-06-12 08:00", "2026-06-15")  # 01:00 local on 06-12
+    assert (late["promises_broken_90d"], late["days_since_last_broken_promise"]) == (1, (3 * 24 - 7) / 24)
+    # Shanghai's grace day ends at 16:00 UTC on 06-11: broken then, already at 18:00 UTC.
+    assert seen("Asia/Shanghai", "2026-06-11 17:00", "2026-06-11 18:00")["promise_broken_7d"]
+
+
 def test_a_promise_kept_later_is_pending_before_the_payment():
     export = make_export(
         accounts=[account_row("A")],
