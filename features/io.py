@@ -15,9 +15,9 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from features.contract import (
     CONTRACT_VERSION,
     ENUM_COLUMNS,
+    MONEY_OUTPUT_COLUMNS,
     SCHEMAS,
     TABLES,
     ColumnType,
@@ -791,14 +792,24 @@ def _write_csv_table(table: pa.Table, sink, money: tuple[str, ...] = ()) -> None
     pa_csv.write_csv(_csv_ready(table, money), sink, write_options=pa_csv.WriteOptions(quoting_style="needed"))
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call `write(temp_path)` next to `path`, then rename over it: readers never see half a file."""
-    path = Path(path)
+def _staged_file(path: Path, write) -> str:
+    """Call `write(temp_path)` on a new temporary file next to `path`, for the caller to rename over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
     try:
         write(temp)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call `write(temp_path)` next to `path`, then rename over it: readers never see half a file."""
+    path = Path(path)
+    temp = _staged_file(path, write)
+    try:
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -1023,16 +1034,32 @@ def read_frame(source: str | Path) -> pd.DataFrame:
         engine.dispose()
 
 
-def _csv_frame_table(frame: pd.DataFrame) -> pa.Table:
+def _frame_table(frame: pd.DataFrame, schema: pa.Schema | None) -> pa.Table:
+    """An output frame as Arrow: in its output's schema where it has one (an empty frame's columns keep their
+    types), else with the types its dtypes give, naive midnights as calendar dates."""
+    if schema is not None:
+        with warnings.catch_warnings():  # pyarrow reads tz-aware columns through pandas' deprecated `.values`
+            warnings.simplefilter("ignore", pd.errors.Pandas4Warning)
+            return pa.Table.from_pandas(frame[list(schema.names)], schema=schema, preserve_index=False)
     table = pa.Table.from_arrays([_arrow_array(frame[name]) for name in frame.columns], names=list(frame.columns))
     columns = []
     for field_, column in zip(table.schema, table.columns, strict=True):
-        if pa.types.is_timestamp(field_.type) and field_.type.tz is not None:
-            column = _iso_utc(column)
-        elif pa.types.is_timestamp(field_.type) and _is_date_column(frame[field_.name]):
+        if pa.types.is_timestamp(field_.type) and field_.type.tz is None and _is_date_column(frame[field_.name]):
             column = column.cast(pa.date32())
         columns.append(column)
     return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _csv_frame_table(frame: pd.DataFrame, schema: pa.Schema | None) -> pa.Table:
+    """An output frame as CSV and COPY write it: an output's money rounded to cents as two-place decimals,
+    which are written as plain numbers ("15000003916.95"; a float from 1e10 would take exponent notation,
+    which money in callq's own exports may not)."""
+    table = _frame_table(frame, schema)
+    for name in [name for name in MONEY_OUTPUT_COLUMNS if schema is not None and name in schema.names]:
+        money = table.column(name)
+        cents = pc.round(pc.if_else(pc.is_nan(money), pa.scalar(None, pa.float64()), money), 2)
+        table = table.set_column(table.schema.get_field_index(name), name, cents.cast(pa.decimal128(38, 2)))
+    return table
 
 
 def _write_parquet_frame(frame: pd.DataFrame, path: str) -> None:
@@ -1090,34 +1117,92 @@ def _sql_transaction(url: str) -> Iterator[tuple[sa.Connection, sa.Engine]]:
         engine.dispose()
 
 
-def write_frame(frame: pd.DataFrame, target: str | Path, *, replace_where: Mapping[str, object] | None = None) -> None:
+@dataclass(frozen=True)
+class FrameWrite:
+    """One output frame to write: where, which rows of a table it replaces, and its output's schema
+    (`features.contract.CALL_LIST_SCHEMA`, ...; None for frames without one, such as features)."""
+
+    frame: pd.DataFrame
+    target: str | Path
+    replace_where: Mapping[str, object] | None = None
+    schema: pa.Schema | None = None
+
+
+def _write_frame_file(write: FrameWrite, destination: Path, path: str) -> None:
+    """Write the frame to `path` (a temporary file) in the format `destination`'s suffix names."""
+    if destination.suffix == ".parquet" and write.schema is None:
+        _write_parquet_frame(write.frame, path)
+    elif destination.suffix == ".parquet":
+        pq.write_table(_frame_table(write.frame, write.schema), path)
+    else:
+        _write_csv_table(_csv_frame_table(write.frame, write.schema), path)
+
+
+def _write_frame_sql(connection: sa.Connection, engine: sa.Engine, write: FrameWrite, table: str) -> None:
+    """Replace `write.replace_where`'s rows of `table` (created when absent) with the frame's, in the caller's
+    transaction."""
+    frame = write.frame
+    postgres = _is_postgres(engine)
+    if write.replace_where and sa.inspect(connection).has_table(table):
+        condition = " AND ".join(f"{_quote(engine, column)} = :p{i}" for i, column in enumerate(write.replace_where))
+        params = {f"p{i}": _sql_value(value, postgres) for i, value in enumerate(write.replace_where.values())}
+        connection.execute(sa.text(f"DELETE FROM {_quote(engine, table)} WHERE {condition}"), params)
+    if not postgres:
+        stored, types = _sql_frame(frame, postgres)
+        stored.to_sql(table, connection, if_exists="append", index=False, dtype=types, chunksize=_INSERT_CHUNK_ROWS)
+        return
+    # PostgreSQL: the table created as pandas would (when absent), the rows sent through COPY (a
+    # million scores: 4 s, against 18 s as INSERTs).
+    if not sa.inspect(connection).has_table(table):
+        stored, types = _sql_frame(frame, postgres)
+        stored.head(0).to_sql(table, connection, index=False, dtype=types)
+    _copy_in(connection, table, _csv_frame_table(frame, write.schema))
+
+
+def write_frame(
+    frame: pd.DataFrame,
+    target: str | Path,
+    *,
+    replace_where: Mapping[str, object] | None = None,
+    schema: pa.Schema | None = None,
+) -> None:
     """Write an output frame to `.csv`/`.parquet` (atomically) or `URL#table` (one transaction).
 
     For SQL, `replace_where={"list_date": d}` (or `{"as_of": t}`) first deletes the table's rows matching
     it, so re-running a date replaces that date's rows; the table is created when absent. Files are
-    always replaced.
+    always replaced. With the output's `schema`, a file holds its types whatever the rows, and its money
+    is written as plain decimals in CSV and COPY.
     """
-    destination = _frame_target(target)
-    if isinstance(destination, Path):
-        if destination.suffix == ".parquet":
-            _atomic_write(destination, lambda path: _write_parquet_frame(frame, path))
-        else:
-            _atomic_write(destination, lambda path: _write_csv_table(_csv_frame_table(frame), path))
-        return
-    url, table = destination
-    with _sql_transaction(url) as (connection, engine):
-        postgres = _is_postgres(engine)
-        if replace_where and sa.inspect(connection).has_table(table):
-            condition = " AND ".join(f"{_quote(engine, column)} = :p{i}" for i, column in enumerate(replace_where))
-            params = {f"p{i}": _sql_value(value, postgres) for i, value in enumerate(replace_where.values())}
-            connection.execute(sa.text(f"DELETE FROM {_quote(engine, table)} WHERE {condition}"), params)
-        if not postgres:
-            stored, types = _sql_frame(frame, postgres)
-            stored.to_sql(table, connection, if_exists="append", index=False, dtype=types, chunksize=_INSERT_CHUNK_ROWS)
-            return
-        # PostgreSQL: the table created as pandas would (when absent), the rows sent through COPY (a
-        # million scores: 4 s, against 18 s as INSERTs).
-        if not sa.inspect(connection).has_table(table):
-            stored, types = _sql_frame(frame, postgres)
-            stored.head(0).to_sql(table, connection, index=False, dtype=types)
-        _copy_in(connection, table, _csv_frame_table(frame))
+    write_frames([FrameWrite(frame, target, replace_where, schema)])
+
+
+def write_frames(writes: Sequence[FrameWrite]) -> None:
+    """Write several output frames all or nothing (`callq rank`'s call list and special-handling list).
+
+    Every target is checked before anything is written; files go to temporary files, renamed over
+    their targets only once every frame is written; the tables of one database are written in one
+    transaction. Only a failure while committing to a second database, or renaming after the
+    commits, can leave part written.
+    """
+    destinations = [_frame_target(write.target) for write in writes]
+    for destination in destinations:
+        if isinstance(destination, Path) and destination.is_dir():
+            raise IsADirectoryError(f"cannot write the frame file {destination}: it is a directory")
+    staged: list[tuple[str, Path]] = []
+    try:
+        with ExitStack() as transactions:
+            connections: dict[str, tuple[sa.Connection, sa.Engine]] = {}
+            for write, destination in zip(writes, destinations, strict=True):
+                if isinstance(destination, Path):
+                    temp = _staged_file(destination, lambda path, w=write, d=destination: _write_frame_file(w, d, path))
+                    staged.append((temp, destination))
+                    continue
+                url, table = destination
+                if url not in connections:
+                    connections[url] = transactions.enter_context(_sql_transaction(url))
+                _write_frame_sql(*connections[url], write, table)
+        for temp, destination in staged:
+            os.replace(temp, destination)
+    finally:
+        for temp, _ in staged:
+            Path(temp).unlink(missing_ok=True)

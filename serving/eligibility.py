@@ -142,6 +142,29 @@ def customer_special(accounts: pd.DataFrame, customer_code: np.ndarray | None = 
     return customer_flagged(accounts, SPECIAL_HANDLING_FLAGS, customer_code)
 
 
+def unmatched_teams(accounts: pd.DataFrame, operations: Operations) -> str | None:
+    """One line naming the operations file's teams that no account belongs to and the accounts' teams it
+    lacks (their accounts are never called), with counts; None where they match.
+
+    A warning, not an error: one operations file may serve several books. `default`, which takes the
+    unassigned accounts, may have none.
+    """
+    owned = accounts["team"].astype("string").fillna("default").value_counts().sort_index()
+    names = [team.team for team in operations.teams]
+    idle = [name for name in names if name != "default" and name not in owned.index]
+    missing = owned[~owned.index.isin(names)]
+    parts = []
+    if idle:
+        parts.append(f"operations teams matching no account: {', '.join(map(repr, idle))}")
+    if len(missing):
+        counted = ", ".join(f"{team!r} ({count:,} account{'s' * (count != 1)})" for team, count in missing.items())
+        parts.append(f"account teams the operations file lacks, never called: {counted}")
+    if not parts:
+        return None
+    folded = {name.casefold() for name in idle} & {str(team).casefold() for team in missing.index}
+    return "; ".join(parts) + (" (team names are case-sensitive)" if folded else "")
+
+
 def find_candidates(
     export: Export,
     operations: Operations,
@@ -388,7 +411,7 @@ def _special_handling_frame(
             "team": team_name.iloc[rows].to_numpy(),
             "reason": pd.array(reason.tolist(), dtype="string"),
             "amount_overdue": scores["amount_overdue"].reindex(account_ids).to_numpy(dtype=float),
-            "days_past_due": scores["days_past_due"].reindex(account_ids).to_numpy(),
+            "days_past_due": scores["days_past_due"].reindex(account_ids).to_numpy(dtype=np.int64),
         }
     ).astype({"account_id": "string", "customer_id": "string", "team": "string"})
 

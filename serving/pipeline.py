@@ -17,8 +17,17 @@ import pandas as pd
 
 from features.build import build_features, portfolio_context
 from features.contacts import PortfolioContact
-from features.contract import CALL_LIST_COLUMNS, POLICY_PRESETS, SCORES_COLUMNS, Export, Operations
-from features.io import is_sql_url, write_frame
+from features.contract import (
+    CALL_LIST_COLUMNS,
+    CALL_LIST_SCHEMA,
+    POLICY_PRESETS,
+    SCORES_COLUMNS,
+    SPECIAL_HANDLING_COLUMNS,
+    SPECIAL_HANDLING_SCHEMA,
+    Export,
+    Operations,
+)
+from features.io import FrameWrite, is_sql_url, write_frames
 from serving.compliance import assert_compliant
 from serving.daily import DailyRun
 from serving.eligibility import customer_no_call, customer_special, find_candidates
@@ -346,8 +355,8 @@ class Written:
 
 
 def write_day(run: DailyRun, target: str, special_target: str | None = None) -> Written:
-    """Write the call list (a file or `URL#table`, replacing that date's rows) and the special-handling list."""
-    write_frame(run.call_list, target, replace_where={"list_date": run.list_date})
+    """Write the call list (a file or `URL#table`, replacing that date's rows) and the special-handling list,
+    both or neither: a failure on the second must not leave the first replaced."""
     if special_target is None:
         if is_sql_url(target):
             base, _, table = target.partition("#")
@@ -358,8 +367,14 @@ def write_day(run: DailyRun, target: str, special_target: str | None = None) -> 
     # A calendar date is a naive midnight datetime64 everywhere in callq (written as DATE / YYYY-MM-DD).
     special = run.special_handling.assign(
         list_date=pd.Series(pd.Timestamp(run.list_date), index=run.special_handling.index, dtype="datetime64[s]")
+    )[list(SPECIAL_HANDLING_COLUMNS)]
+    replaced = {"list_date": run.list_date}
+    write_frames(
+        [
+            FrameWrite(run.call_list, target, replaced, CALL_LIST_SCHEMA),
+            FrameWrite(special, special_target, replaced, SPECIAL_HANDLING_SCHEMA),
+        ]
     )
-    write_frame(special, special_target, replace_where={"list_date": run.list_date})
     return Written(call_list=target, special_handling=special_target)
 
 

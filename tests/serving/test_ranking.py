@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from features.contract import Operations
 from serving.compliance import check_call_list
-from serving.eligibility import find_candidates
+from serving.eligibility import find_candidates, unmatched_teams
 from serving.ranking import RankConfig, rank_calls, supervisor_sort_list
 from serving.slots import local_slot_table, team_slots
 from tests.serving.portfolios import (
@@ -86,8 +86,28 @@ def test_shift_times_are_clock_text_and_an_end_of_24_00_is_midnight(tmp_path):
     path.write_text(path.read_text().replace("9:00", "9"))
     with pytest.raises(ValueError, match='quoted "HH:MM"'):
         Operations.from_yaml(path)
-    with pytest.raises(ValueError, match="equals its start"):
-        operations(shift=("09:00", "09:00"))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "hours"), [("00:00", "24:00", range(0, 24)), ("09:00", "09:00", range(9, 33))]
+)
+def test_a_shift_ending_at_its_start_is_24_whole_hours(tmp_path, start, end, hours):
+    path = tmp_path / "operations.yaml"
+    path.write_text(
+        "centre_timezone: Asia/Shanghai\npolicy: cn\nteams:\n"
+        f'  - {{team: early, agents: 1, calls_per_agent_hour: 2, shift: {{start: "{start}", end: "{end}"}}}}\n'
+    )
+    ops = Operations.from_yaml(path)
+    slots = team_slots(ops, DAY)
+    midnight = pd.Timestamp(DAY, tz="Asia/Shanghai")
+    assert slots["call_at"].tolist() == [midnight + pd.Timedelta(hours=hour) for hour in hours]
+    assert slots["capacity"].sum() == 48
+    # Shanghai debtors: the cn window's 14 hours all lie in the shift (09:00-09:00 reaches 08:00 the next morning).
+    export = build_export(SHANGHAI_MIDNIGHT, [account_row(f"A{index}") for index in range(40)])
+    assert allowed_local_hours(export, ops) == set(range(8, 22))
+    result = rank_calls(export, ops, DAY, flat_scores(export), constant_contact)
+    assert len(result.call_list) == 28 and result.call_list.groupby("call_at").size().max() == 2
+    assert check_call_list(result.call_list, export, ops, DAY) == []
 
 
 def test_local_slot_table_across_the_date_line_and_half_hours():
@@ -262,6 +282,14 @@ def test_flags_no_call_for_the_whole_customer_and_special_handling_listed():
     assert result.diagnostics.excluded["no_call_flag"] == 5
 
 
+def test_special_handling_days_past_due_is_int64_as_in_the_call_list():
+    # The day's features keep days_past_due in 4 bytes; the list written from them must not.
+    export = build_export(SHANGHAI_MIDNIGHT, [account_row("A1", hardship=True)])
+    scores = flat_scores(export).astype({"days_past_due": "int32"})
+    result = rank_calls(export, operations("cn"), DAY, scores, constant_contact)
+    assert result.special_handling["days_past_due"].dtype == "int64"
+
+
 @pytest.mark.parametrize("flag", ["dispute_open", "complaint_open", "hardship"])
 def test_special_handling_takes_every_account_of_the_customer_off_the_dialler(flag):
     accounts = [
@@ -293,6 +321,19 @@ def test_teams_null_goes_to_default_and_unknown_team_is_not_callable():
     assert result.diagnostics.excluded["unknown_team"] == 1
     without_default = rank_calls(export, operations("cn"), DAY, flat_scores(export), constant_contact)
     assert set(without_default.call_list["account_id"]) == {"A3"}
+
+
+def test_operations_and_account_teams_that_do_not_match_are_named_with_counts():
+    accounts = [account_row("A1", team=None), account_row("A2", team="Late"), account_row("A3", team="Late")]
+    export = build_export(SHANGHAI_MIDNIGHT, accounts)
+    late = {"team": "late", "agents": 1, "calls_per_agent_hour": 1, "shift": {"start": "09:00", "end": "10:00"}}
+    assert unmatched_teams(export.accounts, operations("cn", teams=[late])) == (
+        "operations teams matching no account: 'early', 'late'; account teams the operations file lacks, "
+        "never called: 'Late' (2 accounts), 'default' (1 account) (team names are case-sensitive)"
+    )
+    idle_default = {**late, "team": "default"}
+    matched = build_export(SHANGHAI_MIDNIGHT, [account_row("A1")])
+    assert unmatched_teams(matched.accounts, operations("cn", teams=[idle_default])) is None
 
 
 def test_accounts_whose_zone_never_meets_the_shift_are_counted_under_the_call_window():

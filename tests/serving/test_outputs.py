@@ -1,0 +1,134 @@
+"""What `callq rank` and `callq score` write: both lists or neither, each output's types, money as plain decimals."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+
+from features.contract import CALL_LIST_SCHEMA, SCORES_SCHEMA, SPECIAL_HANDLING_SCHEMA
+from features.io import read_frame, write_frame
+from serving.pipeline import write_day
+from tests.serving.api_fixtures import small_run
+
+
+def _rerun(run):
+    """The same date ranked again, to fewer calls and no special handling."""
+    return dataclasses.replace(run, call_list=run.call_list.iloc[:3], special_handling=run.special_handling.iloc[:0])
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+@pytest.mark.parametrize("special", ["list.special.xlsx", "blocker/list.special.csv", "folder.csv"])
+def test_a_special_list_that_cannot_be_written_leaves_the_call_list_as_it_was(tmp_path, special):
+    run = small_run()
+    write_day(run, str(tmp_path / "list.csv"))
+    (tmp_path / "blocker").write_text("a file where a folder would have to be\n")
+    (tmp_path / "folder.csv").mkdir()
+    before = (tmp_path / "list.csv").read_bytes()
+    with pytest.raises((ValueError, OSError)):
+        write_day(_rerun(run), str(tmp_path / "list.csv"), str(tmp_path / special))
+    assert (tmp_path / "list.csv").read_bytes() == before
+    assert _files(tmp_path) == ["blocker", "folder.csv", "list.csv", "list.special_handling.csv"]  # no temp file
+
+
+def _break_special_table(url: str) -> None:
+    """A special-handling table of another shape: appending the list's rows to it fails."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DROP TABLE call_list_special_handling"))
+            connection.execute(sa.text("CREATE TABLE call_list_special_handling (other TEXT)"))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_both_tables_of_one_database_are_written_in_one_transaction(tmp_path, kind, request):
+    url = request.getfixturevalue("postgres_db_url") if kind == "postgres" else f"sqlite:///{tmp_path / 'case.db'}"
+    run = small_run()
+    write_day(run, f"{url}#call_list")
+    _break_special_table(url)
+    with pytest.raises((sa.exc.SQLAlchemyError, pd.errors.DatabaseError, psycopg.Error)):
+        write_day(_rerun(run), f"{url}#call_list")
+    assert len(read_frame(f"{url}#call_list")) == len(run.call_list)  # the date's rows were not replaced
+
+
+def test_a_call_list_file_is_not_replaced_when_the_special_table_fails(tmp_path):
+    url = f"sqlite:///{tmp_path / 'case.db'}"
+    run = small_run()
+    write_day(run, str(tmp_path / "list.csv"), f"{url}#call_list_special_handling")
+    _break_special_table(url)
+    before = (tmp_path / "list.csv").read_bytes()
+    with pytest.raises((sa.exc.SQLAlchemyError, pd.errors.DatabaseError)):
+        write_day(_rerun(run), str(tmp_path / "list.csv"), f"{url}#call_list_special_handling")
+    assert (tmp_path / "list.csv").read_bytes() == before
+    assert _files(tmp_path) == ["case.db", "list.csv"]
+
+
+def test_rewriting_a_day_replaces_both_files(tmp_path):
+    run = small_run()
+    write_day(run, str(tmp_path / "list.parquet"))
+    write_day(_rerun(run), str(tmp_path / "list.parquet"))
+    assert len(pd.read_parquet(tmp_path / "list.parquet")) == 3
+    assert pd.read_parquet(tmp_path / "list.special_handling.parquet").empty
+
+
+def test_empty_outputs_have_the_schema_of_full_ones(tmp_path):
+    # An empty run's frames hold untyped (object) columns: pandas alone would write them as Arrow `null`.
+    run = small_run()
+    empty = dataclasses.replace(
+        run,
+        call_list=pd.DataFrame(columns=run.call_list.columns),
+        special_handling=pd.DataFrame(columns=run.special_handling.columns),
+    )
+    write_day(run, str(tmp_path / "full.parquet"))
+    write_day(empty, str(tmp_path / "empty.parquet"))
+    write_frame(run.scores, tmp_path / "scores.parquet", schema=SCORES_SCHEMA)
+    write_frame(pd.DataFrame(columns=run.scores.columns), tmp_path / "no_scores.parquet", schema=SCORES_SCHEMA)
+    for full, none, schema in (
+        ("full.parquet", "empty.parquet", CALL_LIST_SCHEMA),
+        ("full.special_handling.parquet", "empty.special_handling.parquet", SPECIAL_HANDLING_SCHEMA),
+        ("scores.parquet", "no_scores.parquet", SCORES_SCHEMA),
+    ):
+        tables = [pq.read_table(tmp_path / name) for name in (full, none)]
+        assert [table.schema.remove_metadata() for table in tables] == [schema, schema], full
+        assert pa.concat_tables(tables).num_rows == tables[0].num_rows
+    assert pq.read_schema(tmp_path / "full.special_handling.parquet").field("days_past_due").type == pa.int64()
+
+
+def test_money_is_written_as_plain_decimals_however_large(tmp_path):
+    run = small_run()
+    large = [15_000_003_916.95, 9_999_999_999_999.99, 0.1 + 0.2]
+    calls = run.call_list.iloc[:3].assign(amount_overdue=large)
+    special = run.special_handling.assign(amount_overdue=large[:2])
+    write_day(dataclasses.replace(run, call_list=calls, special_handling=special), str(tmp_path / "list.csv"))
+    write_frame(run.scores.iloc[:3].assign(amount_overdue=large), tmp_path / "scores.csv", schema=SCORES_SCHEMA)
+    for name, count in (("list.csv", 3), ("list.special_handling.csv", 2), ("scores.csv", 3)):
+        written = pd.read_csv(tmp_path / name, dtype=str)["amount_overdue"].tolist()
+        assert written == ["15000003916.95", "9999999999999.99", "0.30"][:count], name
+        assert read_frame(tmp_path / name)["amount_overdue"].tolist() == pytest.approx(large[:count])
+
+
+@pytest.mark.postgres
+def test_money_sent_to_postgres_through_copy_is_plain_decimals(postgres_db_url):
+    calls = small_run().call_list.iloc[:3].assign(amount_overdue=[15_000_003_916.95, 9_999_999_999_999.99, 0.1 + 0.2])
+    engine = sa.create_engine(postgres_db_url)
+    try:
+        with engine.begin() as connection:  # a case system's own table, keeping what COPY sends as text
+            columns = ", ".join(f"{name} TEXT" for name in calls.columns)
+            connection.execute(sa.text(f"CREATE TABLE call_list ({columns})"))
+        write_frame(calls, f"{postgres_db_url}#call_list", schema=CALL_LIST_SCHEMA)
+        with engine.connect() as connection:
+            stored = connection.execute(sa.text("SELECT amount_overdue FROM call_list ORDER BY rank::int")).scalars()
+            assert list(stored) == ["15000003916.95", "9999999999999.99", "0.30"]
+    finally:
+        engine.dispose()
