@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 app = typer.Typer(
     name="callq",
@@ -23,25 +25,28 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+# Messages interpolate paths, URLs and values from the data: none of it is rich markup (a value `[/settled]`
+# is not a closing tag), so the consoles read none; styled pieces are `Text` with an explicit style.
+console = Console(stderr=True, markup=False)
 # Tables (the demo's queue, `callq models`) need room; a pipe or CI log gets 160 columns.
-out = Console(width=shutil.get_terminal_size((160, 40)).columns)
+out = Console(width=shutil.get_terminal_size((160, 40)).columns, markup=False)
 
 
 class CommandError(Exception):
     """A failure the user can act on: printed as one line, exit code 1."""
 
 
-def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _parse_date(value: str, what: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"{what} must be a date YYYY-MM-DD, got {value!r}") from None
+    """A date written YYYY-MM-DD: `fromisoformat` alone also takes 20261124 and 2026-W48-2."""
+    if _DATE.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise CommandError(f"{what} must be a date YYYY-MM-DD, got {value!r}")
 
 
 def _load(source: str, lenient: bool, rejects: Path | None):
@@ -55,6 +60,16 @@ def _load(source: str, lenient: bool, rejects: Path | None):
         rejected = ", ".join(f"{name} {count}" for name, count in report.rejected.items() if count)
         console.print(f"rejected rows ({rejected}) written to {rejects}", highlight=False)
     return export
+
+
+def _warn_unmatched_teams(export, operations) -> None:
+    """On stderr, teams of the operations file and of the accounts that do not match (`Early` for `early`
+    leaves the team's accounts uncalled); not an error, as one operations file may serve several books."""
+    from serving.eligibility import unmatched_teams
+
+    warning = unmatched_teams(export.accounts, operations)
+    if warning:
+        console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
 
 
 ExportArg = Annotated[str, typer.Option("--export", help="Export directory or SQLAlchemy URL.")]
@@ -182,7 +197,7 @@ def score(
     rejects: RejectsOpt = Path("rejects"),
 ) -> None:
     """Write contract `scores` for every account with the champion models."""
-    from features.contract import Operations
+    from features.contract import SCORES_SCHEMA, Operations
     from features.io import shown_location, write_frame
     from serving.pipeline import default_list_date, load_models, score_day, score_export
 
@@ -193,10 +208,11 @@ def score(
         scores = score_export(loaded, load_models()).scores
     else:
         operations = Operations.from_yaml(ops)
+        _warn_unmatched_teams(loaded, operations)
         day = _parse_date(date, "--date") if date else default_list_date(loaded.as_of, operations)
         scores = score_day(loaded, operations, day, load_models())
     # A table keeps every export's scores; scoring the same export again replaces its rows.
-    write_frame(scores, out_file, replace_where={"as_of": loaded.as_of})
+    write_frame(scores, out_file, replace_where={"as_of": loaded.as_of}, schema=SCORES_SCHEMA)
     eligible = int(scores["eligible"].sum())
     where = shown_location(out_file)
     out.print(f"wrote {len(scores):,} scores ({eligible:,} eligible) to {where}", highlight=False)
@@ -222,7 +238,9 @@ def rank(
 
     operations = Operations.from_yaml(ops)
     list_date = _parse_date(date, "--date")
-    run = run_day(_load(export, lenient, rejects), operations, list_date, load_models())
+    loaded = _load(export, lenient, rejects)
+    _warn_unmatched_teams(loaded, operations)
+    run = run_day(loaded, operations, list_date, load_models())
     written = write_day(run, out_file, special)
     out.print(
         f"wrote {len(run.call_list):,} calls for {list_date} to {shown_location(written.call_list)} "
@@ -311,9 +329,11 @@ def serve(
     from serving.pipeline import DailyProvider, load_models
 
     auth = TokenAuth.from_env()  # a malformed CALLQ_API_TOKENS fails now, not after the day is ranked
+    loaded, operations = _load(export, False, None), Operations.from_yaml(ops)
+    _warn_unmatched_teams(loaded, operations)
     provider = DailyProvider(
-        _load(export, False, None),
-        Operations.from_yaml(ops),
+        loaded,
+        operations,
         load_models(),
         default_date=_parse_date(date, "--date") if date else None,
     )
@@ -362,7 +382,7 @@ def main() -> None:
             message = f"invalid {error.title}: {where}: {first['msg']}"
         else:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

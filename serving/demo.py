@@ -8,7 +8,9 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from features.contract import SCORES_SCHEMA
 from features.io import write_frame
 from features.simulation import SimulationConfig, generate
 from serving.evaluation import compare_lists
@@ -19,13 +21,19 @@ from training.tracking import resolve_tracking_uri
 
 
 def run_demo(workdir: Path, *, accounts: int, seed: int, console: Console) -> None:
-    """Generate a book, train and register, score, rank the next list date, and summarise."""
+    """Generate a book, train and register, score, rank the next list date, and summarise.
+
+    `console` must not read markup (`serving.cli.out`): the lines hold paths and values from the book;
+    styled pieces are `Text`.
+    """
     started = time.perf_counter()
     workdir = Path(workdir)
     export_dir = workdir / "export"
 
     def step(message: str) -> None:
-        console.print(f"[bold cyan]›[/bold cyan] {message} [dim]({time.perf_counter() - started:.0f} s)[/dim]")
+        console.print(
+            Text.assemble(("›", "bold cyan"), f" {message} ", (f"({time.perf_counter() - started:.0f} s)", "dim"))
+        )
 
     step(f"generating a synthetic book of {accounts:,} accounts (seed {seed})")
     with console.status("simulating history…"):
@@ -52,7 +60,7 @@ def run_demo(workdir: Path, *, accounts: int, seed: int, console: Console) -> No
         scored = score_export(export, champions, call_hours=policy_hours(operations), day=list_date)
         run = run_day(export, operations, list_date, champions, scored=scored)
     scores_path = workdir / "scores.parquet"
-    write_frame(run.scores, str(scores_path))
+    write_frame(run.scores, str(scores_path), schema=SCORES_SCHEMA)
     written = write_day(run, str(workdir / "call_list.csv"))
     console.print(
         f"  scores: {scores_path} ({len(run.scores):,} accounts, {int(run.scores['eligible'].sum()):,} eligible)"
@@ -61,7 +69,7 @@ def run_demo(workdir: Path, *, accounts: int, seed: int, console: Console) -> No
     step(f"call list for {list_date} ({operations.policy} policy), replayed in the simulated world")
     comparison = compare_lists(simulation, champions, list_date, run=run, scored=scored)
     _print_summary(console, run, comparison, written, workdir)
-    console.print(f"\n[bold]done in {time.perf_counter() - started:.0f} s[/bold]")
+    console.print(Text(f"\ndone in {time.perf_counter() - started:.0f} s", style="bold"))
 
 
 def _print_summary(console: Console, run, comparison: pd.DataFrame, written, workdir: Path) -> None:

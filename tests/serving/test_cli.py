@@ -113,6 +113,56 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     ]
 
 
+def test_paths_and_values_holding_rich_markup_are_printed_as_they_are(tmp_path):
+    # `[/settled]` would close a tag that was never opened, `[b]paid[/b]` would turn bold: neither is markup.
+    write_export(tiny_export(), tmp_path / "bad", fmt="csv")
+    payments = pd.read_csv(tmp_path / "bad" / "payments.csv", dtype=str)
+    payments.loc[0, "status"], payments.loc[1, "status"] = "[/settled]", "[b]paid[/b]"
+    payments.to_csv(tmp_path / "bad" / "payments.csv", index=False)
+    report = callq("validate", tmp_path / "bad")
+    assert report.returncode == 1 and "Traceback" not in report.stderr
+    assert "'[/settled]'" in report.stderr and "'[b]paid[/b]'" in report.stderr
+    missing = callq("validate", tmp_path / "run[/1]")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        f"error: export {tmp_path / 'run[/1]'}: not a directory or a SQLAlchemy URL"
+    ]
+    write_export(tiny_export(), tmp_path / "export")
+    written = callq("features", tmp_path / "export", "--out", tmp_path / "out[/1].csv")
+    assert written.returncode == 0, written.stderr
+    assert f"to {tmp_path / 'out[/1].csv'}" in written.stdout
+
+
+def test_dates_are_written_yyyy_mm_dd_only(tmp_path):
+    write_export(tiny_export(), tmp_path / "export")
+    for date in ("2026-W48-2", "20261124"):
+        result = callq("features", tmp_path / "export", "--out", tmp_path / "f.csv", "--as-of", date)
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"error: --as-of must be a date YYYY-MM-DD, got '{date}'"
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_rank_warns_of_operations_teams_that_match_no_account(tmp_path):
+    # `Early` is not `early`: the early team's accounts would silently go uncalled.
+    write_export(tiny_export(), tmp_path / "export")
+    ops = tmp_path / "operations.yaml"
+    ops.write_text(
+        "centre_timezone: Asia/Shanghai\npolicy: cn\nteams:\n"
+        + "".join(
+            f'  - {{team: {team}, agents: 1, calls_per_agent_hour: 1, shift: {{start: "09:00", end: "18:00"}}}}\n'
+            for team in ("Early", "late", "default")
+        )
+    )
+    store = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}  # no models: the warning comes first
+    args = ["--export", tmp_path / "export", "--ops", ops, "--date", "2026-11-23", "--out", tmp_path / "list.csv"]
+    ranked = callq("rank", *args, env=store)
+    assert ranked.returncode == 1
+    assert ranked.stderr.splitlines()[0] == (
+        "warning: operations teams matching no account: 'Early'; account teams the operations file lacks, "
+        "never called: 'early' (2 accounts) (team names are case-sensitive)"
+    )
+
+
 def test_serve_refuses_a_malformed_token_configuration_before_any_work(tmp_path):
     served = callq(
         "serve", "--export", tmp_path / "none", "--ops", tmp_path / "none.yaml", env={"CALLQ_API_TOKENS": "x"}
