@@ -278,12 +278,15 @@ def promote(
     name: Annotated[str, typer.Argument(help="Registered model name, e.g. callq-repayment.")],
     version: Annotated[str, typer.Argument(help="Version to make champion.")],
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the version).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote a version of another feature set or an incomplete run too.")
+    ] = False,
 ) -> None:
     """Move the `champion` alias to a version, recording why."""
     from training.tracking import promote as promote_version
 
-    promote_version(name, version, reason=reason)
-    out.print(f"{name} v{version} is now champion ({reason})", highlight=False)
+    promoted = promote_version(name, version, reason=reason, force=force)
+    out.print(f"{name} v{promoted} is now champion ({reason})", highlight=False)
 
 
 @app.command()
@@ -363,9 +366,11 @@ def main() -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except SystemExit:
         raise
-    except (KeyboardInterrupt, typer.Abort):
-        console.print("interrupted")
-        sys.exit(130)
+    except (KeyboardInterrupt, typer.Abort) as error:
+        # SIGTERM while training (`training.pipeline.Terminated`): the run ended KILLED, no champion moved.
+        code = getattr(error, "exit_code_on_cli", 130)
+        console.print(Text.assemble(("error:", "red"), f" {error}") if code != 130 else "interrupted", highlight=False)
+        sys.exit(code)
     except Exception as error:  # noqa: BLE001 - the CLI boundary turns every failure into one line
         if os.environ.get("CALLQ_DEBUG"):
             raise
@@ -378,8 +383,8 @@ def main() -> None:
             message = str(error)
         elif isinstance(error, ValidationError):
             first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            message = f"invalid {error.title}: {where}: {first['msg']}"
+            where = ".".join(str(part) for part in first["loc"])  # empty for a whole-model rule
+            message = f"invalid {error.title}: {f'{where}: ' if where else ''}{first['msg']}"
         else:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
         console.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False, soft_wrap=True)

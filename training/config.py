@@ -5,19 +5,46 @@ The resolved config is logged with every run, so a run can be repeated from its 
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
 from features.contract import DEFAULT_HORIZON_DAYS
+
+# Every config model: unknown keys, `true` or "14" for a number, and .inf/.nan are errors, not guesses.
+STRICT = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+# Model features the encoder reads as categories (`features.build` makes them strings; a test keeps the
+# two in step).
+CATEGORICAL_FEATURES = frozenset({"product"})
+# NumPy, scikit-learn and LightGBM all take a seed in [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
+
+
+class ConfigError(ValueError):
+    """A config file that is not valid YAML or not a mapping of settings; names the file and place."""
+
+
+def _no_categorical(constraints: dict[str, int]) -> dict[str, int]:
+    """Refuse a constraint on a categorical feature here: LightGBM would abort the whole process."""
+    categorical = sorted(CATEGORICAL_FEATURES.intersection(constraints))
+    if categorical:
+        raise ValueError(
+            f"{categorical[0]!r} is categorical: a category has no order to keep monotone (remove the key)"
+        )
+    return constraints
+
+
+# Feature name -> +1 / -1, never on a categorical feature.
+MonotoneConstraints = Annotated[dict[str, Literal[-1, 1]], AfterValidator(_no_categorical)]
 
 
 class LightGBMParams(BaseModel):
     """The LightGBM knobs callq uses; threads are always explicit (the machine is shared)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = STRICT
 
     # With early stopping this is the most trees; the validation window picks how many are kept.
     n_estimators: int = Field(default=600, ge=1)
@@ -54,7 +81,7 @@ class LightGBMParams(BaseModel):
 class TuningConfig(BaseModel):
     """Optional Optuna search, scored on the validation window only (test stays untouched)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = STRICT
 
     n_trials: int = Field(default=20, ge=1)
     timeout_s: float | None = Field(default=None, gt=0)
@@ -63,13 +90,13 @@ class TuningConfig(BaseModel):
 class RepaymentConfig(BaseModel):
     """Repayment model: LightGBM + calibration fitted on validation."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = STRICT
 
     params: LightGBMParams = LightGBMParams()
     calibration: Literal["isotonic", "sigmoid"] = "sigmoid"
     # Business priors the model must respect, feature -> +1 (never lowers) / -1 (never raises).
     # Features absent from the feature set are ignored (logged), so configs survive renames.
-    monotone_constraints: dict[str, Literal[-1, 1]] = Field(
+    monotone_constraints: MonotoneConstraints = Field(
         default_factory=lambda: {"promises_broken_90d": -1, "promise_broken_7d": -1}
     )
     tuning: TuningConfig | None = None
@@ -82,7 +109,7 @@ class RepaymentConfig(BaseModel):
 class ContactConfig(BaseModel):
     """Right-party-contact model; small, because serving scores it for candidates x hours."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = STRICT
 
     params: LightGBMParams = LightGBMParams(
         n_estimators=150, early_stopping_rounds=30, learning_rate=0.08, num_leaves=31
@@ -94,9 +121,10 @@ class ContactConfig(BaseModel):
     calibration: Literal["isotonic", "sigmoid", "sigmoid_with_rate"] = "sigmoid_with_rate"
     # As for repayment. The answering-pattern rate at the slot's hour can only raise the chance:
     # measured on the list-quality worlds, the constraint keeps the trees from fitting noise around it.
-    monotone_constraints: dict[str, Literal[-1, 1]] = Field(default_factory=lambda: {"rpc_mixture_this_hour": 1})
+    monotone_constraints: MonotoneConstraints = Field(default_factory=lambda: {"rpc_mixture_this_hour": 1})
     # Calls scored at serving lie in this debtor-local window; evaluation picks hours in it.
-    candidate_hours: tuple[int, ...] = tuple(range(8, 21))
+    # YAML gives a list: the tuple itself is lax, its hours strict.
+    candidate_hours: tuple[Annotated[int, Strict()], ...] = Field(default=tuple(range(8, 21)), strict=False)
     tuning: TuningConfig | None = None
 
     @model_validator(mode="after")
@@ -111,7 +139,7 @@ class ContactConfig(BaseModel):
 class UpliftConfig(BaseModel):
     """Call-effect (uplift) learner settings."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = STRICT
 
     # "t": T-learner (difference of the two arms); "x": X-learner on top of the same arms (training.uplift).
     learner: Literal["t", "x"] = "x"
@@ -131,10 +159,10 @@ class UpliftConfig(BaseModel):
 class TrainConfig(BaseModel):
     """Everything one `callq train` run needs; splits are in snapshots, spaced weekly."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = STRICT
 
     name: str = "default"
-    seed: int = 7
+    seed: int = Field(default=7, ge=0, le=MAX_SEED)
     horizon_days: int = Field(default=DEFAULT_HORIZON_DAYS, ge=1)
     snapshot_spacing_days: int = Field(default=7, ge=1)
     # Contact rows: outbound calls in this many days after each snapshot.
@@ -176,9 +204,46 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """Load a YAML config; YAML errors and duplicate keys name `file:line:column`."""
         with open(path, encoding="utf-8") as handle:
-            return cls.model_validate(yaml.safe_load(handle) or {})
+            try:
+                data = yaml.load(handle, Loader=_UniqueKeyLoader)
+            except yaml.MarkedYAMLError as error:
+                raise ConfigError(_yaml_error(path, error)) from error
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of settings (name: ..., seed: ...)")
+        return cls.model_validate(data)
 
     def resolved(self) -> dict[str, Any]:
         """The full config as plain data, defaults included (logged with each run)."""
         return self.model_dump(mode="json")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden, by design
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # the base loader refuses it, with its own message
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"duplicate key {key!r} (first at line {seen[key].line + 1})",
+                    problem_mark=key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_error(path: str | Path, error: yaml.MarkedYAMLError) -> str:
+    """`file:line:column: problem (context)`, 1-based like editors, from a YAML error."""
+    mark = error.problem_mark or error.context_mark
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    context = f" ({error.context})" if error.context else ""
+    return f"{where}: {error.problem}{context}"

@@ -119,6 +119,9 @@ class LightGBMEstimator(BaseEstimator):
         )
         booster_params = params.booster_params(self.seed, self._objective)
         constraints = self.monotone_constraints or {}
+        categorical = [name for name, sign in constraints.items() if sign and name in self.encoder_.categories]
+        if categorical:  # LightGBM would abort the whole process on it
+            raise ValueError(f"monotone constraint on categorical feature {categorical[0]!r}: a category has no order")
         if constraints:
             booster_params["monotone_constraints"] = [
                 int(constraints.get(name, 0)) for name in self.encoder_.feature_names

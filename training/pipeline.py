@@ -2,13 +2,18 @@
 
 A candidate is registered when it passes its quality gates, and becomes `champion` only when it
 beats the current champion re-evaluated on the SAME test window (first run: no champion, promote).
+A champion that predicts another label, or was fitted on labels inside this run's test window, is
+not compared: the candidate waits for a manual promotion. The three aliases move last, together:
+a run that fails or is stopped (SIGTERM) before its end moves none, and tags what it registered.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +26,35 @@ from training import plots, tracking
 from training.config import TrainConfig
 from training.contact import ContactFit, fit_contact
 from training.evaluation import safe_auc
-from training.repayment import RepaymentFit, fit_repayment
+from training.repayment import ModelQualityError, RepaymentFit, fit_repayment
 from training.snapshots import TrainingData, build_training_data
-from training.uplift import UpliftFit, factual_auc, fit_uplift
+from training.uplift import UpliftFit, factual_auc, fit_uplift, treatment_definition
 
 KINDS = ("repayment", "contact", "call_effect")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived while training; raised like Ctrl-C so that no `except Exception` swallows it."""
+
+    exit_code_on_cli = 143  # 128 + SIGTERM, as if the signal had ended the process
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While the block runs, SIGTERM raises `Terminated` instead of ending the process on the spot (which
+    left the MLflow run RUNNING and the champions half moved); the previous handler comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a signal handler
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise Terminated("training stopped by SIGTERM: the run ends KILLED and no champion moves")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -165,14 +194,77 @@ def champion_metric(kind: str, champion: Any, data: TrainingData) -> float:
     return factual_auc(champion, _test(data.snapshots))
 
 
+def _label(kind: str, horizon_days: int | str, treatment: str) -> str:
+    if kind == "contact":
+        return "right-party contact on the call"
+    repaid = f"repaid within {horizon_days} days"
+    return repaid if kind == "repayment" else f"{repaid}; reached = {treatment}"
+
+
+def label_definition(kind: str, config: TrainConfig) -> str:
+    """What a model of `kind` trained with `config` predicts, in words (a registered version's `label` tag).
+
+    A candidate with another label than the champion's is never compared with it: promoting it would
+    silently change what `p_repay` or the call effect means downstream.
+    """
+    return _label(kind, config.horizon_days, treatment_definition(config.uplift.treatment_window_days))
+
+
+def _champion_label(kind: str, record: dict[str, str], champion: Any) -> str:
+    """The label a champion predicts: its `label` tag, else (older versions) rebuilt from its run."""
+    if "label" in record:
+        return record["label"]
+    treatment = getattr(champion, "metadata", {}).get("treatment", "(not recorded)")
+    return _label(kind, record.get("horizon_days", "(not recorded)"), treatment)
+
+
+def labels_seen(data: TrainingData, config: TrainConfig) -> str:
+    """`first..end` (end excluded) of the label windows a model was fitted and calibrated on: train and
+    validation (a registered version's `labels_seen` tag)."""
+    end = max(data.splits.validation) + pd.Timedelta(days=config.horizon_days)
+    return f"{min(data.splits.train):%Y-%m-%d}..{end:%Y-%m-%d}"
+
+
+def _not_comparable(
+    kind: str, version: str, record: dict[str, str], champion: Any, data: TrainingData, config: TrainConfig
+) -> str | None:
+    """Why the champion cannot be judged against this run's candidate; None when it can.
+
+    Another label, or a fit on labels inside this run's test window (retraining on an older export):
+    the champion would be scored on what it learned from. Older versions have no `labels_seen` tag:
+    their own test window began after every label they saw.
+    """
+    label, own = _champion_label(kind, record, champion), label_definition(kind, config)
+    if label != own:
+        return f"champion v{version} predicts {label}, this run {own}: different label; promote manually"
+    if "labels_seen" in record:
+        first, end = record["labels_seen"].split("..")
+    elif "train_from" in record and "test_window" in record:
+        first, end = record["train_from"], record["test_window"].split("..")[0]
+    else:
+        return None
+    test_first = pd.Timestamp(f"{min(data.splits.test):%Y-%m-%d}")
+    test_end = pd.Timestamp(f"{max(data.splits.test) + pd.Timedelta(days=config.horizon_days):%Y-%m-%d}")
+    if pd.Timestamp(first) < test_end and test_first < pd.Timestamp(end):
+        return (
+            f"champion v{version} was trained on this test window (its labels {first}..{end}, the test window's "
+            f"{test_first:%Y-%m-%d}..{test_end:%Y-%m-%d}): not compared; promote manually"
+        )
+    return None
+
+
 def decide(kind: str, candidate: float, data: TrainingData, config: TrainConfig, uri: str | None) -> tuple:
     """(champion version, champion value on this window, promote?, reason)."""
     version = tracking.champion_version(kind, uri)
     metric = tracking.KEY_METRIC[kind]
     if version is None:
         return None, None, True, f"first champion ({metric} {candidate:.4f})"
+    record = tracking.version_record(kind, version, uri)
     try:
         champion = tracking.load_version(kind, version, uri)
+        not_comparable = _not_comparable(kind, version, record, champion, data, config)
+        if not_comparable:
+            return version, None, False, not_comparable
         value = champion_metric(kind, champion, data)
     except (KeyError, ValueError) as error:
         # e.g. the champion was trained on a feature set this export no longer yields.
@@ -274,8 +366,10 @@ def train(
 ) -> TrainResult:
     """Train, evaluate, log, register and (when better) promote the three models; deterministic for a seed.
 
-    Raises `training.repayment.ModelQualityError` (the MLflow run ends FAILED, nothing registered)
-    when a model fails its gate.
+    Raises `training.repayment.ModelQualityError` (the MLflow run ends FAILED with the gate's metrics and
+    `failure_reason`, nothing registered) when a model fails its gate. Any failure after registration
+    moves no champion and tags the registered versions `incomplete_run`; SIGTERM ends the run KILLED
+    (`Terminated`).
     """
     from features.build import FEATURE_SET_VERSION
 
@@ -291,16 +385,17 @@ def train(
         "export_as_of": export.as_of.isoformat(),
         "seed": str(config.seed),
     }
-    with tracking.start_run(f"train-{config.name}", uri, tags=run_tags) as run:
+    with sigterm_interrupts(), tracking.start_run(f"train-{config.name}", uri, tags=run_tags) as run:
         run.log_dict(config.resolved(), "config.json")
         run.log_dict({"feature_set_version": FEATURE_SET_VERSION, "features": data.feature_names}, "features.json")
         run.log_params(_params(config, data))
-        with clock.stage("repayment"):
+        with clock.stage("repayment"), _gate_failure_logged(run, "repayment"):
             repayment = fit_repayment(data, config)
-        with clock.stage("contact"):
+        with clock.stage("contact"), _gate_failure_logged(run, "contact"):
             contact = fit_contact(data, config, export)
-        with clock.stage("call effect"):
+        with clock.stage("call effect"), _gate_failure_logged(run, "call_effect"):
             uplift = fit_uplift(data, config)
+        run.log_params(_fitted_params(repayment, contact))
         metrics = {
             **{f"repayment.{key}": value for key, value in repayment.metrics.items()},
             **{f"contact.{key}": value for key, value in contact.metrics.items()},
@@ -321,52 +416,118 @@ def train(
 
         folder = Path(report_dir) if report_dir else tracking.callq_home() / "reports" / run.run_id
         folder.mkdir(parents=True, exist_ok=True)
-        with clock.stage("registry and report"):
-            samples = {
-                "repayment": _test_head(data.snapshots, 20),
-                "contact": _test_head(data.contacts, 20),
-                "call_effect": _test_head(data.snapshots, 20),
-            }
-            outcomes: dict[str, ModelOutcome] = {}
-            for kind in KINDS:
-                fit = fits[kind]
-                columns = fit.model.feature_names
-                model_uri = tracking.log_model(kind, fit.model, samples[kind][columns])
-                candidate = fit.metrics[tracking.KEY_METRIC[kind]]
-                version = tracking.register(
-                    kind,
-                    model_uri,
-                    run.run_id,
-                    {
-                        tracking.KEY_METRIC[kind]: f"{candidate:.6f}",
-                        "feature_set_version": FEATURE_SET_VERSION,
-                        "config": config.name,
-                        "test_window": f"{min(data.splits.test):%Y-%m-%d}..{max(data.splits.test):%Y-%m-%d}",
-                    },
-                    uri,
-                )
-                champion_version, champion_value, promote, reason = decisions[kind]
-                if promote:
-                    tracking.promote(kind, version, reason, uri)
-                else:
-                    tracking.set_version_tag(kind, version, "not_promoted_reason", reason, uri)
-                outcomes[kind] = ModelOutcome(
-                    name=tracking.REGISTERED[kind],
-                    version=version,
-                    metric=tracking.KEY_METRIC[kind],
-                    candidate_value=float(candidate),
-                    champion_version=champion_version,
-                    champion_value=None if champion_value is None else float(champion_value),
-                    promoted=promote,
-                    reason=reason,
-                )
+        notes = [*repayment.notes, *contact.notes, *uplift.notes]
+        outcomes: dict[str, ModelOutcome] = {}
+        moved: list[tuple[str, str | None, list[str]]] = []
+        try:
+            with clock.stage("registry and report"):
+                samples = {
+                    "repayment": _test_head(data.snapshots, 20),
+                    "contact": _test_head(data.contacts, 20),
+                    "call_effect": _test_head(data.snapshots, 20),
+                }
+                for kind in KINDS:
+                    fit = fits[kind]
+                    columns = fit.model.feature_names
+                    model_uri = tracking.log_model(kind, fit.model, samples[kind][columns])
+                    candidate = fit.metrics[tracking.KEY_METRIC[kind]]
+                    version = tracking.register(
+                        kind,
+                        model_uri,
+                        run.run_id,
+                        {
+                            tracking.KEY_METRIC[kind]: f"{candidate:.6f}",
+                            "feature_set_version": FEATURE_SET_VERSION,
+                            "config": config.name,
+                            "test_window": f"{min(data.splits.test):%Y-%m-%d}..{max(data.splits.test):%Y-%m-%d}",
+                            "label": label_definition(kind, config),
+                            "labels_seen": labels_seen(data, config),
+                        },
+                        uri,
+                    )
+                    champion_version, champion_value, promote, reason = decisions[kind]
+                    outcomes[kind] = ModelOutcome(
+                        name=tracking.REGISTERED[kind],
+                        version=version,
+                        metric=tracking.KEY_METRIC[kind],
+                        candidate_value=float(candidate),
+                        champion_version=champion_version,
+                        champion_value=None if champion_value is None else float(champion_value),
+                        promoted=promote,
+                        reason=reason,
+                    )
+                    if not promote:
+                        tracking.set_version_tag(kind, version, "not_promoted_reason", reason, uri)
+                report = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
+                run.log_artifact(folder, "report")
+            run.log_metrics(clock.metrics())
+            if move_champions(outcomes, data, config, uri, moved):
+                # A champion moved while this run trained: the report says what was decided in the end.
+                report = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
+                run.log_artifact(folder, "report")
             run.set_tags({f"promoted.{kind}": str(outcome.promoted) for kind, outcome in outcomes.items()})
-            notes = [*repayment.notes, *contact.notes, *uplift.notes]
-            report = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
-            run.log_artifact(folder, "report")
-        run.log_metrics(clock.metrics())
+        except BaseException as error:
+            try:
+                for kind, version, history in reversed(moved):
+                    tracking.restore_champion(kind, version, history, uri)
+            finally:
+                _mark_incomplete(outcomes, run.run_id, error, uri)
+            raise
         rows = {"snapshots": len(data.snapshots), "contacts": len(data.contacts)}
         return TrainResult(run.run_id, outcomes, metrics, report, notes, clock, rows)
+
+
+def move_champions(
+    outcomes: dict[str, ModelOutcome],
+    data: TrainingData,
+    config: TrainConfig,
+    uri: str | None,
+    moved: list[tuple[str, str | None, list[str]]],
+) -> bool:
+    """Point `champion` at every candidate decided for promotion: the last step of a run, so that a run
+    that fails earlier moves none. Appends (kind, previous champion, previous history) to `moved` before
+    each move, for the caller to put back if the run fails after all.
+
+    Compare-and-set: where the champion changed since the decision (another run, a manual promotion),
+    the candidate is decided again against the new one. Returns whether any decision changed.
+    """
+    changed = False
+    for kind, outcome in outcomes.items():
+        if not outcome.promoted:
+            continue
+        current = tracking.champion_version(kind, uri)
+        if current != outcome.champion_version:
+            champion_version, champion_value, promote, reason = decide(kind, outcome.candidate_value, data, config, uri)
+            changed = True
+            outcome.champion_version, outcome.promoted = champion_version, promote
+            outcome.champion_value = None if champion_value is None else float(champion_value)
+            outcome.reason = f"the champion changed during this run (to {current or 'none'}); {reason}"
+            if not promote:
+                tracking.set_version_tag(kind, outcome.version, "not_promoted_reason", outcome.reason, uri)
+                continue
+        moved.append((kind, current, tracking.champion_history(kind, uri)))
+        tracking.promote(kind, outcome.version, outcome.reason, uri)
+    return changed
+
+
+def _mark_incomplete(outcomes: dict[str, ModelOutcome], run_id: str, error: BaseException, uri: str | None) -> None:
+    """Tag the versions a failed or stopped run registered, so that nobody promotes them unawares."""
+    why = f"run {run_id} stopped: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    for kind, outcome in outcomes.items():
+        # The store may be what failed: the run's own error matters more than a missing tag.
+        with suppress(Exception):
+            tracking.set_version_tag(kind, outcome.version, tracking.INCOMPLETE_TAG, why, uri)
+
+
+@contextmanager
+def _gate_failure_logged(run: tracking.Run, kind: str) -> Iterator[None]:
+    """A model failing its quality gate leaves its metrics and the reason on the failed run."""
+    try:
+        yield
+    except ModelQualityError as error:
+        run.log_metrics({f"{kind}.{key}": value for key, value in error.metrics.items()})
+        run.set_tags({"failure_reason": str(error)[:5000]})
+        raise
 
 
 def _params(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
@@ -386,12 +547,21 @@ def _params(config: TrainConfig, data: TrainingData) -> dict[str, Any]:
         "contact_rows": len(data.contacts),
         "max_rows_per_snapshot": config.max_rows_per_snapshot,
         "n_features": len(data.feature_names),
-        "repayment_params": config.repayment.params.model_dump(),
         "repayment_calibration": config.repayment.calibration,
-        "contact_params": config.contact.params.model_dump(),
         "contact_calibration": config.contact.calibration,
         "uplift_params": config.uplift.params.model_dump(),
         "promotion_margin": config.promotion_margin,
+    }
+
+
+def _fitted_params(repayment: RepaymentFit, contact: ContactFit) -> dict[str, Any]:
+    """The LightGBM parameters the models were fitted with (tuning replaces the config's: `config.json`
+    keeps those) and the trees early stopping kept."""
+    return {
+        "repayment_params": repayment.params.model_dump(),
+        "repayment_best_iteration": repayment.model.booster.current_iteration(),
+        "contact_params": contact.params.model_dump(),
+        "contact_best_iteration": contact.model.booster.current_iteration(),
     }
 
 

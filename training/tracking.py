@@ -3,19 +3,22 @@
 Store: `MLFLOW_TRACKING_URI` when set, else `sqlite:///<CALLQ_HOME or ./.callq>/mlflow.db` with
 artifacts in `mlartifacts/` beside it. Registry: `callq-repayment`, `callq-contact`,
 `callq-call-effect`; serving loads `models:/NAME@champion`. Promotions and rollbacks record their
-reason as model-version tags, and each registered model keeps its champion history as a tag.
+reasons as model-version tags (one line per event, never overwritten), and each registered model
+keeps its champion history as a tag. A store that fails (read-only file, unreachable server) raises
+`StoreError` naming it; commands that only read never create a missing local store.
 Never log debtor identities here: metrics, configs and feature names only.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +32,8 @@ CHAMPION = "champion"
 REGISTERED = {"repayment": "callq-repayment", "contact": "callq-contact", "call_effect": "callq-call-effect"}
 SHORT = {"repayment": "repayment", "contact": "contact", "call_effect": "call-effect"}
 HISTORY_TAG = "champion_history"
+# Set on the versions a training run registered when the run did not finish: `promote` refuses them.
+INCOMPLETE_TAG = "incomplete_run"
 # The test metric each registered model is compared on (higher is better).
 KEY_METRIC = {"repayment": "test_roc_auc", "contact": "test_roc_auc", "call_effect": "test_factual_auc"}
 PIP_REQUIREMENTS = ["lightgbm==4.7.*", "numpy==2.4.*", "pandas==3.1.*", "scikit-learn==1.9.*", "scipy"]
@@ -38,20 +43,103 @@ class RegistryError(RuntimeError):
     """A registry request that cannot be done (unknown model or version, nothing to roll back to)."""
 
 
+class StoreError(RuntimeError):
+    """The tracking store itself failed (read-only database, unreachable server, deleted experiment)."""
+
+
 def callq_home() -> Path:
     """`CALLQ_HOME`, else `./.callq` (absolute)."""
     return Path(os.environ.get("CALLQ_HOME") or ".callq").resolve()
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
-    """The explicit URI, else `MLFLOW_TRACKING_URI`, else the local SQLite store."""
+    """The explicit URI, else `MLFLOW_TRACKING_URI`, else the local SQLite store (not created here)."""
     if tracking_uri:
         return tracking_uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    home = callq_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'mlflow.db'}"
+    return f"sqlite:///{callq_home() / 'mlflow.db'}"
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` store; None for any other store."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def store_exists(tracking_uri: str | None = None) -> bool:
+    """False only for a local SQLite store whose file is missing: reading it must not create it."""
+    database = _sqlite_file(resolve_tracking_uri(tracking_uri))
+    return database is None or database.exists()
+
+
+def shown_uri(uri: str) -> str:
+    """The store's URI with any password masked, for messages."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    return uri.replace(f":{parts.password}@", ":***@", 1) if parts.password else uri
+
+
+def _store_failure(error: BaseException) -> str | None:
+    """What broke when `error` comes from the store itself (its database or server); None otherwise.
+
+    MLflow wraps a database error in an `MlflowException` whose text is SQLAlchemy's (autoflush notes,
+    the SQL); the database driver's own message says what is wrong.
+    """
+    import requests
+    import sqlalchemy.exc
+    from mlflow.exceptions import MlflowException
+
+    while error is not None:
+        if isinstance(error, sqlalchemy.exc.SQLAlchemyError):
+            cause = getattr(error, "orig", None)
+            if cause is None:
+                return str(error).splitlines()[0]
+            return f"{cause} ({type(cause).__module__}.{type(cause).__name__})"
+        if isinstance(error, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+            reason = getattr(error.args[0], "reason", None) if error.args else None
+            return f"cannot reach the server: {reason or error}"
+        # MLflow's REST client raises its own error while handling the connection error, without `from`.
+        error = error.__cause__ or (error.__context__ if isinstance(error, MlflowException) else None)
+    return None
+
+
+def _absent(error: Exception) -> bool:
+    """Whether MLflow answered "no such model, version or alias" (rather than failing)."""
+    return getattr(error, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """A failing store surfaces as one `StoreError` naming the store and the cause."""
+    import mlflow
+
+    # MLflow logs every database error with its SQL and a traceback before raising it: the one line is enough.
+    database_log = logging.getLogger("mlflow.store.db.utils")
+    level = database_log.level
+    database_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as error:
+        cause = _store_failure(error)
+        if cause is None:
+            raise
+        raise StoreError(f"MLflow tracking store {shown_uri(mlflow.get_tracking_uri())}: {cause}") from error
+    finally:
+        database_log.setLevel(level)
+
+
+def _store_call(function: Callable) -> Callable:
+    """Decorate a public function of this module with `_store_errors`."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with _store_errors():
+            return function(*args, **kwargs)
+
+    return call
 
 
 def _artifact_location(uri: str) -> str | None:
@@ -96,10 +184,21 @@ def client(tracking_uri: str | None = None):
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+@_store_call
 def experiment_id(tracking_uri: str | None = None, name: str = EXPERIMENT) -> str:
-    """The experiment's id, creating it with an explicit artifact location when missing."""
-    mlflow_client = client(tracking_uri)
+    """The experiment's id, creating it (and a local store's folder) with an explicit artifact location."""
+    uri = resolve_tracking_uri(tracking_uri)
+    database = _sqlite_file(uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    mlflow_client = client(uri)
     existing = mlflow_client.get_experiment_by_name(name)
+    if existing is not None and existing.lifecycle_stage == "deleted":
+        raise StoreError(
+            f"the MLflow experiment {name!r} in {shown_uri(uri)} was deleted: restore it "
+            f"(`MLFLOW_TRACKING_URI={shown_uri(uri)} mlflow experiments restore -x {existing.experiment_id}`) "
+            "or train into another store"
+        )
     if existing is not None:
         return existing.experiment_id
     return mlflow_client.create_experiment(
@@ -169,12 +268,17 @@ class Run:
 
 @contextmanager
 def start_run(run_name: str, tracking_uri: str | None = None, tags: dict[str, str] | None = None) -> Iterator[Run]:
-    """Open a run in the `callq` experiment; it ends FAILED when the block raises."""
+    """Open a run in the `callq` experiment; it ends FAILED when the block raises, KILLED when interrupted
+    (Ctrl-C, or SIGTERM turned into an interrupt by `training.pipeline.sigterm_interrupts`)."""
     import mlflow
 
     experiment = experiment_id(tracking_uri)
-    with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags) as active:
-        yield Run(active.info.run_id, active.info.artifact_uri)
+    with _store_errors(), mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags) as active:
+        try:
+            yield Run(active.info.run_id, active.info.artifact_uri)
+        except KeyboardInterrupt:
+            mlflow.end_run("KILLED")
+            raise
 
 
 def _signature_frame(features: pd.DataFrame) -> pd.DataFrame:
@@ -208,13 +312,27 @@ def log_model(kind: str, python_model: Any, sample: pd.DataFrame, *, tags: dict[
     return info.model_uri
 
 
+@_store_call
 def register(kind: str, model_uri: str, run_id: str, tags: dict[str, str], tracking_uri: str | None = None) -> str:
-    """Register a logged model under `callq-<kind>`; returns the new version number."""
-    import mlflow
+    """Register a model logged by `log_model` under `callq-<kind>`; returns the new version number.
 
-    client(tracking_uri)
-    with quiet():
-        version = mlflow.register_model(model_uri, REGISTERED[kind], tags={**tags, "run_id": run_id})
+    Through the client: `mlflow.register_model` prints its progress on stderr, beside callq's own lines.
+    """
+    from mlflow.exceptions import MlflowException
+
+    full, mlflow_client = REGISTERED[kind], client(tracking_uri)
+    try:
+        mlflow_client.create_registered_model(full)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = mlflow_client.create_model_version(
+        full,
+        model_uri,
+        run_id=run_id,
+        tags={**tags, "run_id": run_id},
+        model_id=model_uri.removeprefix("models:/"),  # `log_model` gives `models:/<logged model id>`
+    )
     return str(version.version)
 
 
@@ -222,16 +340,22 @@ def register(kind: str, model_uri: str, run_id: str, tags: dict[str, str], track
 # Registry: champions, promotion, rollback
 
 
+@_store_call
 def champion_version(name: str, tracking_uri: str | None = None) -> str | None:
-    """The version the `champion` alias points at, or None (no model or no champion yet)."""
+    """The version the `champion` alias points at, or None (no store, no model or no champion yet)."""
     from mlflow.exceptions import MlflowException
 
+    if not store_exists(tracking_uri):
+        return None
     try:
         return str(client(tracking_uri).get_model_version_by_alias(registered_name(name), CHAMPION).version)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if _absent(error):
+            return None
+        raise
 
 
+@_store_call
 def load_version(name: str, version: str, tracking_uri: str | None = None) -> Any:
     """The unwrapped callq model object (e.g. `BoosterModel`) of a registered version."""
     import mlflow
@@ -241,56 +365,159 @@ def load_version(name: str, version: str, tracking_uri: str | None = None) -> An
         return mlflow.pyfunc.load_model(f"models:/{registered_name(name)}/{version}").unwrap_python_model()
 
 
-def _history(name: str, tracking_uri: str | None) -> list[str]:
-    tags = client(tracking_uri).get_registered_model(registered_name(name)).tags
-    return [part for part in tags.get(HISTORY_TAG, "").split(",") if part]
-
-
-def promote(name: str, version: str, reason: str, tracking_uri: str | None = None) -> None:
-    """Point `champion` at `version`, record the reason on the version and append it to the history."""
+@_store_call
+def version_record(name: str, version: str, tracking_uri: str | None = None) -> dict[str, str]:
+    """What is known about a registered version: its tags over the parameters of the run that made it."""
     from mlflow.exceptions import MlflowException
 
-    full, mlflow_client = registered_name(name), client(tracking_uri)
+    mlflow_client = client(tracking_uri)
+    registered = mlflow_client.get_model_version(registered_name(name), str(version))
     try:
-        mlflow_client.get_model_version(full, str(version))
+        params = mlflow_client.get_run(registered.run_id).data.params if registered.run_id else {}
     except MlflowException as error:
-        raise RegistryError(f"{full} has no version {version}") from error
-    mlflow_client.set_registered_model_alias(full, CHAMPION, str(version))
-    mlflow_client.set_model_version_tag(full, str(version), "promotion_reason", reason)
-    history = _history(name, tracking_uri)
-    if not history or history[-1] != str(version):
-        history.append(str(version))
+        if not _absent(error):
+            raise
+        params = {}  # the run was deleted for good: the tags are all there is
+    return {**params, **(registered.tags or {})}
+
+
+def _registered(full: str, tracking_uri: str | None) -> Any:
+    """The registered model `full`; a `RegistryError` when the store or the model does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    missing = f"{full} is not registered in {shown_uri(resolve_tracking_uri(tracking_uri))}: run `callq train` first"
+    if not store_exists(tracking_uri):
+        raise RegistryError(missing)
+    try:
+        return client(tracking_uri).get_registered_model(full)
+    except MlflowException as error:
+        if _absent(error):
+            raise RegistryError(missing) from error
+        raise
+
+
+@_store_call
+def champion_history(name: str, tracking_uri: str | None = None) -> list[str]:
+    """The versions that were champion, oldest first (the current one last)."""
+    tags = _registered(registered_name(name), tracking_uri).tags
+    # Stores written before versions were normalised may hold "01" for version 1.
+    return [str(int(part)) for part in tags.get(HISTORY_TAG, "").split(",") if part.strip().isdigit()]
+
+
+def _checked_reason(reason: str) -> str:
+    """The reason on one line; a blank one is refused (every move of `champion` must say why)."""
+    text = " ".join(str(reason).split())
+    if not text:
+        raise RegistryError("a reason is required: say why the champion changes")
+    return text
+
+
+def _append_reason(name: str, version: str, key: str, reason: str, tracking_uri: str | None) -> None:
+    """Add a line to a version's reason record (`promotion_reason`, ...): earlier reasons stay."""
+    full, mlflow_client = registered_name(name), client(tracking_uri)
+    earlier = (mlflow_client.get_model_version(full, version).tags or {}).get(key, "")
+    mlflow_client.set_model_version_tag(full, version, key, "\n".join(filter(None, [earlier, reason])))
+
+
+def _other_feature_set(full: str, version: str, tags: dict[str, str]) -> str | None:
+    """Why a version's recorded feature set is not the one this callq builds; None when it is."""
+    from features.build import FEATURE_SET_VERSION
+
+    trained_on = tags.get("feature_set_version") or "(not recorded)"
+    if trained_on == FEATURE_SET_VERSION:
+        return None
+    return f"{full} v{version} was trained on feature set {trained_on}, this callq builds {FEATURE_SET_VERSION}"
+
+
+def _unknown_features(full: str, version: str, feature_names: Sequence[str]) -> str | None:
+    """Which of a version's model inputs this callq does not build; None when it builds them all."""
+    from features.build import MODEL_FEATURES
+    from training.models import SLOT_COLUMNS
+
+    unknown = sorted(set(feature_names) - {*MODEL_FEATURES, *SLOT_COLUMNS})
+    if not unknown:
+        return None
+    return f"{full} v{version} reads features this callq does not build ({', '.join(unknown[:5])})"
+
+
+@_store_call
+def promote(name: str, version: str, reason: str, tracking_uri: str | None = None, *, force: bool = False) -> str:
+    """Point `champion` at `version`, add the reason to the version's record and append it to the history.
+
+    Refuses a version serving could not use (another feature set, unknown features) or one whose
+    training run did not finish, unless `force`. Returns MLflow's version string ("01" gives "1").
+    """
+    from mlflow.exceptions import MlflowException
+
+    full, reason = registered_name(name), _checked_reason(reason)
+    _registered(full, tracking_uri)
+    mlflow_client = client(tracking_uri)
+    text = str(version).strip()
+    try:
+        if not text.isdigit():
+            raise RegistryError(f"{full} has no version {text!r}: versions are whole numbers")
+        registered = mlflow_client.get_model_version(full, str(int(text)))
+    except MlflowException as error:
+        if _absent(error):
+            raise RegistryError(f"{full} has no version {text}") from error
+        raise
+    number, tags = str(registered.version), registered.tags or {}
+    if not force:
+        if INCOMPLETE_TAG in tags:
+            raise RegistryError(f"{full} v{number} is from a training run that did not finish ({tags[INCOMPLETE_TAG]})")
+        problem = _other_feature_set(full, number, tags)
+        if problem is None:
+            problem = _unknown_features(full, number, load_version(full, number, tracking_uri).feature_names)
+        if problem:
+            raise RegistryError(f"{problem}: serving could not use it")
+    mlflow_client.set_registered_model_alias(full, CHAMPION, number)
+    _append_reason(full, number, "promotion_reason", reason, tracking_uri)
+    history = champion_history(full, tracking_uri)
+    if not history or history[-1] != number:
+        history.append(number)
+    mlflow_client.set_registered_model_tag(full, HISTORY_TAG, ",".join(history))
+    return number
+
+
+@_store_call
+def restore_champion(name: str, version: str | None, history: list[str], tracking_uri: str | None = None) -> None:
+    """Put `champion` and its history back as they were before a promotion that must be undone."""
+    full, mlflow_client = registered_name(name), client(tracking_uri)
+    if version is None:
+        mlflow_client.delete_registered_model_alias(full, CHAMPION)
+    else:
+        mlflow_client.set_registered_model_alias(full, CHAMPION, version)
     mlflow_client.set_registered_model_tag(full, HISTORY_TAG, ",".join(history))
 
 
+@_store_call
 def rollback(name: str, reason: str, tracking_uri: str | None = None) -> str:
     """Move `champion` back to the previous champion; returns the version now champion."""
-    full, mlflow_client = registered_name(name), client(tracking_uri)
-    history = _history(name, tracking_uri)
+    full, reason = registered_name(name), _checked_reason(reason)
+    history = champion_history(full, tracking_uri)
     current = champion_version(name, tracking_uri)
     if current is not None and history and history[-1] != current:
         history.append(current)  # the alias was moved outside callq: treat it as the latest
     if len(history) < 2:
         raise RegistryError(f"{full} has no previous champion to roll back to")
     demoted, restored = history[-1], history[-2]
-    mlflow_client.set_registered_model_alias(full, CHAMPION, restored)
-    mlflow_client.set_model_version_tag(full, demoted, "rollback_reason", reason)
-    mlflow_client.set_model_version_tag(full, restored, "restored_reason", reason)
-    mlflow_client.set_registered_model_tag(full, HISTORY_TAG, ",".join(history[:-1]))
+    client(tracking_uri).set_registered_model_alias(full, CHAMPION, restored)
+    _append_reason(full, demoted, "rollback_reason", reason, tracking_uri)
+    _append_reason(full, restored, "restored_reason", reason, tracking_uri)
+    client(tracking_uri).set_registered_model_tag(full, HISTORY_TAG, ",".join(history[:-1]))
     return restored
 
 
+@_store_call
 def list_models(tracking_uri: str | None = None) -> pd.DataFrame:
     """One row per registered version: name, version, aliases, run, key metric, reasons (`callq models`)."""
-    from mlflow.exceptions import MlflowException
-
-    mlflow_client = client(tracking_uri)
     rows = []
     for kind, full in REGISTERED.items():
         try:
-            aliases_of = mlflow_client.get_registered_model(full).aliases or {}
-        except MlflowException:
+            aliases_of = _registered(full, tracking_uri).aliases or {}
+        except RegistryError:
             continue  # not registered yet
+        mlflow_client = client(tracking_uri)
         for version in mlflow_client.search_model_versions(f"name = '{full}'"):
             tags = version.tags or {}
             aliases = sorted(alias for alias, number in aliases_of.items() if str(number) == str(version.version))
@@ -307,10 +534,11 @@ def list_models(tracking_uri: str | None = None) -> pd.DataFrame:
                     "promotion_reason": tags.get("promotion_reason", ""),
                     "rollback_reason": tags.get("rollback_reason", ""),
                     "not_promoted_reason": tags.get("not_promoted_reason", ""),
+                    "incomplete_run": tags.get(INCOMPLETE_TAG, ""),
                 }
             )
     columns = ["name", "version", "aliases", "run_id", "metric", "value", "feature_set_version", "config",
-               "promotion_reason", "rollback_reason", "not_promoted_reason"]  # fmt: skip
+               "promotion_reason", "rollback_reason", "not_promoted_reason", "incomplete_run"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns).sort_values(["name", "version"], ignore_index=True)
 
 
@@ -331,17 +559,29 @@ class Champions:
         return ",".join(f"{SHORT[kind]}:{self.versions[kind]}" for kind in REGISTERED)
 
 
+@_store_call
 def load_champions(tracking_uri: str | None = None) -> Champions:
-    """Load `models:/callq-*@champion` for serving; a clear error when a champion is missing."""
+    """Load `models:/callq-*@champion` for serving; a clear error, before any feature is built, when a
+    champion is missing or was trained on features this callq does not build."""
     versions, models, metrics = {}, {}, {}
-    mlflow_client = client(tracking_uri)
     for kind, full in REGISTERED.items():
         version = champion_version(full, tracking_uri)
         if version is None:
-            raise RegistryError(f"no champion for {full} in {resolve_tracking_uri(tracking_uri)}: run `callq train`")
+            raise RegistryError(
+                f"no champion for {full} in {shown_uri(resolve_tracking_uri(tracking_uri))}: run `callq train`"
+            )
+        mlflow_client = client(tracking_uri)
+        registered = mlflow_client.get_model_version(full, version)
+        problem = _other_feature_set(full, version, registered.tags or {})
+        if problem is None:
+            models[kind] = load_version(full, version, tracking_uri)
+            problem = _unknown_features(full, version, models[kind].feature_names)
+        if problem:
+            raise RegistryError(
+                f"{problem}: retrain (`callq train`) or promote a version of this feature set (`callq models`)"
+            )
         versions[kind] = version
-        models[kind] = load_version(full, version, tracking_uri)
-        run_id = mlflow_client.get_model_version(full, version).run_id
+        run_id = registered.run_id
         logged = mlflow_client.get_run(run_id).data.metrics if run_id else {}
         prefix = f"{kind}."
         metrics[kind] = {
@@ -352,6 +592,7 @@ def load_champions(tracking_uri: str | None = None) -> Champions:
     return Champions(models["repayment"], models["contact"], models["call_effect"], versions, metrics)
 
 
+@_store_call
 def set_version_tag(name: str, version: str, key: str, value: str, tracking_uri: str | None = None) -> None:
     """Record a fact about a registered version (e.g. why it was not promoted)."""
     client(tracking_uri).set_model_version_tag(registered_name(name), str(version), key, value)

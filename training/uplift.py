@@ -107,9 +107,14 @@ def reference_uplift(model: CallEffectModel, rows: pd.DataFrame) -> float:
     return float(np.clip(model.predict_uplift(rows), 0.0, 1.0).mean())
 
 
+def treatment_definition(window_days: int) -> str:
+    """What "reached" means for the call effect, in words (kept with the model)."""
+    return f"right-party outbound call within {window_days} days"
+
+
 def _metadata(config: TrainConfig, learner: str, **extra: object) -> dict[str, object]:
     """What a call-effect model says about itself (kept with it in MLflow)."""
-    treatment = f"right-party outbound call within {config.uplift.treatment_window_days} days"
+    treatment = treatment_definition(config.uplift.treatment_window_days)
     return {"learner": learner, "treatment": treatment, "outcome": LABEL, **extra}
 
 

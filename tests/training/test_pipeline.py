@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +15,7 @@ import yaml
 
 from training import tracking
 from training.config import TrainConfig
-from training.pipeline import train
+from training.pipeline import Terminated, train
 from training.repayment import ModelQualityError
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -72,9 +76,14 @@ def test_train_registers_promotes_compares_on_the_same_window_and_rolls_back(boo
     assert second.models["repayment"].champion_value == pytest.approx(metrics["repayment.test_roc_auc"])
     assert tracking.champion_version("callq-repayment", uri) == "1"
 
-    # A deliberately weak config fails its baseline gate: the run fails, nothing is registered or promoted.
-    with pytest.raises(ModelQualityError, match="does not beat"):
+    # A deliberately weak config fails its baseline gate: the run fails, nothing is registered or promoted;
+    # the failed run keeps the gate's metrics and why.
+    with pytest.raises(ModelQualityError, match="does not beat") as failure:
         train(book.export, _config("weak"), tracking_uri=uri, report_dir=tmp_path / "report3")
+    failed = _latest_run(uri)
+    assert failed.info.status == "FAILED" and failed.data.tags["failure_reason"] == str(failure.value)
+    assert failed.data.metrics["repayment.test_roc_auc"] == failure.value.metrics["test_roc_auc"]
+    assert "repayment.baseline_logistic_roc_auc" in failed.data.metrics
     listing = tracking.list_models(uri)
     assert listing.groupby("name")["version"].max().to_dict() == {
         "callq-call-effect": 2,
@@ -141,3 +150,101 @@ def test_a_book_without_payments_or_answered_calls_is_refused_saying_so(book, tm
     silent = dataclasses.replace(book.export, contacts=contacts)
     with pytest.raises(ModelQualityError, match="none of the .* outbound calls in the train window reached the debtor"):
         train(silent, _config("default"), tracking_uri=uri, report_dir=tmp_path)
+
+
+def _latest_run(uri: str):
+    mlflow_client = tracking.client(uri)
+    experiment = mlflow_client.get_experiment_by_name(tracking.EXPERIMENT).experiment_id
+    return mlflow_client.search_runs([experiment], order_by=["attributes.start_time DESC"], max_results=1)[0]
+
+
+# Fast models on a small book, for the tests of what a run leaves behind when it stops.
+FAST = {
+    "name": "fast",
+    "train_snapshots": 6,
+    "validation_snapshots": 2,
+    "test_snapshots": 2,
+    "repayment": {"params": {"num_threads": 1}},
+    "contact": {"params": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 40, "num_threads": 1}},
+    "uplift": {"params": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 60, "num_threads": 1}},
+}
+
+
+@pytest.fixture(scope="module")
+def small_book():
+    from features.simulation import SimulationConfig, simulate
+
+    return simulate(SimulationConfig(n_accounts=1000, days=150, seed=11))
+
+
+@pytest.fixture(scope="module")
+def stopped_run(small_book, tmp_path_factory):
+    """(store, run) of a tuned run sent SIGTERM while it registered its second model."""
+    folder = tmp_path_factory.mktemp("stopped")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    # One trial: the search's first guess, which lifts min_child_samples into its range (20 and up).
+    repayment = {"params": {"num_threads": 1, "min_child_samples": 5}, "tuning": {"n_trials": 1}}
+    config = TrainConfig.model_validate({**FAST, "repayment": repayment})
+    register = tracking.register
+
+    def stopped_while_registering(kind: str, *args, **kwargs) -> str:
+        if kind == "contact":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        return register(kind, *args, **kwargs)
+
+    def unhandled(signum, frame):
+        raise AssertionError("train did not turn SIGTERM into `Terminated`")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)  # so a regression fails here, not the whole session
+    try:
+        with pytest.MonkeyPatch.context() as patch, pytest.raises(Terminated):
+            patch.setattr(tracking, "register", stopped_while_registering)
+            train(small_book.export, config, tracking_uri=uri, report_dir=folder / "report")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return uri, _latest_run(uri)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_run_stopped_while_registering_moves_no_champion_and_tags_what_it_registered(stopped_run):
+    uri, run = stopped_run
+    assert run.info.status == "KILLED"
+    listing = tracking.list_models(uri)
+    assert listing[["name", "version", "aliases"]].values.tolist() == [["callq-repayment", 1, ""]]
+    assert listing.loc[0, "incomplete_run"].startswith(f"run {run.info.run_id} stopped: Terminated: training stopped")
+    with pytest.raises(tracking.RegistryError, match="v1 is from a training run that did not finish"):
+        tracking.promote("repayment", "1", "looks fine", uri)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_tuned_run_logs_the_parameters_it_fitted_with(stopped_run):
+    _, run = stopped_run
+    params = run.data.params
+    assert json.loads(params["repayment_params"])["min_child_samples"] >= 20  # the config said 5
+    assert int(params["repayment_best_iteration"]) >= 1 and int(params["contact_best_iteration"]) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_run_failing_while_it_moves_the_champions_puts_them_back(small_book, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    promote = tracking.promote
+
+    def unavailable_for_contact(kind: str, *args, **kwargs) -> str:
+        if kind == "contact":
+            raise ConnectionError("tracking server unavailable")
+        return promote(kind, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(ConnectionError):
+        patch.setattr(tracking, "promote", unavailable_for_contact)
+        train(small_book.export, TrainConfig.model_validate(FAST), tracking_uri=uri, report_dir=tmp_path / "report")
+    run = _latest_run(uri)
+    assert run.info.status == "FAILED"
+    listing = tracking.list_models(uri)
+    assert len(listing) == 3 and (listing["aliases"] == "").all()
+    assert tracking.champion_history("repayment", uri) == []
+    incomplete = [tracking.client(uri).get_model_version(name, "1").tags for name in tracking.REGISTERED.values()]
+    assert all("ConnectionError: tracking server unavailable" in tags[tracking.INCOMPLETE_TAG] for tags in incomplete)
