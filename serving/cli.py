@@ -357,6 +357,10 @@ def main() -> None:
     # MLflow narrates every store migration and registration at INFO; callq reports what matters.
     # MLflow sets its loggers' level from MLFLOW_LOGGING_LEVEL when it is first imported (later).
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # MLflow retries an unreachable tracking server 7 times with growing waits (minutes of silence);
+    # a command line says after a few seconds that the server cannot be reached. Either may be set.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

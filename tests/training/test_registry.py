@@ -284,3 +284,22 @@ def test_a_whole_config_rule_is_named_without_an_empty_location(monkeypatch, cap
     with pytest.raises(SystemExit):
         cli.main()
     assert "invalid TrainConfig: Value error, gap_days (7) must be >= horizon_days (14)" in capsys.readouterr().err
+
+
+def test_the_cli_gives_up_on_an_unreachable_server_within_seconds():
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_HTTP_REQUEST")}
+    env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    # MLflow's own defaults (7 retries, growing waits) kept `callq models` silent for minutes.
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.cli", "models"], capture_output=True, text=True, env=env, timeout=90
+    )
+    assert result.returncode == 1 and time.monotonic() - started < 60
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: MLflow tracking store http://127.0.0.1:{port}: cannot reach the server: ")
