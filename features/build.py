@@ -33,8 +33,11 @@ from features.stage import build_ledger, stage_features, stage_state
 from features.timeline import Snapshots, account_codes, account_zones, day_floor, local_dates, to_us
 
 # 2: + rpc_rate_hour_<h> (exact-hour, customer-pooled rates); 3: + *_due_to_limit, paid_to_due_<d>d (ratios);
-# 4: + rpc_mixture_hour_<h> (answering-pattern mixture); 5: + rpc_promise_share, rpc_refusal_share
-FEATURE_SET_VERSION = "5"
+# 4: + rpc_mixture_hour_<h> (answering-pattern mixture); 5: + rpc_promise_share, rpc_refusal_share;
+# 6: the same columns, the debtor's own dates read in the debtor's zone (promise deadlines, lateness,
+# paydays, pending promises) and payments matched only to dues at most 62 days ahead: a model fitted on
+# 5's values would be served other meanings, so its champion is refused until retrained.
+FEATURE_SET_VERSION = "6"
 
 # Export columns no feature, model, list or page reads: the batch commands check them on load and
 # then drop them (`load_export(drop=...)`). A year of contacts for a million accounts: 1.8 GiB.
