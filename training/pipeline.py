@@ -260,6 +260,9 @@ def decide(kind: str, candidate: float, data: TrainingData, config: TrainConfig,
     if version is None:
         return None, None, True, f"first champion ({metric} {candidate:.4f})"
     record = tracking.version_record(kind, version, uri)
+    unservable = tracking.other_feature_set(tracking.registered_name(kind), version, record)
+    if unservable:  # serving refuses this champion already: any candidate is better than none
+        return version, None, True, f"{unservable}, which serving refuses"
     try:
         champion = tracking.load_version(kind, version, uri)
         not_comparable = _not_comparable(kind, version, record, champion, data, config)

@@ -419,7 +419,7 @@ def _append_reason(name: str, version: str, key: str, reason: str, tracking_uri:
     mlflow_client.set_model_version_tag(full, version, key, "\n".join(filter(None, [earlier, reason])))
 
 
-def _other_feature_set(full: str, version: str, tags: dict[str, str]) -> str | None:
+def other_feature_set(full: str, version: str, tags: dict[str, str]) -> str | None:
     """Why a version's recorded feature set is not the one this callq builds; None when it is."""
     from features.build import FEATURE_SET_VERSION
 
@@ -465,7 +465,7 @@ def promote(name: str, version: str, reason: str, tracking_uri: str | None = Non
     if not force:
         if INCOMPLETE_TAG in tags:
             raise RegistryError(f"{full} v{number} is from a training run that did not finish ({tags[INCOMPLETE_TAG]})")
-        problem = _other_feature_set(full, number, tags)
+        problem = other_feature_set(full, number, tags)
         if problem is None:
             problem = _unknown_features(full, number, load_version(full, number, tracking_uri).feature_names)
         if problem:
@@ -572,7 +572,7 @@ def load_champions(tracking_uri: str | None = None) -> Champions:
             )
         mlflow_client = client(tracking_uri)
         registered = mlflow_client.get_model_version(full, version)
-        problem = _other_feature_set(full, version, registered.tags or {})
+        problem = other_feature_set(full, version, registered.tags or {})
         if problem is None:
             models[kind] = load_version(full, version, tracking_uri)
             problem = _unknown_features(full, version, models[kind].feature_names)

@@ -213,6 +213,16 @@ def test_a_champion_with_another_label_is_not_compared(uri):
     assert "different label" not in decide("repayment", 0.99, _data(), TrainConfig(), uri)[3]
 
 
+def test_a_champion_serving_refuses_is_replaced_by_any_candidate(uri):
+    # After an upgrade to a new feature set the old champion cannot serve: the first retrain replaces it.
+    old = _register(uri, feature_set_version="5", **COMPARABLE)
+    tracking.promote("repayment", old, "before the upgrade", uri, force=True)
+    _, value, promote, reason = decide("repayment", 0.51, _data(), TrainConfig(), uri)
+    assert promote and value is None
+    built = f"this callq builds {FEATURE_SET_VERSION}"
+    assert reason == f"callq-repayment v1 was trained on feature set 5, {built}, which serving refuses"
+
+
 def test_a_champion_trained_on_this_test_window_is_not_compared(uri):
     tracking.promote("repayment", _register(uri, **COMPARABLE), "first", uri)
     champion, value, promote, reason = decide("repayment", 0.5, _data(), TrainConfig(), uri)
