@@ -162,10 +162,15 @@ def train(
 ) -> None:
     """Train the three models, log the run, register them, promote them if they beat the champions."""
     from training.config import TrainConfig
+    from training.pipeline import Terminated
     from training.pipeline import train as train_models
 
     train_config = TrainConfig.from_yaml(config) if config else TrainConfig()
-    result = train_models(_load(export, lenient, rejects), train_config)
+    try:
+        result = train_models(_load(export, lenient, rejects), train_config)
+    except Terminated as error:  # Typer would turn it into a silent exit 130, as for Ctrl-C
+        console.print(Text.assemble(("error:", "red"), f" {error}"), highlight=False, soft_wrap=True)
+        raise typer.Exit(Terminated.exit_code_on_cli) from None
     out.print(f"run {result.run_id} ({train_config.name}); report {result.report_path}", highlight=False)
     for outcome in result.models.values():
         verdict = "promoted to champion" if outcome.promoted else "not promoted"
@@ -370,11 +375,9 @@ def main() -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except SystemExit:
         raise
-    except (KeyboardInterrupt, typer.Abort) as error:
-        # SIGTERM while training (`training.pipeline.Terminated`): the run ended KILLED, no champion moved.
-        code = getattr(error, "exit_code_on_cli", 130)
-        console.print(Text.assemble(("error:", "red"), f" {error}") if code != 130 else "interrupted", highlight=False)
-        sys.exit(code)
+    except (KeyboardInterrupt, typer.Abort):
+        console.print("interrupted")
+        sys.exit(130)
     except Exception as error:  # noqa: BLE001 - the CLI boundary turns every failure into one line
         if os.environ.get("CALLQ_DEBUG"):
             raise

@@ -66,6 +66,13 @@ def test_yaml_lists_and_whole_floats_still_load(tmp_path):
     assert config.contact.candidate_hours == (9, 10) and config.promotion_margin == 0.0
 
 
+def test_exponent_numbers_are_numbers_as_in_yaml_1_2(tmp_path):
+    # PyYAML (YAML 1.1) reads 5e-2 as text; written so by a data scientist it is a number.
+    config = _load(tmp_path, "promotion_margin: 1e-3\nrepayment:\n  params: {learning_rate: 5e-2, reg_lambda: 2E+1}\n")
+    assert config.promotion_margin == 0.001
+    assert (config.repayment.params.learning_rate, config.repayment.params.reg_lambda) == (0.05, 20.0)
+
+
 def test_the_seed_is_one_every_library_accepts():
     assert TrainConfig(seed=0).seed == 0 and TrainConfig(seed=MAX_SEED).seed == 2**32 - 1
     for seed in (-1, 2**32):

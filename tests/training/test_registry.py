@@ -262,11 +262,14 @@ def test_a_champion_that_moved_during_the_run_is_decided_against_again(uri):
     assert _tags(uri, "3")["not_promoted_reason"] == outcome.reason
 
 
-def test_the_cli_names_the_version_it_promoted_and_exits_143_on_sigterm(uri, monkeypatch):
+def test_the_cli_names_the_version_it_promoted_and_exits_143_on_sigterm(uri, monkeypatch, tmp_path, capsys):
     import subprocess
     import sys
 
+    from features.io import write_export
     from serving import cli
+    from tests.factories import tiny_export
+    from training import pipeline
 
     for _ in range(2):
         _register(uri)
@@ -275,13 +278,17 @@ def test_the_cli_names_the_version_it_promoted_and_exits_143_on_sigterm(uri, mon
     promoted = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert promoted.returncode == 0 and "repayment v2 is now champion (better)" in promoted.stdout
 
-    def stopped(**_: object) -> None:
+    # Through Typer, which turns any KeyboardInterrupt (Terminated is one) into a silent exit 130.
+    def stopped(*_: object, **__: object) -> None:
         raise Terminated("training stopped by SIGTERM")
 
-    monkeypatch.setattr(cli, "app", stopped)
+    write_export(tiny_export(), tmp_path / "export")
+    monkeypatch.setattr(pipeline, "train", stopped)
+    monkeypatch.setattr(sys, "argv", ["callq", "train", "--export", str(tmp_path / "export")])
     with pytest.raises(SystemExit) as exit_:
         cli.main()
     assert exit_.value.code == 143
+    assert capsys.readouterr().err.strip() == "error: training stopped by SIGTERM"
 
 
 def test_a_whole_config_rule_is_named_without_an_empty_location(monkeypatch, capsys):
