@@ -1110,11 +1110,24 @@ def _sql_frame(frame: pd.DataFrame, postgres: bool) -> tuple[pd.DataFrame, dict]
 @contextmanager
 def _sql_transaction(url: str) -> Iterator[tuple[sa.Connection, sa.Engine]]:
     engine = _engine(url)
+    if engine.dialect.name == "sqlite":
+        # Python's sqlite3 commits a CREATE TABLE on its own, outside the transaction: it begins
+        # nothing itself here and SQLAlchemy says BEGIN, so a failed write leaves no new empty table.
+        sa.event.listen(engine, "connect", lambda dbapi, _: setattr(dbapi, "isolation_level", None))
+        sa.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN"))
     try:
         with engine.begin() as connection:
             yield connection, engine
     finally:
         engine.dispose()
+
+
+def _same_database(url: str) -> str:
+    """One key per database, however its URL is written (a SQLite file by relative or absolute path)."""
+    parsed = sa.engine.make_url(_normalise_url(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return f"sqlite:{Path(parsed.database).resolve()}"
+    return parsed.render_as_string(hide_password=False)
 
 
 @dataclass(frozen=True)
@@ -1198,9 +1211,10 @@ def write_frames(writes: Sequence[FrameWrite]) -> None:
                     staged.append((temp, destination))
                     continue
                 url, table = destination
-                if url not in connections:
-                    connections[url] = transactions.enter_context(_sql_transaction(url))
-                _write_frame_sql(*connections[url], write, table)
+                database = _same_database(url)
+                if database not in connections:
+                    connections[database] = transactions.enter_context(_sql_transaction(url))
+                _write_frame_sql(*connections[database], write, table)
         for temp, destination in staged:
             os.replace(temp, destination)
     finally:

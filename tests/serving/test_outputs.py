@@ -62,6 +62,28 @@ def test_both_tables_of_one_database_are_written_in_one_transaction(tmp_path, ki
     assert len(read_frame(f"{url}#call_list")) == len(run.call_list)  # the date's rows were not replaced
 
 
+def test_a_table_created_by_a_failed_write_is_not_left_behind(tmp_path):
+    # SQLite's driver commits a CREATE TABLE on its own: the new call-list table must go with the rest.
+    url = f"sqlite:///{tmp_path / 'case.db'}"
+    write_day(small_run(), f"{url}#call_list")
+    _break_special_table(url)
+    with pytest.raises((sa.exc.SQLAlchemyError, pd.errors.DatabaseError)):
+        write_day(small_run(), f"{url}#new_list", f"{url}#call_list_special_handling")
+    engine = sa.create_engine(url)
+    try:
+        assert not sa.inspect(engine).has_table("new_list")
+    finally:
+        engine.dispose()
+
+
+def test_one_database_named_two_ways_is_written_in_one_transaction(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = small_run()
+    write_day(run, f"sqlite:///{tmp_path / 'case.db'}#call_list", "sqlite:///case.db#special")  # was: locked
+    assert len(read_frame("sqlite:///case.db#call_list")) == len(run.call_list)
+    assert len(read_frame(f"sqlite:///{tmp_path / 'case.db'}#special")) == len(run.special_handling)
+
+
 def test_a_call_list_file_is_not_replaced_when_the_special_table_fails(tmp_path):
     url = f"sqlite:///{tmp_path / 'case.db'}"
     run = small_run()
