@@ -470,12 +470,14 @@ def promote(name: str, version: str, reason: str, tracking_uri: str | None = Non
             problem = _unknown_features(full, number, load_version(full, number, tracking_uri).feature_names)
         if problem:
             raise RegistryError(f"{problem}: serving could not use it")
+    # Alias, history, then reasons: a failure between them leaves a history that a later `rollback`
+    # reads right (an alias ahead of the history counts as the latest champion).
     mlflow_client.set_registered_model_alias(full, CHAMPION, number)
-    _append_reason(full, number, "promotion_reason", reason, tracking_uri)
     history = champion_history(full, tracking_uri)
     if not history or history[-1] != number:
         history.append(number)
     mlflow_client.set_registered_model_tag(full, HISTORY_TAG, ",".join(history))
+    _append_reason(full, number, "promotion_reason", reason, tracking_uri)
     return number
 
 
@@ -501,10 +503,12 @@ def rollback(name: str, reason: str, tracking_uri: str | None = None) -> str:
     if len(history) < 2:
         raise RegistryError(f"{full} has no previous champion to roll back to")
     demoted, restored = history[-1], history[-2]
+    # History, alias, then reasons: a rollback that fails midway and is tried again never restores the
+    # version it was taking away (the alias left on it counts as the latest champion).
+    client(tracking_uri).set_registered_model_tag(full, HISTORY_TAG, ",".join(history[:-1]))
     client(tracking_uri).set_registered_model_alias(full, CHAMPION, restored)
     _append_reason(full, demoted, "rollback_reason", reason, tracking_uri)
     _append_reason(full, restored, "restored_reason", reason, tracking_uri)
-    client(tracking_uri).set_registered_model_tag(full, HISTORY_TAG, ",".join(history[:-1]))
     return restored
 
 

@@ -320,3 +320,27 @@ def test_the_cli_gives_up_on_an_unreachable_server_within_seconds():
     assert result.returncode == 1 and time.monotonic() - started < 60
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: MLflow tracking store http://127.0.0.1:{port}: cannot reach the server: ")
+
+
+def test_a_rollback_failing_midway_never_restores_the_version_it_took_away(uri, monkeypatch):
+    import mlflow
+
+    for _ in range(2):
+        _register(uri)
+    tracking.promote("repayment", "1", "first", uri)
+    tracking.promote("repayment", "2", "better", uri)
+    tag = mlflow.MlflowClient.set_model_version_tag
+
+    def hiccup(self, name, version, key, value):
+        if key == "rollback_reason":
+            raise RuntimeError("store hiccup")
+        return tag(self, name, version, key, value)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_model_version_tag", hiccup)
+    with pytest.raises(RuntimeError, match="hiccup"):
+        tracking.rollback("repayment", "v2 is bad", uri)
+    monkeypatch.setattr(mlflow.MlflowClient, "set_model_version_tag", tag)
+    assert tracking.champion_version("repayment", uri) == "1"
+    with pytest.raises(tracking.RegistryError, match="no previous champion"):
+        tracking.rollback("repayment", "v2 is bad (again)", uri)  # was: restored v2
+    assert tracking.champion_version("repayment", uri) == "1"
