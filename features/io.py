@@ -1189,6 +1189,16 @@ def write_frame(
     write_frames([FrameWrite(frame, target, replace_where, schema)])
 
 
+def check_frame_targets(targets: Sequence[str | Path]) -> list[tuple[str, str] | Path]:
+    """Each target as `write_frames` reads it, (url, table) or a file path; ValueError or OSError for one
+    it cannot write (no URL#table, another suffix than .csv/.parquet, a directory), before any work."""
+    destinations = [_frame_target(target) for target in targets]
+    for destination in destinations:
+        if isinstance(destination, Path) and destination.is_dir():
+            raise IsADirectoryError(f"cannot write the frame file {destination}: it is a directory")
+    return destinations
+
+
 def write_frames(writes: Sequence[FrameWrite]) -> None:
     """Write several output frames all or nothing (`callq rank`'s call list and special-handling list).
 
@@ -1197,10 +1207,7 @@ def write_frames(writes: Sequence[FrameWrite]) -> None:
     transaction. Only a failure while committing to a second database, or renaming after the
     commits, can leave part written.
     """
-    destinations = [_frame_target(write.target) for write in writes]
-    for destination in destinations:
-        if isinstance(destination, Path) and destination.is_dir():
-            raise IsADirectoryError(f"cannot write the frame file {destination}: it is a directory")
+    destinations = check_frame_targets([write.target for write in writes])
     staged: list[tuple[str, Path]] = []
     try:
         with ExitStack() as transactions:

@@ -239,10 +239,11 @@ def rank(
     """Write the compliant, ranked call list for one list date."""
     from features.contract import Operations
     from features.io import shown_location
-    from serving.pipeline import load_models, run_day, write_day
+    from serving.pipeline import day_targets, load_models, run_day, write_day
 
     operations = Operations.from_yaml(ops)
     list_date = _parse_date(date, "--date")
+    day_targets(out_file, special)  # a target it cannot write is refused now, not after the ranking
     loaded = _load(export, lenient, rejects)
     _warn_unmatched_teams(loaded, operations)
     run = run_day(loaded, operations, list_date, load_models())

@@ -27,7 +27,7 @@ from features.contract import (
     Export,
     Operations,
 )
-from features.io import FrameWrite, is_sql_url, write_frames
+from features.io import FrameWrite, check_frame_targets, is_sql_url, write_frames
 from serving.compliance import assert_compliant
 from serving.daily import DailyRun
 from serving.eligibility import customer_no_call, customer_special, find_candidates
@@ -354,9 +354,9 @@ class Written:
     special_handling: str
 
 
-def write_day(run: DailyRun, target: str, special_target: str | None = None) -> Written:
-    """Write the call list (a file or `URL#table`, replacing that date's rows) and the special-handling list,
-    both or neither: a failure on the second must not leave the first replaced."""
+def day_targets(target: str, special_target: str | None = None) -> Written:
+    """Where a day's two lists go (the special-handling list beside the call list unless named), checked
+    as `write_day` will write them: `callq rank` refuses a bad target before it ranks."""
     if special_target is None:
         if is_sql_url(target):
             base, _, table = target.partition("#")
@@ -364,6 +364,14 @@ def write_day(run: DailyRun, target: str, special_target: str | None = None) -> 
         else:
             path = Path(target)
             special_target = str(path.with_name(f"{path.stem}.special_handling{path.suffix}"))
+    check_frame_targets([target, special_target])
+    return Written(call_list=target, special_handling=special_target)
+
+
+def write_day(run: DailyRun, target: str, special_target: str | None = None) -> Written:
+    """Write the call list (a file or `URL#table`, replacing that date's rows) and the special-handling list,
+    both or neither: a failure on the second must not leave the first replaced."""
+    targets = day_targets(target, special_target)
     # A calendar date is a naive midnight datetime64 everywhere in callq (written as DATE / YYYY-MM-DD).
     special = run.special_handling.assign(
         list_date=pd.Series(pd.Timestamp(run.list_date), index=run.special_handling.index, dtype="datetime64[s]")
@@ -371,11 +379,11 @@ def write_day(run: DailyRun, target: str, special_target: str | None = None) -> 
     replaced = {"list_date": run.list_date}
     write_frames(
         [
-            FrameWrite(run.call_list, target, replaced, CALL_LIST_SCHEMA),
-            FrameWrite(special, special_target, replaced, SPECIAL_HANDLING_SCHEMA),
+            FrameWrite(run.call_list, targets.call_list, replaced, CALL_LIST_SCHEMA),
+            FrameWrite(special, targets.special_handling, replaced, SPECIAL_HANDLING_SCHEMA),
         ]
     )
-    return Written(call_list=target, special_handling=special_target)
+    return targets
 
 
 # The API keeps this many days' runs (each holds the whole book's scores).

@@ -142,6 +142,17 @@ def test_dates_are_written_yyyy_mm_dd_only(tmp_path):
     assert not (tmp_path / "f.csv").exists()
 
 
+def test_rank_refuses_a_target_it_cannot_write_before_any_work(generated, tmp_path):
+    # No models in this store: a rank that got as far as loading them would say so instead.
+    store = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty' / 'mlflow.db'}"}
+    common = ("rank", "--export", generated, "--ops", generated / "operations.yaml", "--date", "2026-11-24")
+    result = callq(*common, "--out", tmp_path / "list.csv", "--special-out", tmp_path / "special.xlsx", env=store)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: a frame file must end in .csv or .parquet")
+    assert callq(*common, "--out", tmp_path, env=store).stderr.strip().startswith("error: a frame file must end")
+    assert not (tmp_path / "list.csv").exists()
+
+
 def test_rank_warns_of_operations_teams_that_match_no_account(tmp_path):
     # `Early` is not `early`: the early team's accounts would silently go uncalled.
     write_export(tiny_export(), tmp_path / "export")
