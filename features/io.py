@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -759,17 +760,17 @@ def _iso_utc(array: pa.ChunkedArray | pa.Array) -> pa.Array:
     return pc.strftime(array.cast(pa.timestamp("us", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ")
 
 
-def _money_text(array: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """Money as plain decimals with two places ("1234567.80"), never exponent notation."""
+def _money_decimal(array: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Money as exact two-place decimals (float money rounded to whole cents; NaN as null): written to CSV
+    as plain numbers ("15000003916.95"), never in the exponent notation a float takes from 1e10."""
     values = pc.if_else(pc.is_nan(array), pa.scalar(None, pa.float64()), array)
     cents = pc.round(pc.multiply(values, 100.0)).cast(pa.int64())
-    magnitude = pc.abs(cents)
-    whole = pc.divide(magnitude, 100)
-    fraction = pc.subtract(magnitude, pc.multiply(whole, 100))
-    sign = pc.if_else(pc.less(cents, 0), "-", "")
-    return pc.binary_join_element_wise(
-        sign, whole.cast(pa.string()), ".", pc.utf8_lpad(fraction.cast(pa.string()), 2, "0"), ""
-    )
+    return pc.multiply(cents.cast(pa.decimal128(35, 0)), pa.scalar(Decimal("0.01"), pa.decimal128(2, 2)))
+
+
+def _money_text(array: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Money as plain decimal text with two places ("1234567.80"), never exponent notation."""
+    return _money_decimal(array).cast(pa.string())
 
 
 def _csv_ready(table: pa.Table, money: tuple[str, ...] = ()) -> pa.Table:
@@ -1051,14 +1052,11 @@ def _frame_table(frame: pd.DataFrame, schema: pa.Schema | None) -> pa.Table:
 
 
 def _csv_frame_table(frame: pd.DataFrame, schema: pa.Schema | None) -> pa.Table:
-    """An output frame as CSV and COPY write it: an output's money rounded to cents as two-place decimals,
-    which are written as plain numbers ("15000003916.95"; a float from 1e10 would take exponent notation,
-    which money in callq's own exports may not)."""
+    """An output frame as CSV and COPY write it: an output's money as two-place decimals (`_money_decimal`),
+    which callq's own parser reads back, where a float from 1e10 would take exponent notation."""
     table = _frame_table(frame, schema)
     for name in [name for name in MONEY_OUTPUT_COLUMNS if schema is not None and name in schema.names]:
-        money = table.column(name)
-        cents = pc.round(pc.if_else(pc.is_nan(money), pa.scalar(None, pa.float64()), money), 2)
-        table = table.set_column(table.schema.get_field_index(name), name, cents.cast(pa.decimal128(38, 2)))
+        table = table.set_column(table.schema.get_field_index(name), name, _money_decimal(table.column(name)))
     return table
 
 
