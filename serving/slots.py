@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import Operations, PolicyRules
+from features.timeline import US_PER_DAY, local_dates, to_us
 
 UTC_DTYPE = "datetime64[us, UTC]"
 _EPOCH = pd.Timestamp("1970-01-01")
@@ -95,15 +96,5 @@ def in_call_window(start_minute: np.ndarray, end_minute: np.ndarray, rules: Poli
 
 
 def local_day_numbers(utc: pd.Series, zone_code: np.ndarray, zones: list[str] | np.ndarray) -> np.ndarray:
-    """Local calendar day number of each UTC instant in the zone `zones[zone_code[i]]`, converted per zone."""
-    values = pd.DatetimeIndex(utc).tz_convert("UTC")
-    out = np.zeros(len(values), dtype=np.int64)
-    if len(values) == 0:
-        return out
-    order = np.argsort(zone_code, kind="stable")
-    sorted_codes = zone_code[order]
-    bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
-    for part in np.split(order, bounds):
-        zone = zones[zone_code[part[0]]]
-        out[part] = day_number(values[part].tz_convert(zone).tz_localize(None))
-    return out
+    """Local calendar day number (`day_number`) of each UTC instant in the zone `zones[zone_code[i]]`."""
+    return local_dates(to_us(utc), np.asarray(zone_code), list(zones)) // US_PER_DAY
