@@ -324,6 +324,15 @@ POLICY_PRESETS: dict[str, PolicyRules] = {
 }
 
 
+# The operations team that takes the accounts whose `team` is null (unassigned).
+DEFAULT_TEAM = "default"
+
+
+def account_teams(accounts: pd.DataFrame) -> pd.Series:
+    """Each account's team as the operations file names it: a null team is `DEFAULT_TEAM`."""
+    return accounts["team"].astype("string").fillna(DEFAULT_TEAM)
+
+
 class Operations(BaseModel):
     """`operations.yaml`: what the centre can do on the list date.
 
@@ -362,7 +371,7 @@ class Operations(BaseModel):
 
     def team(self, name: str | None) -> Team | None:
         """The team that owns accounts of `name`; unassigned (None) accounts go to `default`."""
-        wanted = "default" if name is None or pd.isna(name) else name
+        wanted = DEFAULT_TEAM if name is None or pd.isna(name) else name
         return next((team for team in self.teams if team.team == wanted), None)
 
     @classmethod

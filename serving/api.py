@@ -29,7 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from features.contract import CALL_LIST_COLUMNS, SCHEMAS, SCORES_COLUMNS, ColumnType, Export
+from features.contract import CALL_LIST_COLUMNS, DEFAULT_TEAM, SCHEMAS, SCORES_COLUMNS, ColumnType, Export
 from features.validate import contract_dtypes
 from serving.api_schemas import (
     CapacityHour,
@@ -555,7 +555,7 @@ def score(
     A team-scoped token may post only accounts of its own teams.
     """
     for account in body.accounts:
-        if not principal.allows(account.team or "default"):  # a null team is `default`, as in the operations file
+        if not principal.allows(account.team or DEFAULT_TEAM):  # a null team is `default`, as in the operations file
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this token does not cover every posted account's team")
     provider: RunProvider = request.app.state.provider
     try:

@@ -32,12 +32,14 @@ import numpy as np
 import pandas as pd
 
 from features.contract import (
+    DEFAULT_TEAM,
     NO_CALL_FLAGS,
     RIGHT_PARTY_OUTCOMES,
     SPECIAL_HANDLING_FLAGS,
     UNANSWERED_OUTCOMES,
     Export,
     Operations,
+    account_teams,
 )
 from serving.slots import (
     as_list_date,
@@ -149,9 +151,9 @@ def unmatched_teams(accounts: pd.DataFrame, operations: Operations) -> str | Non
     A warning, not an error: one operations file may serve several books. `default`, which takes the
     unassigned accounts, may have none.
     """
-    owned = accounts["team"].astype("string").fillna("default").value_counts().sort_index()
+    owned = account_teams(accounts).value_counts().sort_index()
     names = [team.team for team in operations.teams]
-    idle = [name for name in names if name != "default" and name not in owned.index]
+    idle = [name for name in names if name != DEFAULT_TEAM and name not in owned.index]
     missing = owned[~owned.index.isin(names)]
     parts = []
     if idle:
@@ -191,7 +193,7 @@ def find_candidates(
     no_call = customer_no_call(accounts, customer_code)
     special_flags = accounts[list(SPECIAL_HANDLING_FLAGS)].to_numpy(dtype=bool)
     special = customer_special(accounts, customer_code)
-    team_name = accounts["team"].astype("string").fillna("default")
+    team_name = account_teams(accounts)
     team_names = [team.team for team in operations.teams]
     team_code = pd.Index(team_names).get_indexer(team_name)
 

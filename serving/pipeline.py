@@ -26,6 +26,7 @@ from features.contract import (
     SPECIAL_HANDLING_SCHEMA,
     Export,
     Operations,
+    account_teams,
 )
 from features.io import FrameWrite, check_frame_targets, is_sql_url, write_frames
 from serving.compliance import assert_compliant
@@ -310,7 +311,7 @@ def run_day(
         model_version=champions.model_version,
         excluded=result.diagnostics.excluded,
         account_teams=pd.Series(
-            export.accounts["team"].astype("string").fillna("default").to_numpy(),
+            account_teams(export.accounts).to_numpy(),
             index=export.accounts["account_id"].astype("string").to_numpy(),
         ),
     )
