@@ -32,10 +32,13 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from features.contract import (
+    CALL_LIST_SCHEMA,
     CONTRACT_VERSION,
     ENUM_COLUMNS,
     MONEY_OUTPUT_COLUMNS,
     SCHEMAS,
+    SCORES_SCHEMA,
+    SPECIAL_HANDLING_SCHEMA,
     TABLES,
     ColumnType,
     Export,
@@ -972,11 +975,37 @@ def _is_date_column(series: pd.Series) -> bool:
     return bool((values == values.dt.normalize()).all())
 
 
+# The outputs' column types by name (the three schemas agree where they share a name): a column read back
+# with no value to tell its type by (an empty list, an all-null column) gets its output's type.
+_OUTPUT_TYPES = {
+    field.name: field.type for schema in (SCORES_SCHEMA, CALL_LIST_SCHEMA, SPECIAL_HANDLING_SCHEMA) for field in schema
+}
+
+
+def _output_dtype(name: str, rows: int) -> str | None:
+    """The dtype a read gives output column `name` when it holds no value; None for other columns."""
+    kind = _OUTPUT_TYPES.get(name)
+    if kind is None or pa.types.is_large_string(kind):
+        return None
+    if pa.types.is_timestamp(kind):
+        return "datetime64[us, UTC]"
+    if pa.types.is_date32(kind):
+        return "datetime64[s]"
+    if pa.types.is_integer(kind):
+        return "Int64" if rows else "int64"  # nullable where there are rows, all of them null
+    if pa.types.is_boolean(kind):
+        return "boolean" if rows else "bool"
+    return "float64"
+
+
 def _typed_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Type text columns read back from CSV or SQLite: ISO dates and timestamps, the rest `string`."""
+    """Type text columns read back from CSV or SQLite: ISO dates and timestamps, the rest `string`; an
+    output's column with no value, its output's type."""
     out = {}
     for name, series in frame.items():
-        if series.dtype == object or isinstance(series.dtype, pd.StringDtype):
+        if series.isna().all() and (dtype := _output_dtype(name, len(series))) is not None:
+            series = series.astype(object).astype(dtype) if len(series) else pd.Series([], dtype=dtype)
+        elif series.dtype == object or isinstance(series.dtype, pd.StringDtype):
             text = series.astype("string")
             present = text.dropna()
             if name not in _TEXT_OUTPUT_COLUMNS and len(present):

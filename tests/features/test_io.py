@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
-from features.contract import TABLES
+from features.contract import CALL_LIST_SCHEMA, TABLES
 from features.io import (
     ExportError,
     check_export,
@@ -517,6 +517,23 @@ def test_frame_files_round_trip(tmp_path: Path, suffix: str) -> None:
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left behind
     if suffix == "parquet":  # the contract's date, not a midnight timestamp, for any Parquet reader
         assert pq.read_schema(target).field("list_date").type == pa.date32()
+
+
+@pytest.mark.parametrize("target", ["list.csv", "list.parquet", "sqlite:///{tmp}/case.db#call_list"])
+def test_an_empty_or_all_null_output_reads_back_with_its_outputs_types(tmp_path: Path, target: str) -> None:
+    target = target.format(tmp=tmp_path) if "{" in target else str(tmp_path / target)
+    empty = CALL_LIST_SCHEMA.empty_table().to_pandas()
+    write_frame(empty, target, schema=CALL_LIST_SCHEMA)
+    full = _call_list("2026-11-23", ["A1", "A2"])
+    typed = {name: str(dtype) for name, dtype in read_frame(target).dtypes.items()}
+    assert typed["list_date"] == "datetime64[s]" and typed["call_at"] == "datetime64[us, UTC]"
+    assert typed["rank"] == typed["local_hour"] == "int64" and typed["p_contact"] == "float64"
+    assert all(typed[name] == str(dtype) for name, dtype in full.dtypes.items() if name in typed)
+    # A list whose agent and hour columns are all null keeps them typed (nullable), not as text.
+    nulls = full.assign(agent_id=pd.array([None, None], dtype="string"), local_hour=pd.array([None, None], "Int64"))
+    write_frame(nulls.reindex(columns=CALL_LIST_SCHEMA.names), target, schema=CALL_LIST_SCHEMA)
+    stored = read_frame(target)
+    assert str(stored["local_hour"].dtype) == "Int64" and str(stored["agent_id"].dtype) == "string"
 
 
 @pytest.mark.postgres
