@@ -202,7 +202,19 @@ def _read_parquet_raw(path: Path) -> pd.DataFrame:
     # The enumerated columns are read as categoricals straight from Parquet's dictionary pages: as
     # strings, a year of contacts for a million accounts holds 2.2 GiB more while it is checked.
     enums = set(ENUM_COLUMNS.get(path.stem, {})) & set(schema.names)
-    return _to_pandas(pq.read_table(path, read_dictionary=sorted(enums)))
+    table = pq.read_table(path, read_dictionary=sorted(enums))
+    # Parquet tells a NaN from a null, pandas' float64 does not: a float column holding NaN keeps them apart
+    # (a nullable Float64 column), so that a NaN amount is refused as not a number instead of being read as
+    # missing (and, where the column is nullable, accepted as "no credit limit").
+    nulls = {
+        name: column.is_null().to_numpy(zero_copy_only=False)
+        for name, column in zip(table.column_names, table.columns, strict=True)
+        if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py()
+    }
+    frame = _to_pandas(table)
+    for name, null in nulls.items():
+        frame[name] = pd.arrays.FloatingArray(frame[name].to_numpy(dtype="float64"), null)
+    return frame
 
 
 _INTEGERS = {pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32()}

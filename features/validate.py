@@ -625,7 +625,13 @@ def _row_names(name: str, raw: pd.DataFrame, typed: pd.DataFrame, rows: np.ndarr
 
 def _shown(raw: pd.Series, rows: np.ndarray) -> list[str]:
     values = raw.iloc[rows].astype(object).to_numpy()
-    return ["" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else _text(v) for v in values]
+    # NaN is a missing value in a float64 column; in a nullable Float64 one (a Parquet column that held NaN
+    # beside its nulls) it is the value that was refused.
+    nan_is_missing = not isinstance(raw.dtype, pd.Float64Dtype)
+    return [
+        "" if v is None or v is pd.NA or (nan_is_missing and isinstance(v, float) and np.isnan(v)) else _text(v)
+        for v in values
+    ]
 
 
 def _text(value: object) -> str:

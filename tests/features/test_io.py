@@ -28,7 +28,7 @@ from features.io import (
     write_frame,
 )
 from features.simulation import SimulationConfig, simulate
-from features.validate import RULE_DATE, RULE_NAIVE_TIMESTAMP, RULE_TIMESTAMP
+from features.validate import RULE_DATE, RULE_NAIVE_TIMESTAMP, RULE_NULL, RULE_NUMBER, RULE_TIMESTAMP
 from tests.factories import DEFAULT_AS_OF, assert_exports_equal, tiny_export
 
 
@@ -257,6 +257,23 @@ def test_parquet_dates_and_times_out_of_range_are_refused(tmp_path: Path) -> Non
     shown = {(v.table, v.column): (v.rule, v.value) for v in check.violations}
     assert shown[("dues", "due_date")] == (RULE_DATE, "9999-12-31 00:00:00")
     assert shown[("contacts", "started_at")] == (RULE_TIMESTAMP, "1500-01-01 00:00:00+00:00")
+
+
+def test_a_nan_in_a_parquet_money_column_is_refused_as_not_a_number_not_read_as_missing(tmp_path: Path) -> None:
+    write_export(tiny_export(), tmp_path)
+    for name, column in (("payments", "amount"), ("accounts", "credit_limit")):  # required, nullable
+        table = pq.read_table(tmp_path / f"{name}.parquet")
+        values = table.column(column).to_pylist()
+        values[0], values[1] = float("nan"), None  # a NaN beside a null: Parquet keeps them apart
+        array = pa.array(values, pa.float64(), from_pandas=False)
+        pq.write_table(
+            table.set_column(table.schema.get_field_index(column), column, array), tmp_path / f"{name}.parquet"
+        )
+    check = check_export(tmp_path)
+    shown = {(v.table, v.column, v.rule, v.value) for v in check.violations}
+    assert ("payments", "amount", RULE_NUMBER, "nan") in shown and ("payments", "amount", RULE_NULL, "") in shown
+    # The nullable credit limit: the NaN is refused, the null ("no limit") is not.
+    assert [(v.rule, v.value) for v in check.violations if v.column == "credit_limit"] == [(RULE_NUMBER, "nan")]
 
 
 @pytest.mark.postgres
