@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from features.contract import CALL_LIST_COLUMNS, DEFAULT_TEAM, SCHEMAS, SCORES_COLUMNS, ColumnType, Export
-from features.validate import contract_dtypes
+from features.validate import check_tables, contract_dtypes
 from serving.api_schemas import (
     CapacityHour,
     CapacityResponse,
@@ -479,6 +479,20 @@ def export_from_request(request: ScoreRequest) -> Export:
     )
 
 
+SHOWN_VIOLATIONS = 5
+
+
+def contract_violations(export: Export) -> str | None:
+    """What a posted export breaks of the rules the loader checks beyond the request schemas (unique event
+    ids, dates against `as_of`, whole cents, promises and their contacts), or None. Named by table, row,
+    column and rule; the offending values are left out (other debtors' data)."""
+    check = check_tables(export.as_of, export.tables(), max_per_rule=1)
+    if check.ok:
+        return None
+    shown = [f"{v.table}: row {v.row}: column {v.column}: {v.rule}" for v in check.violations[:SHOWN_VIOLATIONS]]
+    return "the posted export breaks the contract: " + "; ".join(shown) + f" ({check.total()} violations in all)"
+
+
 # ---------------------------------------------------------------------------------------
 # Routers
 
@@ -557,9 +571,13 @@ def score(
     for account in body.accounts:
         if not principal.allows(account.team or DEFAULT_TEAM):  # a null team is `default`, as in the operations file
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this token does not cover every posted account's team")
+    posted = export_from_request(body)
+    broken = contract_violations(posted)
+    if broken is not None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, broken)
     provider: RunProvider = request.app.state.provider
     try:
-        scored = provider.score(export_from_request(body))
+        scored = provider.score(posted)
     except LookupError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
     except ValueError as error:
@@ -670,6 +688,9 @@ async def team_queue(request: Request, team: str = TEAM_PATH) -> Response:
     return Response(content=body, media_type="application/json")
 
 
+CSV_QUERY_NAMES = ("date", "stage", "min_amount", "hour")
+
+
 @teams_router.get(
     "/teams/{team:path}/queue.csv",
     summary="A team's queue as CSV",
@@ -677,15 +698,27 @@ async def team_queue(request: Request, team: str = TEAM_PATH) -> Response:
     responses={200: {"content": {"text/csv": {}}, "description": "The contract `call_list` columns."}},
 )
 def team_queue_csv(
+    request: Request,
     team: str = TEAM_PATH,
     date: dt.date | None = DATE_QUERY,
     stage: str | None = Query(None, description="Only calls of this delinquency stage."),
-    min_amount: float | None = Query(None, ge=0, description="Only calls with at least this amount overdue."),
+    min_amount: float | None = Query(
+        None, ge=0, allow_inf_nan=False, description="Only calls with at least this amount overdue."
+    ),
     hour: int | None = Query(None, ge=0, le=23, description="Only calls scheduled in this centre-local hour."),
     principal: Principal = Depends(require_principal),
     days: DayCache = Depends(_days),
 ) -> Response:
     """The team's whole queue (after the filters) in the contract's `call_list` columns, rank order."""
+    # As the queue: a misspelt filter must not silently download the whole queue.
+    unknown = [name for name in request.query_params if name not in CSV_QUERY_NAMES]
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"type": "extra_forbidden", "loc": ("query", name), "msg": "Extra inputs are not permitted"}
+                for name in unknown
+            ]
+        )
     principal.require_team(team)
     index = days.get(date)
     queue = index.queue(team)
@@ -722,7 +755,7 @@ accounts_router = APIRouter(tags=["accounts"], responses=AUTH_ERRORS)
 
 
 @accounts_router.get(
-    "/accounts/{account_id}/explanation",
+    "/accounts/{account_id:path}/explanation",  # `path`: a case system's ids may hold `/`, sent as %2F
     response_model=ExplanationResponse,
     summary="Why an account is (or is not) on the list",
 )

@@ -6,7 +6,8 @@
   const TOKEN_KEY = "callq.token";
   const SVG_NS = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
-  const state = { page: 1, pages: 0, teams: [], listDate: null, timezone: null };
+  // `ticket` numbers each refresh: an answer to an earlier one (a date still being ranked) is dropped.
+  const state = { page: 1, pages: 0, teams: [], listDate: null, timezone: null, ticket: 0 };
 
   const money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const whole = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
@@ -59,16 +60,19 @@
     const keep = select.value;
     select.replaceChildren(el("option", allLabel));
     select.firstChild.value = "";
-    for (const value of values) {
+    // The filter in use stays listed even where this list has none of it: the form shows what was asked.
+    const shown = keep && !values.some((v) => String(v) === keep) ? [...values, keep] : values;
+    for (const value of shown) {
       const option = el("option", labelOf(value));
       option.value = String(value);
       select.appendChild(option);
     }
-    if ([...select.options].some((o) => o.value === keep)) select.value = keep;
+    select.value = keep;
   }
 
-  async function loadTeams() {
+  async function loadTeams(current) {
     const data = await (await api("/teams", { date: $("list-date").value })).json();
+    if (!current()) return;
     state.teams = data.teams;
     state.listDate = data.list_date;
     state.timezone = data.centre_timezone;
@@ -91,10 +95,11 @@
 
   function currentTeam() { return state.teams.find((t) => t.team === $("team").value); }
 
-  async function loadQueue() {
+  async function loadQueue(current) {
     const team = $("team").value;
     const params = { ...filterParams(), page: state.page, page_size: $("page-size").value };
     const data = await (await api(`/teams/${encodeURIComponent(team)}/queue`, params)).json();
+    if (!current()) return;
     state.pages = data.pages;
     fillSelect($("stage"), data.stages, "All stages");
     renderRows(data.rows);
@@ -145,9 +150,10 @@
     }));
   }
 
-  async function loadCapacity() {
+  async function loadCapacity(current) {
     const team = $("team").value;
     const data = await (await api(`/teams/${encodeURIComponent(team)}/capacity`, { date: $("list-date").value })).json();
+    if (!current()) return;
     $("kpi-capacity").textContent = `${whole.format(data.scheduled_total)} / ${whole.format(data.capacity_total)}`;
     fillSelect($("hour"), data.hours.map((h) => h.centre_hour), "Any hour", hh);
     renderChart(data);
@@ -216,13 +222,16 @@
   }
 
   async function refresh({ teams = false } = {}) {
+    const ticket = ++state.ticket;
+    const current = () => ticket === state.ticket;
     setStatus("Loading…");
     try {
-      if (teams) await loadTeams();
-      await Promise.all([loadQueue(), loadCapacity()]);
-      setStatus("");
+      if (teams) await loadTeams(current);
+      if (!current()) return;
+      await Promise.all([loadQueue(current), loadCapacity(current)]);
+      if (current()) setStatus("");
     } catch (error) {
-      setStatus(error.message, true);
+      if (current()) setStatus(error.message, true);
     }
   }
 

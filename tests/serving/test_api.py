@@ -199,6 +199,16 @@ def test_csv_download_matches_the_queue(client, run):
     )
 
 
+@pytest.mark.parametrize(("params", "name"), [({"min_amt": 1500}, "min_amt"), ({"min_amount": "inf"}, "min_amount")])
+def test_csv_download_refuses_the_parameters_the_queue_refuses(client, params, name):
+    # A misspelt filter would otherwise download the whole queue while the queue itself says 422.
+    assert client.get("/teams/early/queue", params=params, headers=EARLY).status_code == 422
+    response = client.get("/teams/early/queue.csv", params={"stage": "early", **params}, headers=EARLY)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", name]
+    assert client.get("/teams/late/queue.csv", params=params, headers=LATE).status_code == 422
+
+
 def test_csv_download_defuses_formulas_and_names_any_team(run):
     # Ids are the case system's free text: one a spreadsheet would run as a formula is written as text.
     # A team name outside Latin-1 (早期) still downloads, under its own name.
@@ -293,6 +303,22 @@ def test_a_supervisor_reads_why_an_account_of_their_team_is_not_on_the_list(run)
     body = client.get("/accounts/E900/explanation", headers=EARLY).json()
     assert body["team"] == "early" and body["call"] is None and body["score"]["eligible"] is False
     assert client.get("/accounts/E900/explanation", headers=LATE).status_code == 403
+
+
+def test_an_account_id_with_a_slash_has_its_explanation(run):
+    # Account ids are the case system's free text ("CC/2024/000123"): sent percent-encoded, as a team is.
+    calls = run.call_list.assign(account_id=run.call_list["account_id"].replace({"E004": "CC/2024/E004"}))
+    explanations = run.explanations.assign(account_id=run.explanations["account_id"].replace({"E004": "CC/2024/E004"}))
+    scores = run.scores.assign(account_id=run.scores["account_id"].replace({"E004": "CC/2024/E004"}))
+    changed = dataclasses.replace(run, call_list=calls, explanations=explanations, scores=scores)
+    client = TestClient(create_app(StaticProvider({LIST_DATE: changed}, default_date=LIST_DATE), auth=token_auth()))
+    response = client.get("/accounts/CC%2F2024%2FE004/explanation", headers=EARLY)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["account_id"] == "CC/2024/E004" and body["call"]["position"] == 5
+    assert body["score"]["p_repay"] == pytest.approx(0.82) and len(body["contributions"]) == 3
+    assert client.get("/accounts/CC%2F2024%2FE004/explanation", headers=LATE).status_code == 403
+    assert "/accounts/{account_id}/explanation" in client.get("/openapi.json").json()["paths"]
 
 
 # --- auth ---------------------------------------------------------------------------------
@@ -469,6 +495,52 @@ def test_posted_export_has_the_loader_dtypes():
 )
 def test_scores_rejects_contract_breaking_bodies(client, changes):
     assert client.post("/scores", json=score_body(**changes), headers=ADMIN).status_code == 422
+
+
+def _promise(**changes) -> dict:
+    promise = {
+        "promise_id": "R1",
+        "account_id": "N2",
+        "created_at": "2026-11-20T02:06:00Z",
+        "promised_date": "2026-11-25",
+        "promised_amount": 200.0,
+        "contact_id": "K1",
+    }
+    return {**promise, **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"payments": score_body()["payments"] * 2}, "payments: row P1: column payment_id: not unique"),
+        ({"contacts": score_body()["contacts"] * 2}, "contacts: row K1: column contact_id: not unique"),
+        ({"promises": [_promise(), _promise()]}, "promises: row R1: column promise_id: not unique"),
+        (
+            {"accounts": [{**score_body()["accounts"][0], "opened_date": "2027-01-01"}, score_body()["accounts"][1]]},
+            "accounts: row N1: column opened_date: after as_of",
+        ),
+        (
+            {"dues": [{"account_id": "N1", "due_date": "2027-06-01", "amount_due": 850.0}]},
+            "column due_date: more than 62 days after as_of",
+        ),
+        (
+            {"dues": [{"account_id": "N1", "due_date": "2026-11-10", "amount_due": 850.001}]},
+            "column amount_due: more than 2 decimals",
+        ),
+        ({"promises": [_promise(promised_date="2026-11-19")]}, "column promised_date: before the date of created_at"),
+        ({"promises": [_promise(contact_id="K9")]}, "promises: row R1: column contact_id: not in contacts"),
+        (
+            {"contacts": [{**score_body()["contacts"][0], "channel": "sms", "outcome": "delivered", "duration_s": 30}]},
+            "column duration_s: duration only for calls and visits",
+        ),
+    ],
+)
+def test_scores_refuse_what_the_loader_refuses(client, changes, named):
+    # These bodies pass the request schemas but break the contract; scored, a repeated payment counted twice.
+    response = client.post("/scores", json=score_body(**changes), headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert named in response.json()["detail"]
+    assert "850.001" not in response.text and "2027-01-01" not in response.text  # the values are not echoed
 
 
 def test_scores_refuse_infinite_amounts_and_echo_nothing_posted(client):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import io
 import os
 import socket
@@ -14,8 +16,8 @@ import pytest
 import uvicorn
 from playwright.sync_api import expect
 
-from serving.api import StaticProvider, create_app
-from tests.serving.api_fixtures import small_run, token_auth
+from serving.api import CachingProvider, StaticProvider, create_app
+from tests.serving.api_fixtures import LIST_DATE, small_run, token_auth
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -47,7 +49,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server_url():
-    app = create_app(StaticProvider(small_run()), auth=token_auth())
+    yield from serve(create_app(StaticProvider(small_run()), auth=token_auth()))
+
+
+def serve(app):
+    """Serve `app` on a free loopback port for the duration of a fixture; yields its URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -170,4 +176,75 @@ def test_paging_and_bad_token(server_url, browser):
     expect(page.locator("#page-info")).to_have_text("Page 2 of 4")
     accounts = page.locator("#queue tbody tr[data-account]").evaluate_all("rows => rows.map(r => r.dataset.account)")
     assert accounts == ["E005", "E006", "E007", "E008", "E009"]
+    context.close()
+
+
+NEXT_DATE = LIST_DATE + dt.timedelta(days=1)
+LATER_DATE = LIST_DATE + dt.timedelta(days=2)
+
+
+def later_run(list_date: dt.date):
+    """A later day's run: the early team has no `middle` calls and fewer calls (12, not 18)."""
+    run = small_run(list_date)
+    calls = run.call_list
+    kept = calls[~((calls["team"] == "early") & (calls["stage"] == "middle"))]
+    return dataclasses.replace(run, call_list=kept.reset_index(drop=True))
+
+
+@pytest.fixture(scope="module")
+def later_dates_url():
+    """Three list dates; the later two are built on first request, slowly (as a server ranks a new date)."""
+
+    def build(list_date: dt.date):
+        if list_date == LIST_DATE:
+            return small_run(list_date)
+        time.sleep(2.5)
+        return later_run(list_date)
+
+    provider = CachingProvider(build, default_date=LIST_DATE)
+    yield from serve(create_app(provider, auth=token_auth()))
+
+
+def test_a_stage_filter_missing_on_another_date_stays_shown(later_dates_url, browser):
+    # The filter the queue was read with stays on screen, so the table, the form and the CSV agree.
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    page.goto(later_dates_url + "/")
+    sign_in(page, "early-token-456")
+    page.get_by_label("Stage", exact=True).select_option("middle")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page.locator("#kpi-calls")).to_have_text("6")
+    page.get_by_label("List date", exact=True).fill(str(NEXT_DATE))
+    page.get_by_label("List date", exact=True).dispatch_event("change")
+    expect(page.locator("#run-meta")).to_contain_text(f"List for {NEXT_DATE}", timeout=15000)
+    expect(page.locator("#kpi-calls")).to_have_text("0")
+    assert page.locator("#stage").input_value() == "middle"
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download CSV").click()
+    frame = pd.read_csv(io.StringIO(Path(download_info.value.path()).read_text(encoding="utf-8")))
+    assert frame.empty
+    context.close()
+
+
+def test_a_slow_answer_for_an_earlier_choice_does_not_overwrite_the_page(later_dates_url, browser):
+    # The next date is ranked on first request (seconds); the supervisor goes back meanwhile. The slow
+    # answer must not repaint the page with the date that is no longer chosen.
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(later_dates_url + "/")
+    sign_in(page, "admin-token-123")
+    page.get_by_label("Team", exact=True).select_option("early")
+    expect(page.locator("#kpi-calls")).to_have_text("18")
+    date = page.get_by_label("List date", exact=True)
+    date.fill(str(LATER_DATE))
+    date.dispatch_event("change")
+    page.wait_for_timeout(300)
+    date.fill(str(LIST_DATE))
+    date.dispatch_event("change")
+    expect(page.locator("#run-meta")).to_contain_text(f"List for {LIST_DATE}")
+    page.wait_for_timeout(4000)  # the slow answer for the next date has come back by now
+    expect(page.locator("#run-meta")).to_contain_text(f"List for {LIST_DATE}")
+    assert page.locator("#team option").all_inner_texts() == ["early (18 calls)", "late (12 calls)"]
+    expect(page.locator("#kpi-calls")).to_have_text("18")
+    assert page.locator("#status").inner_text() == ""
     context.close()
