@@ -15,6 +15,7 @@ import threading
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -58,11 +59,14 @@ STATIC_DIR = PACKAGE_DIR / "static"
 PAGE_FILE = PACKAGE_DIR / "templates" / "index.html"
 
 TOP_CONTRIBUTIONS = 8
-CACHED_DAYS = 8
+# The API keeps the runs of the days used last (each holds the whole book's scores); it is the one place
+# that keeps them: providers build a run when asked.
+CACHED_DAYS = 4
 
 
 class RunProvider(Protocol):
-    """What the API serves: the day's run (cached by the provider) and on-demand scoring."""
+    """What the API serves: the day's run (built when asked; the API's `DayCache` keeps the recent ones) and
+    on-demand scoring."""
 
     def daily_run(self, list_date: dt.date | None) -> DailyRun:
         """The run for `list_date` (None = the server's default date); LookupError if none."""
@@ -107,8 +111,8 @@ class StaticProvider:
         return self._scorer(accounts_payload)
 
 
-class CachingProvider:
-    """Computes a date's run on first request with `build_run` and keeps the last few in memory."""
+class BuildingProvider:
+    """Computes a date's run with `build_run` when asked (tests, the page's slow dates)."""
 
     def __init__(
         self,
@@ -116,24 +120,13 @@ class CachingProvider:
         *,
         default_date: dt.date,
         scorer: Callable[[Export], pd.DataFrame] | None = None,
-        max_days: int = CACHED_DAYS,
     ) -> None:
         self._build_run = build_run
         self._default = default_date
         self._scorer = scorer
-        self._max_days = max_days
-        self._runs: OrderedDict[dt.date, DailyRun] = OrderedDict()
-        self._lock = threading.Lock()
 
     def daily_run(self, list_date: dt.date | None) -> DailyRun:
-        key = self._default if list_date is None else list_date
-        with self._lock:  # one build per date, even under concurrent first requests
-            if key not in self._runs:
-                self._runs[key] = self._build_run(key)
-                while len(self._runs) > self._max_days:
-                    self._runs.popitem(last=False)
-            self._runs.move_to_end(key)
-            return self._runs[key]
+        return self._build_run(self._default if list_date is None else list_date)
 
     def score(self, accounts_payload: Export) -> pd.DataFrame:
         if self._scorer is None:
@@ -416,7 +409,8 @@ def _attachment(name: str) -> str:
 
 
 class DayCache:
-    """Indexes each provider run once, keyed by the requested date (None = the default date)."""
+    """Indexes each provider run once, keyed by the requested date (None = the default date), and keeps
+    the `max_days` runs used last (a run asked for as None and by its date counts once)."""
 
     def __init__(self, provider: RunProvider, max_days: int = CACHED_DAYS) -> None:
         self.provider = provider
@@ -426,11 +420,16 @@ class DayCache:
 
     def peek(self, list_date: dt.date | None) -> DayIndex | None:
         """The index already built for `list_date`, without asking the provider (a dict lookup)."""
-        return self._days.get(list_date)
+        index = self._days.get(list_date)
+        if index is not None:
+            with suppress(KeyError):  # evicted meanwhile: the index in hand still answers this request
+                self._days.move_to_end(index.run.list_date)  # both keys of the run (None and its date)
+                self._days.move_to_end(list_date)
+        return index
 
     def get(self, list_date: dt.date | None) -> DayIndex:
         """The index for `list_date`, asking the provider and indexing its run on first use."""
-        index = self._days.get(list_date)
+        index = self.peek(list_date)
         if index is not None:
             return index
         with self._lock:  # one build per date, even when the first requests come together
@@ -443,11 +442,22 @@ class DayCache:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
             same = self._days.get(run.list_date)
             index = same if same is not None and same.run is run else DayIndex(run)
-            self._days[list_date] = index
             self._days[run.list_date] = index
-            while len(self._days) > self.max_days:
-                self._days.popitem(last=False)
+            self._days[list_date] = index
+            self._days.move_to_end(run.list_date)
+            self._evict()
             return index
+
+    def _evict(self) -> None:
+        """Drop the runs used least recently, every key of each, until `max_days` runs are left."""
+        while True:
+            entries = list(self._days.items())  # a copy: `peek` reorders without the lock
+            if len({id(index) for _, index in entries}) <= self.max_days:
+                return
+            oldest = entries[0][1]
+            for key, index in entries:
+                if index is oldest:
+                    self._days.pop(key, None)
 
 
 # ---------------------------------------------------------------------------------------

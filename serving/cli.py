@@ -335,7 +335,7 @@ def serve(
     from features.contract import Operations
     from serving.api import create_app
     from serving.auth import TokenAuth
-    from serving.pipeline import DailyProvider, load_models
+    from serving.pipeline import DailyProvider, check_list_date, load_models
 
     auth = TokenAuth.from_env()  # a malformed CALLQ_API_TOKENS fails now, not after the day is ranked
     loaded, operations = _load(export, False, None), Operations.from_yaml(ops)
@@ -346,12 +346,14 @@ def serve(
         load_models(),
         default_date=_parse_date(date, "--date") if date else None,
     )
+    check_list_date(loaded, operations, provider.default_date)  # a date it cannot rank: one line, no server
+    app = create_app(provider, auth=auth)
     with console.status(f"ranking {provider.default_date} before serving…"):
-        provider.daily_run()  # the default day is ready before the first request
+        app.state.days.get(None)  # the default day is ready before the first request
     console.print(f"serving http://{host}:{port}/ (list date {provider.default_date})", highlight=False)
     if not auth.entries:
         console.print("CALLQ_API_TOKENS holds no token: every request but /health will get 401.", highlight=False)
-    uvicorn.run(create_app(provider, auth=auth), host=host, port=port, workers=1, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, workers=1, log_level="warning", access_log=False)
 
 
 def main() -> None:

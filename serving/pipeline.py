@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -387,19 +386,15 @@ def write_day(run: DailyRun, target: str, special_target: str | None = None) -> 
     return targets
 
 
-# The API keeps this many days' runs (each holds the whole book's scores).
-KEPT_RUNS = 4
-
-
 class DailyProvider:
-    """Serves DailyRuns to the API: computed once per list date, the most recent few kept (thread-safe)."""
+    """Serves DailyRuns to the API: ranks a list date when asked, one at a time (the API's `DayCache` keeps
+    the recent runs), and scores posted accounts against the served book."""
 
     def __init__(self, export: Export, operations: Operations, champions, default_date: dt.date | None = None):
         self.export = export
         self.operations = operations
         self.champions = champions
         self.default_date = default_date or default_list_date(export.as_of, operations)
-        self._runs: OrderedDict[dt.date, DailyRun] = OrderedDict()
         self._portfolio: PortfolioContact | None = None  # built on the first posted scoring request
         self._lock = threading.Lock()
 
@@ -408,12 +403,7 @@ class DailyProvider:
         wanted = list_date or self.default_date
         check_horizon(self.export.as_of, self.operations, wanted)  # before the lock: a refusal waits for no run
         with self._lock:
-            if wanted not in self._runs:
-                self._runs[wanted] = run_day(self.export, self.operations, wanted, self.champions)
-                while len(self._runs) > KEPT_RUNS:
-                    self._runs.popitem(last=False)
-            self._runs.move_to_end(wanted)
-            return self._runs[wanted]
+            return run_day(self.export, self.operations, wanted, self.champions)
 
     def score(self, export: Export) -> pd.DataFrame:
         """Scores of posted accounts, against the served book's portfolio (priors, answering patterns)."""

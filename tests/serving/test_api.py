@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS, Export
-from serving.api import CachingProvider, StaticProvider, create_app, export_from_request
+from serving.api import BuildingProvider, StaticProvider, create_app, export_from_request
 from serving.api_schemas import QueuePage, ScoreRequest
 from serving.auth import TokenAuth
 from tests.serving.api_fixtures import ADMIN, CALLS, EARLY, LATE, LIST_DATE, TOKENS, small_run, token_auth
@@ -631,23 +631,45 @@ def test_a_run_is_indexed_once(client):
     assert days.get(OTHER_DATE) is not days.get(LIST_DATE)
 
 
-def test_caching_provider_builds_each_date_once(run):
+def test_the_api_builds_each_date_once(run):
     built: list[dt.date] = []
 
     def build(list_date: dt.date):
         built.append(list_date)
         return small_run(list_date)
 
-    provider = CachingProvider(build, default_date=LIST_DATE, max_days=2)
-    app_client = TestClient(create_app(provider, auth=token_auth()))
+    app_client = TestClient(create_app(BuildingProvider(build, default_date=LIST_DATE), auth=token_auth()))
     for _ in range(3):
         assert app_client.get("/teams/early/queue", headers=EARLY).json()["total"] == 18
         assert app_client.get("/teams/early/capacity", params={"date": str(LIST_DATE)}, headers=EARLY).is_success
     assert built == [LIST_DATE]
-    provider.daily_run(OTHER_DATE)
-    provider.daily_run(OTHER_DATE + dt.timedelta(days=1))
-    provider.daily_run(LIST_DATE)  # evicted by the two newer dates, so built again
-    assert built == [LIST_DATE, OTHER_DATE, OTHER_DATE + dt.timedelta(days=1), LIST_DATE]
+
+
+def test_the_api_keeps_the_four_runs_used_last(run):
+    import gc
+    import weakref
+
+    built: dict[dt.date, weakref.ref] = {}
+    builds: list[dt.date] = []
+
+    def build(list_date: dt.date):
+        made = small_run(list_date)
+        built[list_date] = weakref.ref(made)
+        builds.append(list_date)
+        return made
+
+    provider = BuildingProvider(build, default_date=LIST_DATE)
+    app_client = TestClient(create_app(provider, auth=token_auth()))
+    dates = [LIST_DATE + dt.timedelta(days=k) for k in range(8)]
+    for day in dates:
+        assert app_client.get("/teams/early/queue", headers=EARLY).is_success  # the default date, in use
+        assert app_client.get("/teams/early/queue", params={"date": str(day)}, headers=EARLY).is_success
+    gc.collect()
+    alive = sorted(day for day, ref in built.items() if ref() is not None)
+    # The four used last: the default date (asked for throughout, never built again) and the latest three.
+    assert alive == [LIST_DATE, *dates[-3:]] and builds == dates
+    assert app_client.get("/teams/early/queue", params={"date": str(dates[1])}, headers=EARLY).is_success
+    assert builds == [*dates, dates[1]]  # evicted, built again on demand
 
 
 def test_a_day_without_calls_still_answers(run):

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import expect
 
-from serving.api import CachingProvider, StaticProvider, create_app
+from serving.api import BuildingProvider, StaticProvider, create_app
 from tests.serving.api_fixtures import LIST_DATE, small_run, token_auth
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -201,7 +201,7 @@ def later_dates_url():
         time.sleep(2.5)
         return later_run(list_date)
 
-    provider = CachingProvider(build, default_date=LIST_DATE)
+    provider = BuildingProvider(build, default_date=LIST_DATE)
     yield from serve(create_app(provider, auth=token_auth()))
 
 

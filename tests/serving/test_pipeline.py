@@ -185,12 +185,11 @@ def test_a_book_without_accounts_scores_and_ranks_to_nothing():
     assert result.call_list.empty and result.special_handling.empty
 
 
-def test_daily_provider_builds_each_date_once_and_refuses_past_ones(trained_book):
+def test_daily_provider_ranks_the_served_date_and_refuses_past_ones(trained_book):
     simulation = trained_book.simulation
     provider = DailyProvider(simulation.export, simulation.operations, trained_book.champions)
     first = provider.daily_run()
     assert first.list_date == provider.default_date
-    assert provider.daily_run(provider.default_date) is first
     with pytest.raises(LookupError, match="starts before the export's as_of"):
         provider.daily_run(provider.default_date - dt.timedelta(days=2))
     # Posted accounts are scored against the served book: as the book's own scores.
@@ -358,7 +357,7 @@ def test_a_no_call_flag_on_one_account_makes_the_customers_other_accounts_not_el
     assert pd.isna(after.loc[listed["account_id"], "best_hour_local"])
 
 
-def test_the_served_provider_keeps_a_few_runs_and_refuses_dates_past_the_horizon(monkeypatch):
+def test_the_served_provider_ranks_what_it_is_asked_and_refuses_dates_past_the_horizon(monkeypatch):
     import serving.pipeline as pipeline
 
     built: list[dt.date] = []
@@ -368,8 +367,7 @@ def test_the_served_provider_keeps_a_few_runs_and_refuses_dates_past_the_horizon
     days = [dt.date(2026, 11, 23) + dt.timedelta(days=k) for k in range(pipeline.MAX_DAYS_AHEAD + 1)]
     for day in days:
         assert provider.daily_run(day) == day
-    assert len(provider._runs) == pipeline.KEPT_RUNS and provider.daily_run(days[-1]) == days[-1]
-    assert built == days  # each built once; the latest ones kept
+    assert provider.daily_run() == days[0] and built == [*days, days[0]]  # the API's DayCache keeps runs
     with pytest.raises(LookupError, match="more than 14 days after the export's as_of"):
         provider.daily_run(days[-1] + dt.timedelta(days=1))
-    assert provider.daily_run() == days[0] and built[-1] == days[0]  # evicted, built again on demand
+    assert len(built) == len(days) + 1  # refused before any ranking
