@@ -5,25 +5,32 @@ there must not hide here. Rules (names as they appear in violations):
 
 * `columns`, `list_date`, `rank` (unique, exactly 1..n), `unknown_account`, `duplicate_account`,
   `customer_mismatch`, `team_mismatch` (null team = `default`), `unknown_team`;
-* `shift_slot`: call_at is a whole centre-local hour of the team's shift on D; `slot_in_past`;
+* `timezone`: an account of the customer in no known IANA zone (its hours cannot be read: refused);
+* `shift_slot`: call_at is a whole centre-local hour of the team's shift on D (read from the shift's
+  clock times here, not through `Shift.whole_hours`); `slot_in_past`;
   `local_hour`: equals call_at's hour in the account's zone; `capacity` per team and slot;
 * `no_call_flag` (do_not_call, cease_contact, deceased, bankruptcy on any account of the
   customer), `special_handling` (dispute_open, complaint_open, hardship on any account of the customer),
-  `nothing_overdue` (no due up to as_of's date is left unpaid), `rejected_rows` (withheld by a
-  lenient load: `Export.withheld`);
-* `call_window`: the whole hour inside the policy window in every zone of the customer;
+  a null flag counting as set; `nothing_overdue` (no due up to as_of's date is left unpaid),
+  `rejected_rows` (withheld by a lenient load: `Export.withheld`, any account of the customer);
+* `call_window`: the whole hour inside the policy window in every zone of the customer, the hour being
+  60 minutes of the debtor's clock even where DST ends inside it;
 * `quiet_period`: no call on local days c..c+N-1 after a right-party call on day c (account);
 * `attempts_7d`: outbound call attempts of the account (history + list) in any 7 consecutive
   local days within the limit; both in the local dates of every zone of the customer's accounts;
 * `daily_unanswered` / `daily_connected`: per customer and customer-local day, history plus
   list calls (each list call counted as both) within the limits; unanswered counts outbound
   attempts, connected counts every answered call, inbound ones (the debtor calling) included.
+
+History is read strictly where a value is missing or unknown: a contact on no known non-call channel is
+a call, in no known direction an outbound one, of no known outcome a conversation and unanswered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -35,11 +42,16 @@ from features.contract import (
     RIGHT_PARTY_OUTCOMES,
     SPECIAL_HANDLING_FLAGS,
     UNANSWERED_OUTCOMES,
+    VOICE_OUTCOMES,
     Export,
     Operations,
 )
 
 REQUIRED_COLUMNS = ("list_date", "rank", "account_id", "customer_id", "team", "call_at", "local_hour")
+# Contact channels that are not telephone calls; any other value (null, unknown) is counted as a call.
+_NOT_CALLS = ("sms", "email", "letter", "visit")
+# Names zoneinfo opens that place nobody: a debtor "in" one of them is in an unknown zone.
+_NOT_PLACES = ("localtime", "Factory", "posixrules")
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,24 @@ def _member(values, pool) -> np.ndarray:
     needles = pa.array(pd.Series(pool).dropna().astype("string").array)
     found = pc.is_in(haystack, value_set=needles.cast(haystack.type), skip_nulls=True)
     return pc.fill_null(found, False).to_numpy(zero_copy_only=False).astype(bool, copy=False)
+
+
+def _known_zone(name) -> bool:
+    """An IANA zone name that places the debtor (a fixed offset, `Factory` or an empty name does not)."""
+    if not isinstance(name, str) or not name or name != name.strip() or name in _NOT_PLACES:
+        return False
+    if name.startswith(("posix/", "right/")):
+        return False
+    try:
+        ZoneInfo(name)
+    except Exception:  # noqa: BLE001 - any refusal (not found, bad key, a directory) means unknown
+        return False
+    return True
+
+
+def _flagged(accounts: pd.DataFrame, flags: tuple[str, ...]) -> pd.Series:
+    """Per account: any of `flags` set; a missing (null) flag counts as set, as the guard cannot clear it."""
+    return accounts[list(flags)].fillna(True).astype(bool).any(axis=1)
 
 
 def _local_parts(instants: pd.Series, zones: pd.Series) -> pd.DataFrame:
@@ -147,6 +177,21 @@ def check_call_list(
     check.frame = calls
     if calls.empty:
         return check.found
+    # An account of the customer in no known zone: the debtor's hours and days cannot be read, so refuse.
+    own_customer = accounts.loc[calls["account_id"], "customer_id"].astype(str).to_numpy()
+    family = export.accounts[
+        _member(
+            export.accounts["customer_id"], np.concatenate([calls["customer_id"].astype(str).to_numpy(), own_customer])
+        )
+    ]
+    valid = {zone: _known_zone(zone) for zone in family["timezone"].dropna().unique()}
+    unplaced = family.loc[~family["timezone"].map(valid).fillna(False).astype(bool), "customer_id"].astype(str)
+    no_zone = _member(calls["customer_id"].astype(str), unplaced) | _member(own_customer, unplaced)
+    check.add("timezone", no_zone, "an account of the customer has no known IANA time zone")
+    calls = calls[~no_zone].reset_index(drop=True)
+    check.frame = calls
+    if calls.empty:
+        return check.found
     own = accounts.loc[calls["account_id"]]
     zones = own["timezone"].astype(str).reset_index(drop=True)
     owner_team = own["team"].astype("string").fillna("default").reset_index(drop=True)
@@ -171,21 +216,24 @@ def check_call_list(
     )
 
     customers = export.accounts[_member(export.accounts["customer_id"], calls["customer_id"].astype(str))]
-    no_call_customers = customers.loc[customers[list(NO_CALL_FLAGS)].any(axis=1), "customer_id"]
+    no_call_customers = customers.loc[_flagged(customers, NO_CALL_FLAGS), "customer_id"]
     check.add(
         "no_call_flag",
         _member(calls["customer_id"].astype(str), no_call_customers.astype(str)),
         "the customer has do_not_call, cease_contact, deceased or bankruptcy set",
     )
-    special_customers = customers.loc[customers[list(SPECIAL_HANDLING_FLAGS)].any(axis=1), "customer_id"]
+    special_customers = customers.loc[_flagged(customers, SPECIAL_HANDLING_FLAGS), "customer_id"]
     check.add(
         "special_handling",
         _member(calls["customer_id"].astype(str), special_customers.astype(str)),
         "dispute_open, complaint_open or hardship is set on an account of the customer: special handling only",
     )
+    # Withheld accounts are the person's: any one of the customer's keeps all of them off the list.
+    withheld_customers = customers.loc[_member(customers["account_id"], list(export.withheld)), "customer_id"]
     check.add(
         "rejected_rows",
-        _member(calls["account_id"].astype(str), list(export.withheld)),
+        _member(calls["account_id"].astype(str), list(export.withheld))
+        | _member(calls["customer_id"].astype(str), withheld_customers.astype(str)),
         "a lenient load rejected an accounts or contacts row of this customer: its flags or call history are not whole",
     )
     upper = _amount_overdue_upper(export).reindex(calls["account_id"]).fillna(0.0).to_numpy()
@@ -240,7 +288,7 @@ def _check_slots(
         "not the start of a whole shift hour of the team on the list date",
     )
     check.add("slot_in_past", (calls["call_at"] < as_of).to_numpy(), "the slot starts before the export's as_of")
-    capacity = owner_team.map({name: team.hourly_capacity for name, team in teams.items()}).fillna(0)
+    capacity = owner_team.map({name: team.agents * team.calls_per_agent_hour for name, team in teams.items()}).fillna(0)
     by_rank = pd.to_numeric(calls["rank"], errors="coerce").fillna(np.inf)
     order = pd.DataFrame({"team": owner_team, "call_at": calls["call_at"], "rank": by_rank})
     order["seat"] = order.sort_values("rank").groupby(["team", "call_at"]).cumcount()
@@ -251,9 +299,23 @@ def _check_slots(
     )
 
 
+def _shift_hours(shift) -> list[int]:
+    """Hours h (from D's centre-local midnight) with [h, h+1) inside the shift; read here from its clock times,
+    not through `Shift.whole_hours`, which builds the ranker's slots. An end at or before the start is the
+    next day's."""
+
+    def seconds(clock: dt.time) -> float:
+        return clock.hour * 3600 + clock.minute * 60 + clock.second + clock.microsecond / 1e6
+
+    start, end = seconds(shift.start), seconds(shift.end)
+    if end <= start:
+        end += 24 * 3600
+    return [hour for hour in range(48) if hour * 3600 >= start and (hour + 1) * 3600 <= end]
+
+
 def _shift_hour_mask(owner_team: pd.Series, hours, teams: dict) -> np.ndarray:
     """Whether each (team, hour from D's centre-local midnight) is a whole hour of the team's shift."""
-    allowed = {(name, hour) for name, team in teams.items() for hour in team.shift.whole_hours()}
+    allowed = {(name, hour) for name, team in teams.items() for hour in _shift_hours(team.shift)}
     pairs = pd.MultiIndex.from_arrays([owner_team.astype(str).to_numpy(), np.asarray(hours)])
     return pairs.isin(list(allowed)) if allowed else np.zeros(len(owner_team), dtype=bool)
 
@@ -266,7 +328,11 @@ def _check_window(calls: pd.DataFrame, zones: pd.DataFrame, rules, check: _Colle
     start = _local_parts(expanded["call_at"], expanded["zone"])
     end = _local_parts(expanded["call_at"] + pd.Timedelta(hours=1), expanded["zone"])
     end_minute = (end["day"] - start["day"]) * 1440 + end["minute"]
-    outside = (start["minute"] < rules.call_window_start * 60) | (end_minute > rules.call_window_end * 60)
+    # The hour runs 60 minutes of the debtor's clock whatever its end reads: where DST ends inside it, the
+    # clock showed start + 60 (less a moment) before going back, and showed end - 60 just after.
+    reached = np.maximum(end_minute, start["minute"] + 60)
+    began = np.minimum(start["minute"], end_minute - 60)
+    outside = (began < rules.call_window_start * 60) | (reached > rules.call_window_end * 60)
     bad_rows = expanded.loc[outside.to_numpy(), "index"].unique()
     failed = np.zeros(len(calls), dtype=bool)
     failed[bad_rows] = True
@@ -278,15 +344,31 @@ def _check_window(calls: pd.DataFrame, zones: pd.DataFrame, rules, check: _Colle
 
 
 def _recent_calls(export: Export, calls: pd.DataFrame, customers: pd.DataFrame, rules) -> pd.DataFrame:
-    """History telephone calls of the listed customers' accounts that can matter to D's limits."""
+    """History telephone calls of the listed customers' accounts that can matter to D's limits.
+
+    Read the strict way where a value is missing or unknown (the loader refuses such rows; an export built
+    otherwise may hold them): a contact on no known other channel is a call, a call in no known direction
+    is ours (`outbound`), and one with no known outcome may have been a conversation (`talk`) or
+    unanswered (`unanswered`, when ours) and was connected (`connected`).
+    """
     reach = max(8, rules.quiet_days_after_conversation + 1) + 2
     since = calls["call_at"].min() - pd.Timedelta(days=reach)
     contacts = export.contacts
     # The time filter first: it is cheap and leaves a few days of a year's history for the id test.
-    recent = contacts[(contacts["started_at"] >= since).to_numpy() & (contacts["channel"] == "call").to_numpy()]
+    recent = contacts[(contacts["started_at"] >= since).to_numpy() & ~contacts["channel"].isin(_NOT_CALLS).to_numpy()]
     recent = recent[_member(recent["account_id"], customers["account_id"])]
     owners = customers.set_index("account_id")[["customer_id", "timezone"]].astype(str)
-    return recent.join(owners, on="account_id").reset_index(drop=True)
+    recent = recent.join(owners, on="account_id").reset_index(drop=True)
+    outcome = recent["outcome"]
+    unknown = ~outcome.isin(VOICE_OUTCOMES).to_numpy()
+    no_answer = outcome.isin(UNANSWERED_OUTCOMES).to_numpy()
+    outbound = (recent["direction"] != "inbound").to_numpy(dtype=bool)
+    return recent.assign(
+        outbound=outbound,
+        talk=outcome.isin(RIGHT_PARTY_OUTCOMES).to_numpy() | unknown,
+        unanswered=outbound & (no_answer | unknown),
+        connected=~no_answer,
+    )
 
 
 def _check_quiet_and_attempts(
@@ -311,8 +393,8 @@ def _check_quiet_and_attempts(
             "account_id": history["account_id"].astype(str).to_numpy(),
             "customer_id": history["customer_id"].astype(str).to_numpy(),
             "at": history["started_at"].array,
-            "outbound": (history["direction"] == "outbound").to_numpy(),
-            "conversation": history["outcome"].isin(RIGHT_PARTY_OUTCOMES).to_numpy(),
+            "outbound": history["outbound"].to_numpy(dtype=bool),
+            "conversation": history["talk"].to_numpy(dtype=bool),
         }
     ).merge(zones, on="customer_id")
     past["day"] = _local_parts(past["at"], past["zone"])["day"].to_numpy()
@@ -354,14 +436,12 @@ def _check_customer_days(
     if rules.max_unanswered_per_day is None and rules.max_connected_per_day is None:
         return
     # Unanswered: our attempts nobody took. Connected: calls someone took, the debtor's own (inbound) included.
-    outbound = (history["direction"] == "outbound").to_numpy()
-    no_answer = history["outcome"].isin(UNANSWERED_OUTCOMES).to_numpy()
     past = pd.DataFrame(
         {
             "customer_id": history["customer_id"].to_numpy(),
             "at": history["started_at"].array,
-            "unanswered": (outbound & no_answer).astype(int),
-            "connected": (~no_answer).astype(int),
+            "unanswered": history["unanswered"].to_numpy(dtype=bool).astype(int),
+            "connected": history["connected"].to_numpy(dtype=bool).astype(int),
             "row": -1,
         }
     )

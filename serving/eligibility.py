@@ -21,6 +21,10 @@ Rules, in the order they exclude accounts (each count lands in `Candidates.exclu
 * per customer and customer-local day: history unanswered outbound calls (no_answer, busy,
   voicemail) and connected calls of either direction (every other outcome), plus list calls
   counted as both.
+
+History the loader would refuse is read as the guard reads it, strictly: a contact on no known
+non-call channel is a call, in no known direction an outbound one, of no known outcome a conversation
+and an unanswered attempt.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from features.contract import (
     RIGHT_PARTY_OUTCOMES,
     SPECIAL_HANDLING_FLAGS,
     UNANSWERED_OUTCOMES,
+    VOICE_OUTCOMES,
     Export,
     Operations,
     account_teams,
@@ -51,6 +56,7 @@ from serving.slots import (
 )
 
 NO_LIMIT = 1 << 30
+_NOT_CALLS = ("sms", "email", "letter", "visit")
 
 EXCLUSION_RULES = (
     "no_score",
@@ -111,11 +117,17 @@ def _customer_zone_sets(customer_code: np.ndarray, zone_code: np.ndarray, n_zone
 
 
 def _history_calls(export: Export, account_index: pd.Index, since: pd.Timestamp) -> pd.DataFrame:
-    """Calls (channel `call`) at or after `since`, with the account's row position."""
+    """Calls at or after `since`, with the account's row position, read strictly where a value is missing or
+    unknown (the loader refuses such rows): a contact on no known other channel is a call, one in no known
+    direction is ours (`outbound`), one with no known outcome may have been a conversation (`talk`)."""
     contacts = export.contacts
-    recent = contacts[(contacts["channel"] == "call") & (contacts["started_at"] >= since)]
+    recent = contacts[~contacts["channel"].isin(_NOT_CALLS) & (contacts["started_at"] >= since)]
     position = account_index.get_indexer(recent["account_id"])
-    recent = recent.assign(account_pos=position)
+    recent = recent.assign(
+        account_pos=position,
+        outbound=(recent["direction"] != "inbound").to_numpy(dtype=bool),
+        talk=(recent["outcome"].isin(RIGHT_PARTY_OUTCOMES) | ~recent["outcome"].isin(VOICE_OUTCOMES)).to_numpy(),
+    )
     return recent[recent["account_pos"] >= 0]
 
 
@@ -249,8 +261,8 @@ def find_candidates(
     since = pd.Timestamp(first_day, unit="D", tz="UTC")
     history = _history_calls(export, account_index, since - pd.Timedelta(days=lookback))
     history_pos = history["account_pos"].to_numpy()
-    outbound = (history["direction"] == "outbound").to_numpy()
-    conversation = history["outcome"].isin(RIGHT_PARTY_OUTCOMES).to_numpy()
+    outbound = history["outbound"].to_numpy(dtype=bool)
+    conversation = history["talk"].to_numpy(dtype=bool)
 
     # Days are counted in the debtor's local dates; a customer with accounts in several zones (unsure of
     # the zone) must be allowed in every one of them, as for the call window.
@@ -344,11 +356,12 @@ def _customer_day_remaining(
     if len(history_calls) == 0 or len(pair_customer) == 0:
         return remaining
     no_answer = history_calls["outcome"].isin(UNANSWERED_OUTCOMES).to_numpy()
+    unknown = ~history_calls["outcome"].isin(VOICE_OUTCOMES).to_numpy()  # maybe unanswered, surely counted
     calls = pd.DataFrame(
         {
             "customer": customer_code[history_calls["account_pos"].to_numpy()],
             "started_at": history_calls["started_at"].array,
-            "unanswered": (history_calls["direction"] == "outbound").to_numpy() & no_answer,
+            "unanswered": history_calls["outbound"].to_numpy(dtype=bool) & (no_answer | unknown),
             "connected": ~no_answer,
         }
     ).merge(customer_zones, on="customer")

@@ -70,7 +70,7 @@ def local_slot_table(zones: list[str] | np.ndarray, instants: pd.DatetimeIndex) 
 
     Keys: `day` (local date as a day number), `hour`, `weekday` (Mon=0), `start_minute` (minutes
     after local midnight) and `end_minute` (the slot's end, counted from the same midnight, so a
-    slot crossing midnight or a DST change ends later than start + 60 would suggest).
+    slot crossing midnight or a DST change ends later, or earlier, than start + 60 would suggest).
     """
     instants = pd.DatetimeIndex(instants).tz_convert("UTC")
     shape = (len(zones), len(instants))
@@ -91,8 +91,14 @@ def local_slot_table(zones: list[str] | np.ndarray, instants: pd.DatetimeIndex) 
 
 
 def in_call_window(start_minute: np.ndarray, end_minute: np.ndarray, rules: PolicyRules) -> np.ndarray:
-    """Whether the whole slot lies inside the policy's debtor-local window (start and end inclusive)."""
-    return (start_minute >= rules.call_window_start * 60) & (end_minute <= rules.call_window_end * 60)
+    """Whether the whole slot lies inside the policy's debtor-local window (start and end inclusive).
+
+    The slot lasts 60 minutes, so the wall clock reads up to start + 60 and from end - 60 on even where
+    a clock set back inside it (DST ends) makes its end read no later than its start: on Easter Island
+    the hour from 21:00 (-05) ends at 21:00 (-06), and all of it lies after a 21:00 window end.
+    """
+    first, last = rules.call_window_start * 60, rules.call_window_end * 60
+    return (np.minimum(start_minute, end_minute - 60) >= first) & (np.maximum(end_minute, start_minute + 60) <= last)
 
 
 def local_day_numbers(utc: pd.Series, zone_code: np.ndarray, zones: list[str] | np.ndarray) -> np.ndarray:
