@@ -34,6 +34,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.simulation import KindMix, Simulation, SimulationConfig, simulate  # noqa: E402
+from serving.compliance import assert_compliant  # noqa: E402
 from serving.evaluation import compare_lists, true_contact_probability  # noqa: E402
 from serving.pipeline import contact_probability, default_list_date, score_export  # noqa: E402
 from serving.ranking import rank_calls  # noqa: E402
@@ -183,22 +184,22 @@ def ablations(simulation: Simulation, champions, list_date: dt.date) -> dict[str
     scores = scored.account_scores
     ids = scores["account_id"].to_numpy()
     p_none = world.true_p_repay(ids)
-    true_uplift = world.true_p_repay_if_reached(ids) - p_none
+    true_uplift = world.true_p_repay_if_reached(ids, list_date=list_date) - p_none
     ours = contact_probability(champions)
     truth = true_contact_probability(simulation, list_date)
     with_true_uplift = scores.assign(uplift=np.clip(true_uplift, 0.0, None))
+
+    def extra(account_scores: pd.DataFrame, contact) -> float:
+        call_list = rank_calls(export, operations, list_date, account_scores, contact).call_list
+        assert_compliant(call_list, export, operations, list_date)  # the replay credits any call
+        return world.replay(call_list).extra
+
     out = {
-        "true_uplift_our_contact": world.replay(
-            rank_calls(export, operations, list_date, with_true_uplift, ours).call_list
-        ).extra,
-        "our_uplift_true_contact": world.replay(
-            rank_calls(export, operations, list_date, scores, truth).call_list
-        ).extra,
+        "true_uplift_our_contact": extra(with_true_uplift, ours),
+        "our_uplift_true_contact": extra(scores, truth),
     }
     ceiling = feature_ceiling_uplift(scores, true_uplift, champions.call_effect.feature_names)
-    out["ceiling_uplift_our_contact"] = world.replay(
-        rank_calls(export, operations, list_date, scores.assign(uplift=ceiling), ours).call_list
-    ).extra
+    out["ceiling_uplift_our_contact"] = extra(scores.assign(uplift=ceiling), ours)
     overdue = scores["amount_overdue"].to_numpy(dtype=float) > 0
     predicted = scores["uplift"].to_numpy(dtype=float)[overdue]
     effect = true_uplift[overdue]

@@ -910,7 +910,10 @@ def _advance(
             (letters, draws[2, letters] >= 0.03, _LETTER_HOUR, _LETTER),
         ):
             if len(lanes_sent):
-                seconds = (hour * 3600 + draws[6, lanes_sent] * 3600).astype(np.int64)
+                # Their own stream: draws[6] decides whether today's inbound promise is meant to be kept,
+                # and a message's minute must not tell the models that.
+                minute = streams["record"].random(len(lanes_sent), dtype=np.float32)
+                seconds = (hour * 3600 + minute * 3600).astype(np.int64)
                 contact_parts.append(
                     {
                         "account": book.account[lanes_sent],
@@ -1319,7 +1322,9 @@ def _event_tables(recorder: _Recorder, account_ids: pd.Series, ops: Operations):
 
 
 def _streams(seed_sequence: np.random.SeedSequence) -> dict[str, np.random.Generator]:
-    names = ("calls", "contact", "pay", "forced")
+    # "record" draws what only the exported history shows (a message's minute); spawned last, so the
+    # other streams are the same as without it.
+    names = ("calls", "contact", "pay", "forced", "record")
     return {
         name: np.random.default_rng(child) for name, child in zip(names, seed_sequence.spawn(len(names)), strict=True)
     }
@@ -1394,10 +1399,13 @@ class World:
         """P(label) with no outbound call in the horizon."""
         return self._no_call()[self._index(account_ids)]
 
-    def true_p_repay_if_reached(self, account_ids, step: int | None = None) -> np.ndarray:
-        """P(label) given a right-party contact on the list date (or on horizon `step`, 0 = as_of's local date)."""
+    def true_p_repay_if_reached(
+        self, account_ids, step: int | None = None, *, list_date: dt.date | None = None
+    ) -> np.ndarray:
+        """P(label) given a right-party contact on the list date (`list_date`, default `self.list_date`;
+        or on horizon `step`, 0 = as_of's local date)."""
         positions = self._index(account_ids)
-        steps = self._default_steps(positions) if step is None else np.full(len(positions), step)
+        steps = self._default_steps(positions, list_date) if step is None else np.full(len(positions), step)
         return self._reached_at(positions, steps)
 
     def true_settled(self, account_ids) -> np.ndarray:
@@ -1405,10 +1413,12 @@ class World:
         self._no_call()
         return self._settled_no_call[self._index(account_ids)]
 
-    def true_settled_if_reached(self, account_ids, step: int | None = None) -> np.ndarray:
+    def true_settled_if_reached(
+        self, account_ids, step: int | None = None, *, list_date: dt.date | None = None
+    ) -> np.ndarray:
         """Expected money settled in the horizon given a right-party contact on the list date (or `step`)."""
         positions = self._index(account_ids)
-        steps = self._default_steps(positions) if step is None else np.full(len(positions), step)
+        steps = self._default_steps(positions, list_date) if step is None else np.full(len(positions), step)
         return self._reached_at(positions, steps, settled=True)
 
     def true_p_contact(self, account_ids, call_at_utc) -> np.ndarray:
@@ -1486,8 +1496,9 @@ class World:
         )
 
     # -- Monte Carlo
-    def _default_steps(self, positions: np.ndarray) -> np.ndarray:
-        list_day = (self.list_date - dt.date(1970, 1, 1)).days
+    def _default_steps(self, positions: np.ndarray, list_date: dt.date | None = None) -> np.ndarray:
+        """Horizon step of `list_date` (default `self.list_date`) in each account's zone."""
+        list_day = ((list_date or self.list_date) - dt.date(1970, 1, 1)).days
         last = self._cal.first_day[self._book.zone[positions]] + self._cal.last_history_step
         return np.clip(list_day - last, 0, self.config.horizon_days)
 

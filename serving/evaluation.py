@@ -1,8 +1,11 @@
 """Replaying call lists in a simulated world: callq's list against a supervisor's sort and an oracle.
 
 The oracle ranks with the world's true parameters (right-party chance per slot, the true gain
-from reaching the debtor, the money at stake) through the same assignment and compliance code,
-with every candidate scored (no prefilter), so the comparison isolates what the models know.
+from reaching the debtor on the list date, the money at stake) through the same assignment and
+compliance code, with every candidate scored (no prefilter), so the comparison isolates what the
+models know. It is not bound by the follow-up rule (fresh broken promises called first), so its
+gap over callq's list includes what that rule costs. Every list is checked by the compliance guard
+before it is replayed: no list is credited for a call the rules or the capacity forbid.
 
 Two yardsticks: the money the repayment label asks for, counted when it is met (what callq's
 models predict and rank by), and every settled payment in the horizon (what the centre's books
@@ -18,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from features.simulation import Simulation
+from serving.compliance import assert_compliant
 from serving.pipeline import contact_probability, policy_hours, run_day, score_export
 from serving.ranking import RankConfig, rank_calls, supervisor_sort_list
 
@@ -64,7 +68,8 @@ def oracle_list(
 ) -> pd.DataFrame:
     """The call list drawn with full knowledge of the world, under the same rules and capacity.
 
-    It maximises the label's money, or with `settled` every settled payment in the horizon.
+    It maximises the label's money, or with `settled` every settled payment in the horizon, of a
+    right-party contact on `list_date` (the world's own default list date may be another day).
     """
     export, world = simulation.export, simulation.world
     ids = export.accounts["account_id"].to_numpy()
@@ -75,9 +80,9 @@ def oracle_list(
         features = build_features(export).set_index("account_id", drop=False)
         features.index.name = None
     if settled:  # the gain is money already: a stake of 1
-        gain, stake = world.true_settled_if_reached(ids) - world.true_settled(ids), 1.0
+        gain, stake = world.true_settled_if_reached(ids, list_date=list_date) - world.true_settled(ids), 1.0
     else:
-        gain, stake = world.true_p_repay_if_reached(ids) - p_none, world.money_at_stake
+        gain, stake = world.true_p_repay_if_reached(ids, list_date=list_date) - p_none, world.money_at_stake
     scores = features.assign(
         p_repay=p_none, uplift=np.clip(gain, 0.0, None), value_at_stake=stake, promise_followup=False
     )
@@ -115,13 +120,16 @@ def compare_lists(simulation: Simulation, champions, list_date: dt.date, run=Non
     supervisor = supervisor_sort_list(
         export, operations, list_date, scored.account_scores, contact_probability(champions, scored.contact_grid)
     ).call_list
+    oracle = oracle_list(simulation, list_date, scored.features)
+    oracle_settled = oracle_list(simulation, list_date, scored.features, settled=True)
+    # The world's replay credits any call it is given: only a list that the rules and capacity allow is judged.
+    for call_list in (run.call_list, supervisor, oracle, oracle_settled):
+        assert_compliant(call_list, export, operations, list_date)
     outcomes = [
         ListOutcome.replayed("callq", run.call_list, world, float(run.call_list["expected_value"].sum())),
         ListOutcome.replayed("supervisor sort", supervisor, world, float(supervisor["expected_value"].sum())),
-        ListOutcome.replayed("oracle (true parameters)", oracle_list(simulation, list_date, scored.features), world),
-        ListOutcome.replayed(
-            "oracle (settled money)", oracle_list(simulation, list_date, scored.features, settled=True), world
-        ),
+        ListOutcome.replayed("oracle (true parameters)", oracle, world),
+        ListOutcome.replayed("oracle (settled money)", oracle_settled, world),
     ]
     table = pd.DataFrame([outcome.row() for outcome in outcomes])
     by_list = table.set_index("list")
