@@ -135,6 +135,10 @@ VOICE_OUTCOMES = (
 )
 # An attempt that reached nobody (for "unanswered attempts per number per day").
 UNANSWERED_OUTCOMES = ("no_answer", "busy", "voicemail")
+# The outcomes a daily limit on unanswered attempts counts (cn: 6 per customer and day). A call hung up on
+# was declined: it counts as unanswered there and, as it was picked up, as connected too (the strict
+# reading of both limits; DOMAIN.md does not say which it is).
+LIMIT_UNANSWERED_OUTCOMES = (*UNANSWERED_OUTCOMES, "hung_up")
 MESSAGE_OUTCOMES = ("delivered", "failed")
 OUTCOMES_BY_CHANNEL = {
     "call": VOICE_OUTCOMES,

@@ -20,7 +20,8 @@ there must not hide here. Rules (names as they appear in violations):
   local days within the limit; both in the local dates of every zone of the customer's accounts;
 * `daily_unanswered` / `daily_connected`: per customer and customer-local day, history plus
   list calls (each list call counted as both) within the limits; unanswered counts outbound
-  attempts, connected counts every answered call, inbound ones (the debtor calling) included.
+  attempts not answered or hung up on, connected counts every answered call (hung up on too), inbound
+  ones (the debtor calling) included.
 
 History is read strictly where a value is missing or unknown: a contact on no known non-call channel is
 a call, in no known direction an outbound one, of no known outcome a conversation and unanswered.
@@ -38,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.contract import (
+    LIMIT_UNANSWERED_OUTCOMES,
     NO_CALL_FLAGS,
     RIGHT_PARTY_OUTCOMES,
     SPECIAL_HANDLING_FLAGS,
@@ -362,11 +364,12 @@ def _recent_calls(export: Export, calls: pd.DataFrame, customers: pd.DataFrame, 
     outcome = recent["outcome"]
     unknown = ~outcome.isin(VOICE_OUTCOMES).to_numpy()
     no_answer = outcome.isin(UNANSWERED_OUTCOMES).to_numpy()
+    declined = outcome.isin(LIMIT_UNANSWERED_OUTCOMES).to_numpy()  # hung up on: unanswered and connected
     outbound = (recent["direction"] != "inbound").to_numpy(dtype=bool)
     return recent.assign(
         outbound=outbound,
         talk=outcome.isin(RIGHT_PARTY_OUTCOMES).to_numpy() | unknown,
-        unanswered=outbound & (no_answer | unknown),
+        unanswered=outbound & (declined | unknown),
         connected=~no_answer,
     )
 

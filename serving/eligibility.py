@@ -19,8 +19,8 @@ Rules, in the order they exclude accounts (each count lands in `Candidates.exclu
   the 6 days before the slot's local date and that date, plus the one call the list adds;
 * both counted in every zone of the customer's accounts (unsure of the zone, as for the window);
 * per customer and customer-local day: history unanswered outbound calls (no_answer, busy,
-  voicemail) and connected calls of either direction (every other outcome), plus list calls
-  counted as both.
+  voicemail, and hung_up: declined) and connected calls of either direction (every outcome but
+  no_answer, busy and voicemail; hung_up counts as both), plus list calls counted as both.
 
 History the loader would refuse is read as the guard reads it, strictly: a contact on no known
 non-call channel is a call, in no known direction an outbound one, of no known outcome a conversation
@@ -37,6 +37,7 @@ import pandas as pd
 
 from features.contract import (
     DEFAULT_TEAM,
+    LIMIT_UNANSWERED_OUTCOMES,
     NO_CALL_FLAGS,
     RIGHT_PARTY_OUTCOMES,
     SPECIAL_HANDLING_FLAGS,
@@ -356,12 +357,13 @@ def _customer_day_remaining(
     if len(history_calls) == 0 or len(pair_customer) == 0:
         return remaining
     no_answer = history_calls["outcome"].isin(UNANSWERED_OUTCOMES).to_numpy()
+    declined = history_calls["outcome"].isin(LIMIT_UNANSWERED_OUTCOMES).to_numpy()  # no_answer and hung up
     unknown = ~history_calls["outcome"].isin(VOICE_OUTCOMES).to_numpy()  # maybe unanswered, surely counted
     calls = pd.DataFrame(
         {
             "customer": customer_code[history_calls["account_pos"].to_numpy()],
             "started_at": history_calls["started_at"].array,
-            "unanswered": history_calls["outbound"].to_numpy(dtype=bool) & (no_answer | unknown),
+            "unanswered": history_calls["outbound"].to_numpy(dtype=bool) & (declined | unknown),
             "connected": ~no_answer,
         }
     ).merge(customer_zones, on="customer")

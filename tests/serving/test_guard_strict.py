@@ -135,3 +135,18 @@ def test_cn_calls_of_unknown_outcome_count_as_unanswered_and_connected():
     calls = one_call(export, TEN_AM, day=SHANGHAI_DAY)
     assert rules_broken(calls, export, ops, SHANGHAI_DAY) == {"daily_unanswered", "daily_connected"}
     assert rank_calls(export, ops, SHANGHAI_DAY, flat_scores(export), constant_contact).call_list.empty
+
+
+def test_cn_a_call_hung_up_on_counts_as_unanswered_and_as_connected():
+    # Five calls nobody answered and one the debtor hung up on: the six unanswered attempts of the day.
+    history = [call_row("A1", f"2026-11-22T23:{m:02d}Z") for m in range(5)]
+    history.append(call_row("A1", "2026-11-22T23:30Z", outcome="hung_up"))
+    export = build_export(SHANGHAI_AS_OF, [account_row("A1")], history)
+    ops = operations("cn")
+    assert rules_broken(one_call(export, TEN_AM, day=SHANGHAI_DAY), export, ops, SHANGHAI_DAY) == {"daily_unanswered"}
+    assert rank_calls(export, ops, SHANGHAI_DAY, flat_scores(export), constant_contact).call_list.empty
+    # Two hung up on and one conversation: three connected, the day's connected limit.
+    history = [call_row("A1", f"2026-11-22T23:0{m}Z", outcome="hung_up") for m in range(2)]
+    history.append(call_row("A1", "2026-11-22T23:30Z", outcome="right_party"))
+    export = build_export(SHANGHAI_AS_OF, [account_row("A1")], history)
+    assert rules_broken(one_call(export, TEN_AM, day=SHANGHAI_DAY), export, ops, SHANGHAI_DAY) == {"daily_connected"}
