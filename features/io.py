@@ -783,8 +783,9 @@ def _money_decimal(array: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Ar
     return pc.multiply(cents.cast(pa.decimal128(35, 0)), pa.scalar(Decimal("0.01"), pa.decimal128(2, 2)))
 
 
-def _money_text(array: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """Money as plain decimal text with two places ("1234567.80"), never exponent notation."""
+def money_text(array: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Money as plain decimal text with two places ("1234567.80"), never exponent notation: how every CSV
+    callq writes (exports, outputs, the API's download) shows money."""
     return _money_decimal(array).cast(pa.string())
 
 
@@ -795,7 +796,7 @@ def _csv_ready(table: pa.Table, money: tuple[str, ...] = ()) -> pa.Table:
         if pa.types.is_timestamp(field_.type) and field_.type.tz is not None:
             column = _iso_utc(column)
         elif field_.name in money:
-            column = _money_text(column)
+            column = money_text(column)
         columns.append(column)
     return pa.Table.from_arrays(columns, names=table.column_names)
 

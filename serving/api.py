@@ -22,6 +22,7 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -30,7 +31,16 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from features.contract import CALL_LIST_COLUMNS, DEFAULT_TEAM, SCHEMAS, SCORES_COLUMNS, ColumnType, Export
+from features.contract import (
+    CALL_LIST_COLUMNS,
+    DEFAULT_TEAM,
+    MONEY_OUTPUT_COLUMNS,
+    SCHEMAS,
+    SCORES_COLUMNS,
+    ColumnType,
+    Export,
+)
+from features.io import money_text
 from features.validate import check_tables, contract_dtypes
 from serving.api_schemas import (
     CapacityHour,
@@ -391,11 +401,16 @@ def _defused(column: pd.Series) -> pd.Series:
 
 def _call_list_csv(frame: pd.DataFrame) -> bytes:
     """The contract `call_list` columns as CSV for a supervisor's spreadsheet: timestamps ISO-8601 UTC with
-    `Z`, dates as days, text cells that a spreadsheet would run as a formula defused."""
+    `Z`, dates as days, money with two decimals as `callq rank` writes it, text cells that a spreadsheet
+    would run as a formula defused."""
     out = frame.copy()
     if len(out):
         out["call_at"] = _iso_utc(out["call_at"])
         out["list_date"] = pd.to_datetime(out["list_date"]).dt.strftime("%Y-%m-%d")
+        for column in MONEY_OUTPUT_COLUMNS:
+            if column in out.columns:
+                text = money_text(pa.array(out[column].to_numpy(dtype=float), pa.float64()))
+                out[column] = pd.array(text.to_pylist(), dtype="string")
         for column in ("account_id", "customer_id", "team", "agent_id", "stage", "reasons", "model_version"):
             if column in out.columns:
                 out[column] = _defused(out[column])

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import logging
+import re
 
 import pandas as pd
 import pytest
@@ -192,6 +193,9 @@ def test_csv_download_matches_the_queue(client, run):
     assert frame["reasons"].tolist() == [";".join(row["reasons"]) for row in queue]
     assert frame["expected_value"].tolist() == pytest.approx([row["expected_value"] for row in queue])
     assert (frame["list_date"] == "2026-11-23").all()
+    # Money as `callq rank` writes it to CSV: two decimals ("5008.00", not "5008.0").
+    amounts = [line.split(",")[CALL_LIST_COLUMNS.index("amount_overdue")] for line in response.text.splitlines()[1:]]
+    assert amounts and all(re.fullmatch(r"\d+\.\d\d", amount) for amount in amounts)
     filtered = client.get("/teams/late/queue.csv", params={"stage": "M3"}, headers=LATE)
     filtered_frame = pd.read_csv(io.StringIO(filtered.text))
     assert (
