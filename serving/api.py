@@ -51,6 +51,7 @@ from serving.api_schemas import (
     Health,
     ModelInfo,
     ModelsResponse,
+    ProblemsBody,
     QueuePage,
     QueueQuery,
     QueueRow,
@@ -507,15 +508,21 @@ def export_from_request(request: ScoreRequest) -> Export:
 SHOWN_VIOLATIONS = 5
 
 
-def contract_violations(export: Export) -> str | None:
+def contract_violations(export: Export) -> list[dict] | None:
     """What a posted export breaks of the rules the loader checks beyond the request schemas (unique event
-    ids, dates against `as_of`, whole cents, promises and their contacts), or None. Named by table, row,
-    column and rule; the offending values are left out (other debtors' data)."""
+    ids, dates against `as_of`, whole cents, promises and their contacts), as 422 items in FastAPI's shape
+    (`loc` ["body", table], `msg` naming row, column and rule), or None. The offending values are left out
+    (other debtors' data)."""
     check = check_tables(export.as_of, export.tables(), max_per_rule=1)
     if check.ok:
         return None
-    shown = [f"{v.table}: row {v.row}: column {v.column}: {v.rule}" for v in check.violations[:SHOWN_VIOLATIONS]]
-    return "the posted export breaks the contract: " + "; ".join(shown) + f" ({check.total()} violations in all)"
+    items = [
+        {"type": "contract", "loc": ("body", v.table), "msg": f"{v.table}: row {v.row}: column {v.column}: {v.rule}"}
+        for v in check.violations[:SHOWN_VIOLATIONS]
+    ]
+    if check.total() > len(items):
+        items.append({"type": "contract", "loc": ("body",), "msg": f"{check.total()} contract violations in all"})
+    return items
 
 
 # ---------------------------------------------------------------------------------------
@@ -582,7 +589,7 @@ scores_router = APIRouter(tags=["scores"], responses=AUTH_ERRORS)
     "/scores",
     response_model=ScoresResponse,
     summary="Score posted accounts",
-    responses={422: {"description": "The body breaks the contract (the message says where)."}},
+    responses={422: {"model": ProblemsBody, "description": "The body breaks the contract (each item says where)."}},
 )
 def score(
     body: ScoreRequest,
@@ -597,16 +604,17 @@ def score(
         if not principal.allows(account.team or DEFAULT_TEAM):  # a null team is `default`, as in the operations file
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this token does not cover every posted account's team")
     posted = export_from_request(body)
+    # Every 422 of this route has FastAPI's documented shape: a list of {type, loc, msg}.
     broken = contract_violations(posted)
     if broken is not None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, broken)
+        raise RequestValidationError(broken)
     provider: RunProvider = request.app.state.provider
     try:
         scored = provider.score(posted)
     except LookupError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
     except ValueError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": str(error)}]) from None
     rows = json.loads(scored.loc[:, list(SCORES_COLUMNS)].to_json(orient="records", date_format="iso"))
     return ScoresResponse(count=len(rows), rows=rows)
 
@@ -653,7 +661,7 @@ def _query_parameters(model: type[BaseModel]) -> list[dict]:
     "/teams/{team:path}/queue",
     response_model=QueuePage,
     summary="A team's ranked queue, one page",
-    responses={422: {"description": "A query parameter is invalid or unknown."}},
+    responses={422: {"model": ProblemsBody, "description": "A query parameter is invalid or unknown."}},
     openapi_extra={"parameters": _query_parameters(QueueQuery), "security": [{BEARER_SCHEME: []}]},
 )
 async def team_queue(request: Request, team: str = TEAM_PATH) -> Response:

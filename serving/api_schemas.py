@@ -323,3 +323,16 @@ class ExplanationResponse(_Row):
 
 class ErrorBody(_Row):
     detail: str
+
+
+class Problem(_Row):
+    type: str = Field(examples=["contract"])
+    loc: list[str | int] = Field(description="Where: `body`, `query` or `path`, then the field or table.")
+    msg: str = Field(examples=["payments: row P1: column payment_id: not unique"])
+    ctx: dict[str, str] | None = None
+
+
+class ProblemsBody(_Row):
+    """Every 422: FastAPI's shape, one item per problem; posted values are never echoed."""
+
+    detail: list[Problem]

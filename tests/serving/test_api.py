@@ -543,8 +543,27 @@ def test_scores_refuse_what_the_loader_refuses(client, changes, named):
     # These bodies pass the request schemas but break the contract; scored, a repeated payment counted twice.
     response = client.post("/scores", json=score_body(**changes), headers=ADMIN)
     assert response.status_code == 422, response.text
-    assert named in response.json()["detail"]
+    detail = response.json()["detail"]  # FastAPI's documented shape, as every other 422
+    assert any(named in item["msg"] for item in detail) and all(item["type"] == "contract" for item in detail)
     assert "850.001" not in response.text and "2027-01-01" not in response.text  # the values are not echoed
+
+
+def test_a_scorer_refusing_the_posted_accounts_answers_422_in_the_documented_shape(run):
+    def refusing(export: Export):
+        raise ValueError("accounts posted as of 2026-11-01 cannot be scored against this book (as of 2026-11-23)")
+
+    app_client = TestClient(create_app(StaticProvider(run, scorer=refusing), auth=token_auth()))
+    response = app_client.post("/scores", json=score_body(), headers=ADMIN)
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {
+            "type": "value_error",
+            "loc": ["body"],
+            "msg": "accounts posted as of 2026-11-01 cannot be scored against this book (as of 2026-11-23)",
+        }
+    ]
+    schema = app_client.get("/openapi.json").json()["paths"]["/scores"]["post"]["responses"]["422"]
+    assert schema["content"]["application/json"]["schema"]["$ref"].endswith("/ProblemsBody")
 
 
 def test_scores_refuse_infinite_amounts_and_echo_nothing_posted(client):
