@@ -489,6 +489,10 @@ def _table_frame(table: str, rows: list) -> pd.DataFrame:
             frame[column.name] = pd.to_datetime(frame[column.name])
         elif column.type == ColumnType.TIMESTAMP:
             frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
+        elif column.type == ColumnType.STR and column.nullable:
+            # As the loader reads it: a blank team or agent is no value (a blank team is `default`'s).
+            text = frame[column.name].astype("string")
+            frame[column.name] = text.mask(text.str.strip().eq("").fillna(False))
     return frame.astype(contract_dtypes(table))
 
 

@@ -548,6 +548,14 @@ def test_scores_refuse_what_the_loader_refuses(client, changes, named):
     assert "850.001" not in response.text and "2027-01-01" not in response.text  # the values are not echoed
 
 
+def test_a_blank_team_or_agent_is_posted_as_no_value_as_the_loader_reads_it():
+    body = score_body()
+    body["accounts"][0]["team"], body["accounts"][0]["agent_id"] = " ", ""
+    export = export_from_request(ScoreRequest.model_validate(body))
+    assert pd.isna(export.accounts.loc[0, "team"]) and pd.isna(export.accounts.loc[0, "agent_id"])
+    assert export.accounts.loc[1, "team"] == "early"
+
+
 def test_a_scorer_refusing_the_posted_accounts_answers_422_in_the_documented_shape(run):
     def refusing(export: Export):
         raise ValueError("accounts posted as of 2026-11-01 cannot be scored against this book (as of 2026-11-23)")
