@@ -1233,10 +1233,26 @@ def check_frame_targets(targets: Sequence[str | Path]) -> list[tuple[str, str] |
     """Each target as `write_frames` reads it, (url, table) or a file path; ValueError or OSError for one
     it cannot write (no URL#table, another suffix than .csv/.parquet, a directory), before any work."""
     destinations = [_frame_target(target) for target in targets]
-    for destination in destinations:
+    seen: dict[object, str | Path] = {}
+    for target, destination in zip(targets, destinations, strict=True):
         if isinstance(destination, Path) and destination.is_dir():
             raise IsADirectoryError(f"cannot write the frame file {destination}: it is a directory")
+        key = _target_key(destination)
+        if key in seen:  # one would silently replace the other
+            first, second = shown_location(str(seen[key])), shown_location(str(target))
+            raise ValueError(f"two outputs name the same target ({first} and {second}): give each its own")
+        seen[key] = target
     return destinations
+
+
+def _target_key(destination: tuple[str, str] | Path) -> object:
+    """One key per place a frame lands: a file however its path is written, a table of one database
+    (SQLite's table names ignore case)."""
+    if isinstance(destination, Path):
+        return Path(os.path.realpath(destination))
+    url, table = destination
+    database = _same_database(url)
+    return (database, table.lower() if database.startswith("sqlite:") else table)
 
 
 def write_frames(writes: Sequence[FrameWrite]) -> None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from features.contract import CALL_LIST_SCHEMA, SCORES_SCHEMA, SPECIAL_HANDLING_SCHEMA
 from features.io import read_frame, write_frame
-from serving.pipeline import write_day
+from serving.pipeline import day_targets, write_day
 from tests.serving.api_fixtures import small_run
 
 
@@ -82,6 +82,21 @@ def test_one_database_named_two_ways_is_written_in_one_transaction(tmp_path, mon
     write_day(run, f"sqlite:///{tmp_path / 'case.db'}#call_list", "sqlite:///case.db#special")  # was: locked
     assert len(read_frame("sqlite:///case.db#call_list")) == len(run.call_list)
     assert len(read_frame(f"sqlite:///{tmp_path / 'case.db'}#special")) == len(run.special_handling)
+
+
+@pytest.mark.parametrize(
+    ("call_list", "special"),
+    [
+        ("list.csv", "./sub/../list.csv"),  # one file, two spellings: one list would replace the other
+        ("sqlite:///case.db#call_list", "sqlite:///{tmp}/case.db#CALL_LIST"),  # SQLite's names ignore case
+    ],
+)
+def test_the_two_lists_are_refused_one_target(tmp_path, monkeypatch, call_list, special):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ValueError, match="two outputs name the same target"):
+        day_targets(call_list, special.format(tmp=tmp_path))
+    assert _files(tmp_path) == ["sub"]
 
 
 def test_a_call_list_file_is_not_replaced_when_the_special_table_fails(tmp_path):
