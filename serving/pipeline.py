@@ -228,7 +228,8 @@ def value_at_stake(features: pd.DataFrame) -> np.ndarray:
 
 
 def promise_followup(features: pd.DataFrame) -> np.ndarray:
-    """A promise broken within the last day: the collectors' rule is to follow up within 24 hours.
+    """A promise broken within the day before as_of: the collectors' rule is to follow up within 24 hours
+    (the ranker keeps it first only while a call on the list date can still be within the day).
 
     Only the fresh breaks are forced to the front; older breaks and promises about to fall due
     compete on expected value like every other call (the models see them as features), since

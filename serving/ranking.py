@@ -2,11 +2,11 @@
 
 Value of a call = P(right-party contact in that slot) x uplift x value_at_stake: the money the
 call is expected to add. Promise follow-ups come first: DOMAIN.md asks collectors to follow up
-within 24 hours of a broken promise, so (with `followup_first`) every allowed follow-up is
-placed before any other call of its team and ranked above them; among equals, higher value
-first. The assignment is exact where affordable (`serving.assignment.assign`). The list obeys
-`serving.eligibility` and the team capacities; `serving.compliance` checks it independently
-before anything is written.
+within 24 hours of a broken promise, so (with `followup_first`) every allowed follow-up whose first
+allowed slot on D is within a day of the break is placed before any other call of its team and
+ranked above them; among equals, higher value first. The assignment is exact where affordable
+(`serving.assignment.assign`). The list obeys `serving.eligibility` and the team capacities;
+`serving.compliance` checks it independently before anything is written.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.contract import CALL_LIST_COLUMNS, Export, Operations
+from features.timeline import US_PER_DAY
 from serving.assignment import EXACT_MAX_EDGES, assign, assign_greedy
 from serving.eligibility import Candidates, find_candidates
 from serving.slots import as_list_date
@@ -99,6 +100,24 @@ def _score_table(account_scores: pd.DataFrame, accounts: pd.DataFrame) -> pd.Dat
         return account_scores.reset_index(drop=True)  # already aligned (scoring keeps the export's order)
     aligned = account_scores.set_index("account_id").reindex(accounts["account_id"])
     return aligned.reset_index()
+
+
+def _followup_still_due(scores: pd.DataFrame, candidates: Candidates, as_of: pd.Timestamp) -> np.ndarray:
+    """Per account: whether its first allowed slot on D is within a day of its last broken promise.
+
+    The rule is to follow up within 24 hours of the break; a list for a later date cannot, and there
+    the break competes on value like any other call (the models read it). Scores without the feature
+    (hand-made ones) keep their `promise_followup` as it is.
+    """
+    if "days_since_last_broken_promise" not in scores.columns:
+        return np.ones(len(scores), dtype=bool)
+    since = scores["days_since_last_broken_promise"].to_numpy(dtype=float, na_value=np.nan)
+    slot_at = pd.DatetimeIndex(candidates.slots["call_at"]).as_unit("ns").asi8  # nanoseconds, as `.value`
+    days_after = (slot_at[candidates.slot_id] - pd.Timestamp(as_of).value) / (US_PER_DAY * 1000)
+    first = np.full(len(scores), np.inf)
+    np.minimum.at(first, candidates.account_pos, days_after)
+    with np.errstate(invalid="ignore"):
+        return np.nan_to_num(since, nan=np.inf) + first <= 1.0
 
 
 def _slot_load(candidates: Candidates, chosen_slots: np.ndarray) -> pd.DataFrame:
@@ -191,6 +210,7 @@ def rank_calls(
     uplift = scores["uplift"].to_numpy(dtype=float, na_value=0.0)
     stake = scores["value_at_stake"].to_numpy(dtype=float, na_value=0.0)
     followup = scores["promise_followup"].fillna(False).to_numpy(dtype=bool) & config.followup_first
+    followup &= _followup_still_due(scores, candidates, export.as_of)
     bound = uplift * stake  # expected value of any call to the account is at most this
     team_names = [team.team for team in operations.teams]
     team_code = pd.Index(team_names).get_indexer(candidates.accounts["team_name"])

@@ -388,6 +388,26 @@ def test_promise_followups_come_first():
     assert plain.call_list["account_id"].tolist() == ["A1"]
 
 
+@pytest.mark.parametrize(
+    ("broken_days_ago", "day", "first"),
+    [
+        (0.3, DAY, "A2"),  # broken overnight: the list's 09:00 call is within the day
+        (1.2, DAY, "A1"),  # broken more than a day before the shift opens: it competes on value
+        (0.3, "2026-11-24", "A1"),  # tomorrow's list cannot follow up within the day
+        (0.3, "2026-12-06", "A1"),  # nor one two weeks on
+    ],
+)
+def test_a_followup_is_forced_first_only_while_a_call_on_the_list_date_is_within_a_day_of_the_break(
+    broken_days_ago, day, first
+):
+    accounts = [account_row("A1"), account_row("A2")]
+    export = build_export(SHANGHAI_MIDNIGHT, accounts)
+    scores = flat_scores(export, {"A1": 1000.0, "A2": 1.0}, followup=("A2",))
+    scores = scores.assign(days_since_last_broken_promise=[np.nan, broken_days_ago])
+    ops = operations("cn", shift=("09:00", "10:00"), capacity=(1, 1))
+    assert rank_calls(export, ops, day, scores, constant_contact).call_list["account_id"].tolist() == [first]
+
+
 def test_calls_without_expected_gain_are_not_scheduled():
     export = build_export(SHANGHAI_MIDNIGHT, [account_row("A1"), account_row("A2")])
     scores = flat_scores(export).assign(uplift=[0.0, 0.2])
