@@ -36,7 +36,7 @@ FEATURE_PHRASES: dict[str, Callable[[float], str | None]] = {
     "promises_broken_90d": lambda v: (
         _count(v, "broke a promise lately", "broke {n} promises lately") if v > 0 else None
     ),
-    "rpc_rate_90d": lambda v: f"answers {v:.0%} of calls",
+    "rpc_rate_90d": lambda v: f"answers {v:.0%} of calls",  # with its counts: see COUNTED_RATES
     "rpc_rate_30d": lambda v: f"answered {v:.0%} of calls this month",
     "days_since_last_rpc": lambda v: f"not spoken to for {int(v)} days" if v >= 14 else None,
     "unanswered_streak": lambda v: f"{int(v)} unanswered calls in a row: new hour" if v >= 3 else None,
@@ -54,6 +54,15 @@ FEATURE_PHRASES: dict[str, Callable[[float], str | None]] = {
     "paid_to_due_30d": lambda v: f"paid {v:.0%} of this month's due" if v < 1 else None,
     "inbound_contacts_90d": lambda v: "contacted us lately" if v > 0 else None,
     "wrong_numbers_90d": lambda v: "number doubtful (wrong number lately)" if v > 0 else None,
+}
+
+
+# A rate is stated with the calls it counts ("reached in 0 of 2 calls in 90 days"): a bare "answers 0%
+# of calls" beside a slot's "60% answer chance" (the model's, which knows how little two calls say)
+# reads as a contradiction.
+COUNTED_RATES = {
+    "rpc_rate_90d": ("rpc_90d", "call_attempts_90d", "in 90 days"),
+    "rpc_rate_30d": ("rpc_30d", "call_attempts_30d", "this month"),
 }
 
 
@@ -120,7 +129,11 @@ def contribution_reasons(
         value = features.get(name)
         if name not in FEATURE_PHRASES or value is None or pd.isna(value):
             continue
-        phrase = FEATURE_PHRASES[name](float(value))
+        reached, calls, span = COUNTED_RATES.get(name, (None, None, ""))
+        if reached is not None and pd.notna(features.get(reached)) and pd.notna(features.get(calls)):
+            phrase = f"reached in {int(features[reached])} of {_count(features[calls], '1 call', '{n} calls')} {span}"
+        else:
+            phrase = FEATURE_PHRASES[name](float(value))
         if phrase:
             yield float(size), phrase
 
@@ -138,7 +151,8 @@ def explain_calls(
     """
     ids = calls["account_id"].to_numpy()
     phrase_columns = [name for name in FEATURE_PHRASES if name in features.columns]
-    wanted = [name for name in dict.fromkeys((*TRIGGER_COLUMNS, *phrase_columns)) if name in features.columns]
+    counts = [column for columns in COUNTED_RATES.values() for column in columns[:2]]
+    wanted = [name for name in dict.fromkeys((*TRIGGER_COLUMNS, *phrase_columns, *counts)) if name in features.columns]
     records = features.reindex(ids)[wanted].to_dict("records")
     # Only features with a phrase can give a reason: each row's are sorted at once, largest first.
     names = np.asarray([column for column in contributions.columns if column in FEATURE_PHRASES], dtype=object)

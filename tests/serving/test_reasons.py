@@ -82,3 +82,12 @@ def test_conversation_shares_read_as_facts_only_where_they_say_something():
     assert refusal(0.0) == "never refused when reached"
     assert refusal(0.08) == "rarely refuses"
     assert refusal(0.5) is None
+
+
+def test_an_answer_rate_is_stated_with_the_calls_it_counts():
+    calls, features, contributions = _frames()
+    features = features.assign(rpc_rate_90d=[0.5, 0.0], rpc_90d=[1.0, 0.0], call_attempts_90d=[2.0, 2.0])
+    contributions = contributions.assign(rpc_rate_90d=[0.9, 0.9])
+    a2 = explain_calls(calls.iloc[[0]], features, contributions)[0].iloc[0]  # A2 has room for a model reason
+    # Not "answers 0% of calls" beside the slot's "25% answer chance": two calls say little, and the reason says so.
+    assert "reached in 0 of 2 calls in 90 days" in a2 and "answers" not in a2
