@@ -120,6 +120,9 @@ MAX_DUE_DAYS_AHEAD = 62
 
 PAYMENT_STATUSES = ("settled", "returned")
 CONTACT_CHANNELS = ("call", "sms", "email", "letter", "visit")
+# Channels that are not telephone calls: the frequency limits count every other contact (an unknown
+# channel included, the strict reading) as a call.
+NON_CALL_CHANNELS = tuple(channel for channel in CONTACT_CHANNELS if channel != "call")
 VOICE_CHANNELS = ("call", "visit")
 DIRECTIONS = ("outbound", "inbound")
 # Right-party contacts: the debtor was reached.

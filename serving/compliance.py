@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 from features.contract import (
     LIMIT_UNANSWERED_OUTCOMES,
     NO_CALL_FLAGS,
+    NON_CALL_CHANNELS,
     RIGHT_PARTY_OUTCOMES,
     SPECIAL_HANDLING_FLAGS,
     UNANSWERED_OUTCOMES,
@@ -50,8 +51,6 @@ from features.contract import (
 )
 
 REQUIRED_COLUMNS = ("list_date", "rank", "account_id", "customer_id", "team", "call_at", "local_hour")
-# Contact channels that are not telephone calls; any other value (null, unknown) is counted as a call.
-_NOT_CALLS = ("sms", "email", "letter", "visit")
 # Names zoneinfo opens that place nobody: a debtor "in" one of them is in an unknown zone.
 _NOT_PLACES = ("localtime", "Factory", "posixrules")
 
@@ -357,7 +356,9 @@ def _recent_calls(export: Export, calls: pd.DataFrame, customers: pd.DataFrame, 
     since = calls["call_at"].min() - pd.Timedelta(days=reach)
     contacts = export.contacts
     # The time filter first: it is cheap and leaves a few days of a year's history for the id test.
-    recent = contacts[(contacts["started_at"] >= since).to_numpy() & ~contacts["channel"].isin(_NOT_CALLS).to_numpy()]
+    recent = contacts[
+        (contacts["started_at"] >= since).to_numpy() & ~contacts["channel"].isin(NON_CALL_CHANNELS).to_numpy()
+    ]
     recent = recent[_member(recent["account_id"], customers["account_id"])]
     owners = customers.set_index("account_id")[["customer_id", "timezone"]].astype(str)
     recent = recent.join(owners, on="account_id").reset_index(drop=True)

@@ -39,6 +39,7 @@ from features.contract import (
     DEFAULT_TEAM,
     LIMIT_UNANSWERED_OUTCOMES,
     NO_CALL_FLAGS,
+    NON_CALL_CHANNELS,
     RIGHT_PARTY_OUTCOMES,
     SPECIAL_HANDLING_FLAGS,
     UNANSWERED_OUTCOMES,
@@ -57,7 +58,6 @@ from serving.slots import (
 )
 
 NO_LIMIT = 1 << 30
-_NOT_CALLS = ("sms", "email", "letter", "visit")
 
 EXCLUSION_RULES = (
     "no_score",
@@ -122,7 +122,7 @@ def _history_calls(export: Export, account_index: pd.Index, since: pd.Timestamp)
     unknown (the loader refuses such rows): a contact on no known other channel is a call, one in no known
     direction is ours (`outbound`), one with no known outcome may have been a conversation (`talk`)."""
     contacts = export.contacts
-    recent = contacts[~contacts["channel"].isin(_NOT_CALLS) & (contacts["started_at"] >= since)]
+    recent = contacts[~contacts["channel"].isin(NON_CALL_CHANNELS) & (contacts["started_at"] >= since)]
     position = account_index.get_indexer(recent["account_id"])
     recent = recent.assign(
         account_pos=position,
