@@ -31,12 +31,21 @@ console = Console(stderr=True, markup=False)
 # Tables (the demo's queue, `callq models`) need room; a pipe or CI log gets 160 columns.
 out = Console(width=shutil.get_terminal_size((160, 40)).columns, markup=False)
 
+# What `--date` defaults to (`serving.pipeline.default_list_date`), as the help texts and `score` say it.
+DEFAULT_LIST_DATE = "the first centre-local date whose earliest shift starts at or after the export's as_of"
+
 
 class CommandError(Exception):
     """A failure the user can act on: printed as one line, exit code 1."""
 
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _say(console: Console, message: str) -> None:
+    """Print one message line as it is: never wrapped at the console's width, since a script reads it
+    (a pipe gets 80 or 160 columns); a terminal wraps it for a person. Tables keep the console's width."""
+    console.print(message, highlight=False, soft_wrap=True)
 
 
 def _parse_date(value: str, what: str) -> dt.date:
@@ -58,7 +67,12 @@ def _load(source: str, lenient: bool, rejects: Path | None):
     )
     if report.rejected and any(report.rejected.values()):
         rejected = ", ".join(f"{name} {count}" for name, count in report.rejected.items() if count)
-        console.print(f"rejected rows ({rejected}) written to {rejects}", highlight=False)
+        _say(console, f"rejected rows ({rejected}) written to {rejects}")
+        # Read = accepted + rejected, per table: what a case system reconciles from this command's own output.
+        for name, count in report.rejected.items():
+            if count:
+                read, accepted = report.read.get(name, 0), report.accepted.get(name, 0)
+                _say(console, f"{name}: {read:,} read, {accepted:,} accepted, {count:,} rejected")
     return export
 
 
@@ -69,7 +83,7 @@ def _warn_unmatched_teams(export, operations) -> None:
 
     warning = unmatched_teams(export.accounts, operations)
     if warning:
-        console.print(f"warning: {warning}", highlight=False, soft_wrap=True)
+        _say(console, f"warning: {warning}")
 
 
 ExportArg = Annotated[str, typer.Option("--export", help="Export directory or SQLAlchemy URL.")]
@@ -100,25 +114,27 @@ def generate(
     config = SimulationConfig(**options)
     simulation = generate_world(out_dir, config, fmt=fmt)
     counts = ", ".join(f"{name} {len(frame):,}" for name, frame in simulation.export.tables().items())
-    out.print(f"wrote {out_dir} (as_of {simulation.export.as_of.isoformat()}): {counts}", highlight=False)
-    out.print(f"wrote {out_dir / 'operations.yaml'}", highlight=False)
+    _say(out, f"wrote {out_dir} (as_of {simulation.export.as_of.isoformat()}): {counts}")
+    _say(out, f"wrote {out_dir / 'operations.yaml'}")
 
 
 @app.command()
 def validate(
     export: Annotated[str, typer.Argument(help="Export directory or SQLAlchemy URL.")],
-    limit: Annotated[int, typer.Option("--limit", help="Lines shown per rule.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Lines shown per rule.")] = 20,
 ) -> None:
     """Check an export against the contract and report every violation."""
     from features.io import check_export, shown_location
     from features.validate import format_violations
 
-    check = check_export(export, max_per_rule=limit)
+    # At least one violation per rule is kept even with --limit 0: `format_violations` counts a rule's
+    # "... and N more rows" only for rules it holds a violation of.
+    check = check_export(export, max_per_rule=max(limit, 1))
     if not check.ok:
         report = format_violations(check.violations, limit_per_rule=limit, totals=check.totals)
-        console.print(report, highlight=False, soft_wrap=True)
+        _say(console, report)
         raise typer.Exit(1)
-    out.print(f"{shown_location(export)}: a valid contract v1 export", highlight=False)
+    _say(out, f"{shown_location(export)}: a valid contract v1 export")
 
 
 @app.command("features")
@@ -148,7 +164,7 @@ def features_command(
         snapshots = pd.concat([pd.DataFrame({"account_id": ids, "as_of": date}) for date in dates])
     frame = build_features(loaded, snapshots)
     write_frame(frame, out_file)
-    out.print(f"wrote {len(frame):,} rows × {frame.shape[1]} columns to {shown_location(out_file)}", highlight=False)
+    _say(out, f"wrote {len(frame):,} rows × {frame.shape[1]} columns to {shown_location(out_file)}")
 
 
 @app.command()
@@ -171,16 +187,16 @@ def train(
     except Terminated as error:  # Typer would turn it into a silent exit 130, as for Ctrl-C
         console.print(Text.assemble(("error:", "red"), f" {error}"), highlight=False, soft_wrap=True)
         raise typer.Exit(Terminated.exit_code_on_cli) from None
-    out.print(f"run {result.run_id} ({train_config.name}); report {result.report_path}", highlight=False)
+    _say(out, f"run {result.run_id} ({train_config.name}); report {result.report_path}")
     for outcome in result.models.values():
         verdict = "promoted to champion" if outcome.promoted else "not promoted"
-        out.print(
+        _say(
+            out,
             f"  {outcome.name} v{outcome.version}: {outcome.metric} {outcome.candidate_value:.4f}, {verdict}"
             f" — {outcome.reason}",
-            highlight=False,
         )
     for note in result.notes:
-        out.print(f"  note: {note}", highlight=False)
+        _say(out, f"  note: {note}")
 
 
 @app.command()
@@ -196,7 +212,7 @@ def score(
     ] = None,
     date: Annotated[
         str | None,
-        typer.Option("--date", help="List date YYYY-MM-DD with --ops (default: the export's next shift day)."),
+        typer.Option("--date", help=f"List date YYYY-MM-DD with --ops (default: {DEFAULT_LIST_DATE})."),
     ] = None,
     lenient: LenientOpt = False,
     rejects: RejectsOpt = Path("rejects"),
@@ -204,7 +220,7 @@ def score(
     """Write contract `scores` for every account with the champion models."""
     from features.contract import SCORES_SCHEMA, Operations
     from features.io import shown_location, write_frame
-    from serving.pipeline import default_list_date, load_models, score_day, score_export
+    from serving.pipeline import check_list_date, default_list_date, load_models, score_day, score_export
 
     if date is not None and ops is None:
         raise typer.BadParameter("--date needs --ops (the policy that decides what is allowed on that date)")
@@ -215,12 +231,15 @@ def score(
         operations = Operations.from_yaml(ops)
         _warn_unmatched_teams(loaded, operations)
         day = _parse_date(date, "--date") if date else default_list_date(loaded.as_of, operations)
+        check_list_date(loaded, operations, day)  # a date it cannot score is refused before the models load
         scores = score_day(loaded, operations, day, load_models())
     # A table keeps every export's scores; scoring the same export again replaces its rows.
     write_frame(scores, out_file, replace_where={"as_of": loaded.as_of}, schema=SCORES_SCHEMA)
     eligible = int(scores["eligible"].sum())
     where = shown_location(out_file)
-    out.print(f"wrote {len(scores):,} scores ({eligible:,} eligible) to {where}", highlight=False)
+    _say(out, f"wrote {len(scores):,} scores ({eligible:,} eligible) to {where}")
+    if ops is not None and date is None:  # `eligible` is for one date: say which when the user did not
+        _say(out, f"eligible for list date {day} ({DEFAULT_LIST_DATE})")
 
 
 @app.command()
@@ -248,15 +267,15 @@ def rank(
     _warn_unmatched_teams(loaded, operations)
     run = run_day(loaded, operations, list_date, load_models())
     written = write_day(run, out_file, special)
-    out.print(
+    _say(
+        out,
         f"wrote {len(run.call_list):,} calls for {list_date} to {shown_location(written.call_list)} "
         f"(expected value {run.call_list['expected_value'].sum():,.0f}); "
         f"{len(run.special_handling):,} special-handling accounts to {shown_location(written.special_handling)}",
-        highlight=False,
     )
     left_out = [f"{rule.replace('_', ' ')} {count:,}" for rule, count in run.excluded.items() if count]
     if left_out:
-        out.print(f"accounts left out, by the first rule that excluded them: {', '.join(left_out)}", highlight=False)
+        _say(out, f"accounts left out, by the first rule that excluded them: {', '.join(left_out)}")
 
 
 @app.command()
@@ -268,7 +287,7 @@ def models() -> None:
 
     versions = list_models()
     if versions.empty:
-        out.print("no registered models yet: run `callq train`")
+        _say(out, "no registered models yet: run `callq train`")
         return
     table = Table(title="Registered models")
     shown = [column for column in versions.columns if column not in ("run_id", "config")]
@@ -292,7 +311,7 @@ def promote(
     from training.tracking import promote as promote_version
 
     promoted = promote_version(name, version, reason=reason, force=force)
-    out.print(f"{name} v{promoted} is now champion ({reason})", highlight=False)
+    _say(out, f"{name} v{promoted} is now champion ({reason})")
 
 
 @app.command()
@@ -304,7 +323,7 @@ def rollback(
     from training.tracking import rollback as rollback_version
 
     restored = rollback_version(name, reason=reason)
-    out.print(f"{name}: champion rolled back to v{restored} ({reason})", highlight=False)
+    _say(out, f"{name}: champion rolled back to v{restored} ({reason})")
 
 
 @app.command()
@@ -324,7 +343,8 @@ def serve(
     export: ExportArg,
     ops: Annotated[Path, typer.Option("--ops", help="operations.yaml (contract section 2).")],
     date: Annotated[
-        str | None, typer.Option("--date", help="Default list date (default: the export's next day).")
+        str | None,
+        typer.Option("--date", help=f"Default list date YYYY-MM-DD (default: {DEFAULT_LIST_DATE})."),
     ] = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
@@ -350,9 +370,9 @@ def serve(
     app = create_app(provider, auth=auth)
     with console.status(f"ranking {provider.default_date} before serving…"):
         app.state.days.get(None)  # the default day is ready before the first request
-    console.print(f"serving http://{host}:{port}/ (list date {provider.default_date})", highlight=False)
+    _say(console, f"serving http://{host}:{port}/ (list date {provider.default_date})")
     if not auth.entries:
-        console.print("CALLQ_API_TOKENS holds no token: every request but /health will get 401.", highlight=False)
+        _say(console, "CALLQ_API_TOKENS holds no token: every request but /health will get 401.")
     uvicorn.run(app, host=host, port=port, workers=1, log_level="warning", access_log=False)
 
 
@@ -379,7 +399,7 @@ def main() -> None:
     except SystemExit:
         raise
     except (KeyboardInterrupt, typer.Abort):
-        console.print("interrupted")
+        _say(console, "interrupted")
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - the CLI boundary turns every failure into one line
         if os.environ.get("CALLQ_DEBUG"):
@@ -389,6 +409,12 @@ def main() -> None:
         if isinstance(error, click.exceptions.ClickException):
             error.show()
             sys.exit(error.exit_code)
+        if isinstance(error, typer.TyperException):
+            # Typer parses with its own click (not `click`): a usage error, such as `--limit -1`, is one line
+            # naming the option (`format_message`), with its exit code (2).
+            message, code = error.format_message(), error.exit_code
+            console.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False, soft_wrap=True)
+            sys.exit(code)
         if isinstance(error, CommandError):
             message = str(error)
         elif isinstance(error, ValidationError):

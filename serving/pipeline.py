@@ -322,8 +322,7 @@ def check_horizon(as_of: pd.Timestamp, operations: Operations, list_date: dt.dat
     features say little about it (a promise broken "2,912,116 days ago")."""
     if list_date > as_of.tz_convert(operations.centre_timezone).date() + dt.timedelta(days=MAX_DAYS_AHEAD):
         raise LookupError(
-            f"list date {list_date} is more than {MAX_DAYS_AHEAD} days after the export's as_of: "
-            "rank it from a newer export"
+            f"list date {list_date} is more than {MAX_DAYS_AHEAD} days after the export's as_of: use a newer export"
         )
 
 

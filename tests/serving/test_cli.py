@@ -85,6 +85,105 @@ def test_validate_names_every_planted_fault(tmp_path):
         assert fragment in report, f"{fragment!r} not reported:\n{report}"
 
 
+def _export_with_many_bad_payments(folder: Path) -> None:
+    """tiny_export as CSV, with 25 more payments of a negative amount and 3 of an unknown account."""
+    write_export(tiny_export(), folder, fmt="csv")
+    payments = pd.read_csv(folder / "payments.csv", dtype=str)
+    negative = pd.concat([payments.iloc[[0]]] * 25, ignore_index=True)
+    negative["payment_id"], negative["amount"] = [f"PX{i}" for i in range(25)], "-1.00"
+    payments.loc[[1, 2, 3], "account_id"] = "NO-SUCH-ACCOUNT"
+    pd.concat([payments, negative], ignore_index=True).to_csv(folder / "payments.csv", index=False)
+
+
+def test_validate_limit_counts_the_rows_it_does_not_show(tmp_path):
+    _export_with_many_bad_payments(tmp_path / "bad")
+    negative = "column amount: must be > 0"
+    unknown = "column account_id: not in accounts"
+    shown = callq("validate", tmp_path / "bad")  # 20 lines per rule
+    assert shown.returncode == 1
+    lines = shown.stderr.splitlines()
+    assert sum(line.startswith("payments: row PX") for line in lines) == 20
+    assert f"payments: ... and 5 more rows: {negative}" in lines
+    assert sum(unknown in line for line in lines) == 3 and not any(f"more rows: {unknown}" in line for line in lines)
+    assert lines[-1] == "28 violations of 2 rules in payments"
+    counts_only = callq("validate", tmp_path / "bad", "--limit", "0")
+    assert counts_only.returncode == 1
+    assert counts_only.stderr.splitlines() == [
+        f"payments: ... and 3 more rows: {unknown}",
+        f"payments: ... and 25 more rows: {negative}",
+        "28 violations of 2 rules in payments",
+    ]
+    negative_limit = callq("validate", tmp_path / "bad", "--limit", "-1")
+    assert negative_limit.returncode == 2 and negative_limit.stdout == ""
+    assert negative_limit.stderr.strip().splitlines() == [
+        "error: Invalid value for '--limit': Input should be greater than or equal to 0"
+    ]
+
+
+def test_message_lines_are_not_wrapped_when_piped(tmp_path):
+    # A script reads these lines: Rich must not break them at the pipe's 80 columns (stderr) or 160 (stdout).
+    write_export(tiny_export(), tmp_path / "bad", fmt="csv")
+    payments = pd.read_csv(tmp_path / "bad" / "payments.csv", dtype=str)
+    payments.loc[0, "amount"] = "-1"
+    payments.to_csv(tmp_path / "bad" / "payments.csv", index=False)
+    deep = tmp_path / ("long folder name " * 8).strip() / ("x" * 90)
+    rejects, features = deep / "rejects", deep / "features of every account.csv"
+    result = callq(
+        "features", tmp_path / "bad", "--out", features, "--lenient", "--rejects", rejects, env={"COLUMNS": "80"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == f"rejected rows (payments 1) written to {rejects}"
+    [wrote] = result.stdout.splitlines()
+    assert wrote.startswith("wrote 5 rows × ") and wrote.endswith(f" columns to {features}")
+
+
+def test_lenient_loading_reconciles_read_accepted_rejected_per_table(tmp_path):
+    write_export(tiny_export(), tmp_path / "bad", fmt="csv")
+    payments = pd.read_csv(tmp_path / "bad" / "payments.csv", dtype=str)
+    payments.loc[0, "amount"] = "-1"
+    payments.to_csv(tmp_path / "bad" / "payments.csv", index=False)
+    rejects = tmp_path / "rejects"
+    result = callq("features", tmp_path / "bad", "--out", tmp_path / "f.csv", "--lenient", "--rejects", rejects)
+    assert result.returncode == 0, result.stderr
+    # Only the tables that lost a row; the others read what they accepted.
+    assert result.stderr.splitlines() == [
+        f"rejected rows (payments 1) written to {rejects}",
+        "payments: 4 read, 3 accepted, 1 rejected",
+    ]
+
+
+def test_date_help_says_what_the_default_list_date_is():
+    from typer.main import get_command
+
+    from serving.cli import app
+
+    commands = get_command(app).commands
+    default = "the first centre-local date whose earliest shift starts at or after the export's as_of"
+    for command in ("score", "serve"):
+        [date] = [param for param in commands[command].params if "--date" in param.opts]
+        assert f"(default: {default})" in date.help, f"{command}: {date.help}"
+
+
+def test_score_refuses_a_date_past_the_horizon_in_its_own_words(tmp_path):
+    write_export(tiny_export(), tmp_path / "export")  # as_of 2026-11-23
+    ops = tmp_path / "operations.yaml"
+    ops.write_text(
+        "centre_timezone: Asia/Shanghai\npolicy: cn\nteams:\n"
+        + "".join(
+            f'  - {{team: {team}, agents: 1, calls_per_agent_hour: 1, shift: {{start: "09:00", end: "18:00"}}}}\n'
+            for team in ("early", "late", "default")
+        )
+    )
+    store = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}  # no models: refused before loading them
+    args = ["--export", tmp_path / "export", "--ops", ops, "--date", "2026-12-23", "--out", tmp_path / "s.csv"]
+    scored = callq("score", *args, env=store)
+    assert scored.returncode == 1
+    assert scored.stderr.strip().splitlines() == [
+        "error: list date 2026-12-23 is more than 14 days after the export's as_of: use a newer export"
+    ]
+    assert not (tmp_path / "s.csv").exists()
+
+
 def test_errors_are_one_line_without_traceback(tmp_path):
     result = callq(
         "rank",
@@ -228,13 +327,23 @@ def test_score_and_rank_write_contract_outputs(trained_book, tmp_path):
         "score", "--export", trained_book.export_dir, "--ops", reg_f, "--out", tmp_path / "quiet.csv", env=env
     )
     assert quiet.returncode == 0, quiet.stderr
+    from features.contract import Operations
+    from serving.pipeline import default_list_date
+
+    day = default_list_date(trained_book.simulation.export.as_of, Operations.from_yaml(reg_f))
+    assert f"eligible for list date {day} (the first centre-local date whose earliest shift starts at or after" in (
+        quiet.stdout
+    )
     quiet_scores = pd.read_csv(tmp_path / "quiet.csv")
     assert 0 < quiet_scores["eligible"].sum() < on_day["eligible"].sum()
     assert quiet_scores.loc[~quiet_scores["eligible"], "best_hour_local"].isna().all()
     no_ops = callq("score", "--export", trained_book.export_dir, "--date", "2026-11-23", "--out", tmp_path / "x.csv")
     assert no_ops.returncode != 0 and "--date needs --ops" in no_ops.stderr
     for _ in range(2):  # re-running a date replaces its rows
-        assert callq(*args, "--out", f"{url}#call_list", env=env).returncode == 0
+        to_sql = callq(*args, "--out", f"{url}#call_list", env=env)
+        assert to_sql.returncode == 0, to_sql.stderr
+    # One line however long the URL, as a script reads it (a pipe gets 160 columns).
+    assert to_sql.stdout.splitlines()[0].endswith(f"accounts to {url}#call_list_special_handling")
     import sqlalchemy as sa
 
     with sa.create_engine(url).connect() as connection:
