@@ -40,7 +40,7 @@ def run_demo(workdir: Path, *, accounts: int, seed: int, console: Console) -> No
         simulation = generate(export_dir, SimulationConfig(n_accounts=accounts, seed=seed))
     export, operations = simulation.export, simulation.operations
     counts = ", ".join(f"{name} {len(frame):,}" for name, frame in export.tables().items())
-    console.print(f"  export {export_dir} (as_of {export.as_of:%Y-%m-%d %H:%M} UTC): {counts}")
+    console.print(f"  export {export_dir} (as_of {export.as_of:%Y-%m-%d %H:%M} UTC): {counts}", soft_wrap=True)
 
     step(f"training three models, tracking in {resolve_tracking_uri()}")
     with console.status("building snapshots and fitting…"):
@@ -49,9 +49,10 @@ def run_demo(workdir: Path, *, accounts: int, seed: int, console: Console) -> No
         verdict = "promoted to champion" if outcome.promoted else "not promoted"
         console.print(
             f"  {outcome.name} v{outcome.version}: {outcome.metric} {outcome.candidate_value:.3f}, {verdict}"
-            f" — {outcome.reason}"
+            f" — {outcome.reason}",
+            soft_wrap=True,
         )
-    console.print(f"  training report: {result.report_path}")
+    console.print(f"  training report: {result.report_path}", soft_wrap=True)
 
     step("scoring every account with the champion models")
     champions = load_models()
@@ -63,7 +64,8 @@ def run_demo(workdir: Path, *, accounts: int, seed: int, console: Console) -> No
     write_frame(run.scores, str(scores_path), schema=SCORES_SCHEMA)
     written = write_day(run, str(workdir / "call_list.csv"))
     console.print(
-        f"  scores: {scores_path} ({len(run.scores):,} accounts, {int(run.scores['eligible'].sum()):,} eligible)"
+        f"  scores: {scores_path} ({len(run.scores):,} accounts, {int(run.scores['eligible'].sum()):,} eligible)",
+        soft_wrap=True,
     )
 
     step(f"call list for {list_date} ({operations.policy} policy), replayed in the simulated world")
@@ -147,12 +149,14 @@ def _print_summary(console: Console, run, comparison: pd.DataFrame, written, wor
     console.print(table)
     console.print(
         f"\nExpected collections from today's list: {calls['expected_value'].sum():,.0f} "
-        f"across {len(calls):,} calls; {len(run.special_handling):,} accounts sent to special handling."
+        f"across {len(calls):,} calls; {len(run.special_handling):,} accounts sent to special handling.",
+        soft_wrap=True,
     )
-    console.print(f"Files: {workdir}/scores.parquet, {written.call_list}, {written.special_handling}")
+    console.print(f"Files: {workdir}/scores.parquet, {written.call_list}, {written.special_handling}", soft_wrap=True)
     console.print(
         "Open the supervisor page:\n"
         f"  CALLQ_API_TOKENS='demo-token:*' callq serve --export {workdir}/export"
         f" --ops {workdir}/export/operations.yaml\n"
-        "  then browse http://127.0.0.1:8000/ and enter the token demo-token"
+        "  then browse http://127.0.0.1:8000/ and enter the token demo-token",
+        soft_wrap=True,  # a command to copy: not broken across lines in a log
     )
