@@ -164,16 +164,22 @@ def test_date_help_says_what_the_default_list_date_is():
         assert f"(default: {default})" in date.help, f"{command}: {date.help}"
 
 
-def test_score_refuses_a_date_past_the_horizon_in_its_own_words(tmp_path):
-    write_export(tiny_export(), tmp_path / "export")  # as_of 2026-11-23
-    ops = tmp_path / "operations.yaml"
+def _operations_file(folder: Path, teams: tuple[str, ...]) -> Path:
+    """A cn operations file for `teams`, one agent each, 09:00-18:00 in Shanghai."""
+    ops = folder / "operations.yaml"
     ops.write_text(
         "centre_timezone: Asia/Shanghai\npolicy: cn\nteams:\n"
         + "".join(
             f'  - {{team: {team}, agents: 1, calls_per_agent_hour: 1, shift: {{start: "09:00", end: "18:00"}}}}\n'
-            for team in ("early", "late", "default")
+            for team in teams
         )
     )
+    return ops
+
+
+def test_score_refuses_a_date_past_the_horizon_in_its_own_words(tmp_path):
+    write_export(tiny_export(), tmp_path / "export")  # as_of 2026-11-23
+    ops = _operations_file(tmp_path, ("early", "late", "default"))
     store = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}  # no models: refused before loading them
     args = ["--export", tmp_path / "export", "--ops", ops, "--date", "2026-12-23", "--out", tmp_path / "s.csv"]
     scored = callq("score", *args, env=store)
@@ -255,14 +261,7 @@ def test_rank_refuses_a_target_it_cannot_write_before_any_work(generated, tmp_pa
 def test_rank_warns_of_operations_teams_that_match_no_account(tmp_path):
     # `Early` is not `early`: the early team's accounts would silently go uncalled.
     write_export(tiny_export(), tmp_path / "export")
-    ops = tmp_path / "operations.yaml"
-    ops.write_text(
-        "centre_timezone: Asia/Shanghai\npolicy: cn\nteams:\n"
-        + "".join(
-            f'  - {{team: {team}, agents: 1, calls_per_agent_hour: 1, shift: {{start: "09:00", end: "18:00"}}}}\n'
-            for team in ("Early", "late", "default")
-        )
-    )
+    ops = _operations_file(tmp_path, ("Early", "late", "default"))
     store = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}  # no models: the warning comes first
     args = ["--export", tmp_path / "export", "--ops", ops, "--date", "2026-11-23", "--out", tmp_path / "list.csv"]
     ranked = callq("rank", *args, env=store)
