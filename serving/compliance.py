@@ -132,18 +132,21 @@ def _local_parts(instants: pd.Series, zones: pd.Series) -> pd.DataFrame:
     return out.astype("int64")
 
 
-def _amount_overdue_upper(export: Export) -> pd.Series:
-    """Per account: dues up to and including as_of's UTC date less settled payments before as_of.
+def _amount_overdue_upper(export: Export, account_ids) -> pd.Series:
+    """Per account of `account_ids`: dues up to and including as_of's UTC date less settled payments
+    before as_of.
 
     The generous reading of "amount overdue" (a due on as_of's date counts), so the guard never
-    flags an account the features call overdue; it catches lists with nothing to collect.
+    flags an account the features call overdue; it catches lists with nothing to collect. Only the
+    listed accounts' rows are summed (a million accounts' dues grouped by id took 2.8 s).
     """
     last_day = export.as_of.tz_convert("UTC").tz_localize(None).normalize()
-    dues = export.dues[export.dues["due_date"] <= last_day].groupby("account_id")["amount_due"].sum()
-    payments = export.payments
+    dues = export.dues[_member(export.dues["account_id"], account_ids)]
+    owed = dues[dues["due_date"] <= last_day].groupby("account_id")["amount_due"].sum()
+    payments = export.payments[_member(export.payments["account_id"], account_ids)]
     settled = payments[(payments["status"] == "settled") & (payments["paid_at"] < export.as_of)]
     paid = settled.groupby("account_id")["amount"].sum()
-    return dues.sub(paid, fill_value=0.0)
+    return owed.sub(paid, fill_value=0.0)
 
 
 def check_call_list(
@@ -237,7 +240,8 @@ def check_call_list(
         | _member(calls["customer_id"].astype(str), withheld_customers.astype(str)),
         "a lenient load rejected an accounts or contacts row of this customer: its flags or call history are not whole",
     )
-    upper = _amount_overdue_upper(export).reindex(calls["account_id"]).fillna(0.0).to_numpy()
+    listed = calls["account_id"].astype(str).unique()
+    upper = _amount_overdue_upper(export, listed).reindex(calls["account_id"]).fillna(0.0).to_numpy()
     listed = (
         pd.to_numeric(calls["amount_overdue"], errors="coerce").fillna(0.0).to_numpy()
         if "amount_overdue" in calls
