@@ -56,6 +56,7 @@ from features.validate import (
     check_meta,
     check_tables,
     contract_dtypes,
+    row_names,
 )
 
 META_FILE = "export.json"
@@ -616,6 +617,8 @@ def _write_rejects(check: ExportCheck, rejects_dir: Path, unreadable: Mapping[st
         rows = np.flatnonzero(table.rejected)
         frame = table.raw.iloc[rows].copy()
         frame["reason"] = table.reasons.loc[rows].to_numpy()
+        # The name `validate` and the report give the row: its key, or "#N" where the key itself is bad.
+        frame["row"] = row_names(name, table.raw, table.typed, rows) if len(rows) else pd.Series(dtype=object)
         _atomic_write(rejects_dir / f"{name}.rejects.csv", lambda path, f=frame: f.to_csv(path, index=False))
     for name, lost in unreadable.items():  # kept as the file had them: they have no columns to put them in
         frame = pd.DataFrame(

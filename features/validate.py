@@ -607,7 +607,7 @@ def _row_problems(
         add(column, RULE_NOT_BEFORE_AS_OF, _bool_array(typed[column] >= as_of))
 
 
-def _row_names(name: str, raw: pd.DataFrame, typed: pd.DataFrame, rows: np.ndarray) -> list[str]:
+def row_names(name: str, raw: pd.DataFrame, typed: pd.DataFrame, rows: np.ndarray) -> list[str]:
     """The key naming each row in `rows` (positions), or "#N" where the key is missing or bad: the N-th data
     row of the table (the CSV header not counted), whatever the source, so not a line of the file."""
     if name == "dues":
@@ -715,7 +715,7 @@ def check_tables(
             result.totals[(name, problem.column, problem.rule)] = len(rows)
             if max_per_rule is not None:
                 rows = rows[:max_per_rule]
-            keys = _row_names(name, frame, typed, rows)
+            keys = row_names(name, frame, typed, rows)
             shown = [""] * len(rows) if problem.rule == RULE_NULL else _shown(frame[problem.column], rows)
             result.violations.extend(
                 Violation(name, key, problem.column, problem.rule, value)

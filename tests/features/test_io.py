@@ -399,7 +399,8 @@ def test_lenient_drops_bad_rows_and_their_dependants(tmp_path: Path) -> None:
     assert payments.loc["P2", "reason"] == "amount: must be > 0"
     assert payments.loc["P2", "amount"] == "-200"
     assert payments.loc["P4", "reason"] == "account_id: account rejected"
-    assert list(rejects["accounts"].columns) == [*export.accounts.columns, "reason"]
+    assert list(rejects["accounts"].columns) == [*export.accounts.columns, "reason", "row"]
+    assert rejects["accounts"]["row"].tolist() == ["A4"] and payments.loc["P2", "row"] == "P2"
     assert rejects["contacts"].set_index("contact_id")["reason"].to_dict() == {
         "K2": "outcome: unknown outcome",
         "K5": "account_id: account rejected",
@@ -472,6 +473,18 @@ def test_unknown_enumerated_values_in_parquet_are_named_and_rejected(tmp_path: P
     assert set(export.contacts["contact_id"]) == {"K2", "K3", "K5"}
     outcome = export.contacts["outcome"]
     assert outcome.notna().all() and isinstance(outcome.dtype, pd.CategoricalDtype)
+
+
+def test_a_rejected_row_whose_key_is_bad_is_named_as_validate_names_it(tmp_path: Path) -> None:
+    write_export(tiny_export(), tmp_path / "export", fmt="csv")
+    path = tmp_path / "export" / "payments.csv"
+    payments = pd.read_csv(path, dtype=str, keep_default_na=False)
+    payments.loc[1, "payment_id"] = " "  # the second data row: no key to name it by
+    payments.to_csv(path, index=False)
+    named = {v.row for v in check_export(tmp_path / "export").violations if v.table == "payments"}
+    load_export(tmp_path / "export", mode="lenient", rejects_dir=tmp_path / "rejects")
+    rejects = pd.read_csv(tmp_path / "rejects" / "payments.rejects.csv", dtype=str, keep_default_na=False)
+    assert rejects["row"].tolist() == ["#2"] and named == {"#2"}
 
 
 @pytest.mark.parametrize("mode", ["strict", "lenient"])
