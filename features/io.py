@@ -52,10 +52,8 @@ from features.validate import (
     RULE_UNREADABLE_ROW,
     WHOLE,
     ExportCheck,
-    as_enum,
     check_meta,
     check_tables,
-    contract_dtypes,
     row_names,
 )
 
@@ -705,26 +703,16 @@ def load_export(
     frames: dict[str, pd.DataFrame] = {}
     for name in TABLES:
         table = check.tables[name]
-        # Most loads reject nothing: keep the typed columns as they are rather than copy them.
-        kept = table.typed.drop(columns=list((drop or {}).get(name, ())))
-        if table.rejected.any():
-            kept = kept.loc[~table.rejected].reset_index(drop=True)
-        enums = {
-            column: as_enum(kept[column], values)
-            for column, values in ENUM_COLUMNS.get(name, {}).items()
-            if column in kept.columns
-        }
-        dtypes = {column: dtype for column, dtype in contract_dtypes(name).items() if column in kept.columns}
-        frames[name] = kept.assign(**enums).astype(dtypes)
+        frames[name] = check.accepted(name, (drop or {}).get(name, ()))
         lost = len(raw.unreadable.get(name, ()))  # rows that never became a row of the table
         report.read[name] = table.read + lost
-        report.accepted[name] = len(kept)
+        report.accepted[name] = len(frames[name])
         report.rejected[name] = int(table.rejected.sum()) + lost
     if rejects_dir is not None and mode == "lenient":
         _write_rejects(check, Path(rejects_dir), raw.unreadable)
     withheld = withheld_accounts(check, frames["accounts"], raw.unreadable) if mode == "lenient" else frozenset()
     export = Export(as_of=check.as_of, source=str(source), withheld=withheld, **frames)
-    del raw, check, table, kept
+    del raw, check, table
     # The raw columns live in Arrow's own allocator, which keeps freed pages for reuse; numpy
     # (features, models) allocates elsewhere, so hand them back: ~0.9 GiB on a 1M-account export.
     pa.default_memory_pool().release_unused()

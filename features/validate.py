@@ -8,7 +8,7 @@ rows that break a rule become `Violation` objects. The same pass types the colum
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import duckdb
@@ -132,6 +132,22 @@ class ExportCheck:
 
     def total(self, table: str | None = None) -> int:
         return sum(n for (name, _, _), n in self.totals.items() if table is None or name == table)
+
+    def accepted(self, table: str, drop: Collection[str] = ()) -> pd.DataFrame:
+        """Table `table` as an `Export` holds it: the rows no rule rejected, typed as checked (a blank team
+        is no team), enumerated columns as categoricals, in the contract's dtypes; `drop` left out."""
+        checked = self.tables[table]
+        # Most loads reject nothing: keep the typed columns as they are rather than copy them.
+        kept = checked.typed.drop(columns=list(drop))
+        if checked.rejected.any():
+            kept = kept.loc[~checked.rejected].reset_index(drop=True)
+        enums = {
+            column: as_enum(kept[column], values)
+            for column, values in ENUM_COLUMNS.get(table, {}).items()
+            if column in kept.columns
+        }
+        dtypes = {column: dtype for column, dtype in contract_dtypes(table).items() if column in kept.columns}
+        return kept.assign(**enums).astype(dtypes)
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ rows, so that a queue request is a mask, a slice and a join (p99 well under 50 m
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -489,10 +490,6 @@ def _table_frame(table: str, rows: list) -> pd.DataFrame:
             frame[column.name] = pd.to_datetime(frame[column.name])
         elif column.type == ColumnType.TIMESTAMP:
             frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
-        elif column.type == ColumnType.STR and column.nullable:
-            # As the loader reads it: a blank team or agent is no value (a blank team is `default`'s).
-            text = frame[column.name].astype("string")
-            frame[column.name] = text.mask(text.str.strip().eq("").fillna(False))
     return frame.astype(contract_dtypes(table))
 
 
@@ -512,21 +509,22 @@ def export_from_request(request: ScoreRequest) -> Export:
 SHOWN_VIOLATIONS = 5
 
 
-def contract_violations(export: Export) -> list[dict] | None:
-    """What a posted export breaks of the rules the loader checks beyond the request schemas (unique event
-    ids, dates against `as_of`, whole cents, promises and their contacts), as 422 items in FastAPI's shape
-    (`loc` ["body", table], `msg` naming row, column and rule), or None. The offending values are left out
-    (other debtors' data)."""
-    check = check_tables(export.as_of, export.tables(), max_per_rule=1)
+def checked_export(posted: Export) -> Export:
+    """The posted export as the loader reads a file: checked by the same rules beyond the request schemas
+    (unique event ids, dates against `as_of`, whole cents, promises and their contacts) and typed by the
+    same checks (a blank team or agent is no value). A violation is a 422 in FastAPI's shape (`loc`
+    ["body", table], `msg` naming row, column and rule); the offending values are left out (other
+    debtors' data)."""
+    check = check_tables(posted.as_of, posted.tables(), max_per_rule=1)
     if check.ok:
-        return None
+        return dataclasses.replace(posted, **{name: check.accepted(name) for name in posted.tables()})
     items = [
         {"type": "contract", "loc": ("body", v.table), "msg": f"{v.table}: row {v.row}: column {v.column}: {v.rule}"}
         for v in check.violations[:SHOWN_VIOLATIONS]
     ]
     if check.total() > len(items):
         items.append({"type": "contract", "loc": ("body",), "msg": f"{check.total()} contract violations in all"})
-    return items
+    raise RequestValidationError(items)
 
 
 # ---------------------------------------------------------------------------------------
@@ -607,11 +605,8 @@ def score(
     for account in body.accounts:
         if not principal.allows(account.team or DEFAULT_TEAM):  # a null team is `default`, as in the operations file
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this token does not cover every posted account's team")
-    posted = export_from_request(body)
     # Every 422 of this route has FastAPI's documented shape: a list of {type, loc, msg}.
-    broken = contract_violations(posted)
-    if broken is not None:
-        raise RequestValidationError(broken)
+    posted = checked_export(export_from_request(body))
     provider: RunProvider = request.app.state.provider
     try:
         scored = provider.score(posted)

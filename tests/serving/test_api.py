@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS, Export
-from serving.api import BuildingProvider, StaticProvider, create_app, export_from_request
+from serving.api import BuildingProvider, StaticProvider, checked_export, create_app, export_from_request
 from serving.api_schemas import QueuePage, ScoreRequest
 from serving.auth import TokenAuth
 from tests.serving.api_fixtures import ADMIN, CALLS, EARLY, LATE, LIST_DATE, TOKENS, small_run, token_auth
@@ -551,7 +551,7 @@ def test_scores_refuse_what_the_loader_refuses(client, changes, named):
 def test_a_blank_team_or_agent_is_posted_as_no_value_as_the_loader_reads_it():
     body = score_body()
     body["accounts"][0]["team"], body["accounts"][0]["agent_id"] = " ", ""
-    export = export_from_request(ScoreRequest.model_validate(body))
+    export = checked_export(export_from_request(ScoreRequest.model_validate(body)))
     assert pd.isna(export.accounts.loc[0, "team"]) and pd.isna(export.accounts.loc[0, "agent_id"])
     assert export.accounts.loc[1, "team"] == "early"
 
