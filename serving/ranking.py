@@ -20,7 +20,6 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from features.contract import CALL_LIST_COLUMNS, Export, Operations
-from features.timeline import US_PER_DAY
 from serving.assignment import EXACT_MAX_EDGES, assign, assign_greedy
 from serving.eligibility import Candidates, find_candidates
 from serving.slots import as_list_date
@@ -112,10 +111,11 @@ def _followup_still_due(scores: pd.DataFrame, candidates: Candidates, as_of: pd.
     if "days_since_last_broken_promise" not in scores.columns:
         return np.ones(len(scores), dtype=bool)
     since = scores["days_since_last_broken_promise"].to_numpy(dtype=float, na_value=np.nan)
-    slot_at = pd.DatetimeIndex(candidates.slots["call_at"]).as_unit("ns").asi8  # nanoseconds, as `.value`
-    days_after = (slot_at[candidates.slot_id] - pd.Timestamp(as_of).value) / (US_PER_DAY * 1000)
+    slot_days = (
+        (pd.DatetimeIndex(candidates.slots["call_at"]) - pd.Timestamp(as_of)) / pd.Timedelta(days=1)
+    ).to_numpy()
     first = np.full(len(scores), np.inf)
-    np.minimum.at(first, candidates.account_pos, days_after)
+    np.minimum.at(first, candidates.account_pos, slot_days[candidates.slot_id])
     with np.errstate(invalid="ignore"):
         return np.nan_to_num(since, nan=np.inf) + first <= 1.0
 
