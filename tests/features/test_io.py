@@ -242,6 +242,63 @@ def test_postgres_dates_and_times_out_of_range_are_named_as_the_server_writes_th
     assert check.tables["contacts"].reasons.str.contains("started_at", na=False).sum() == 1
 
 
+@pytest.mark.postgres
+def test_postgres_enumerated_columns_read_packed_and_values_outside_the_contract_named(
+    postgres_db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import features.io as io
+
+    export = simulate(SimulationConfig(n_accounts=150, days=60, seed=5)).export
+    write_export(export, postgres_db_url)
+    write_export(export, tmp_path)
+    from_parquet, _ = load_export(tmp_path)
+    engine = sa.create_engine(postgres_db_url)
+    with engine.begin() as connection:  # a case system's VARCHAR is packed as TEXT is
+        connection.exec_driver_sql("ALTER TABLE contacts ALTER COLUMN direction TYPE varchar(16)")
+        connection.exec_driver_sql("ALTER TABLE contacts ALTER COLUMN direction DROP NOT NULL")
+    monkeypatch.setattr(io, "_PG_SPLIT_BYTES", 0)
+    monkeypatch.setattr(io, "_pg_readers", lambda: 3)
+    queries: list[str] = []
+    fetch_query = io._adbc_fetch_query
+
+    def recorded(cursor, part, *, packed, times_as_text):
+        queries.append(f"{part.table} plain" if part.packed and not packed else part.table)
+        return fetch_query(cursor, part, packed=packed, times_as_text=times_as_text)
+
+    monkeypatch.setattr(io, "_adbc_fetch_query", recorded)
+    loaded, _ = load_export(postgres_db_url)
+    assert_exports_equal(from_parquet, loaded)
+    assert queries.count("contacts") == 3 and not any("plain" in query for query in queries)
+    assert loaded.contacts["direction"].isna().sum() == export.contacts["direction"].isna().sum()
+
+    last = export.contacts["contact_id"].iloc[-1]
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"UPDATE contacts SET channel = 'Call ', direction = NULL WHERE contact_id = '{last}'"
+        )
+        connection.exec_driver_sql("UPDATE payments SET status = '' WHERE ctid = (SELECT min(ctid) FROM payments)")
+    engine.dispose()
+    queries.clear()
+    check = check_export(postgres_db_url)
+    shown = {(v.table, v.column): (v.rule, v.value) for v in check.violations}
+    assert shown[("contacts", "channel")] == ("not one of call, sms, email, letter, visit", "Call ")
+    assert shown[("contacts", "direction")][0] == RULE_NULL
+    assert shown[("payments", "status")][1] == ""
+    assert {(v.table, v.column) for v in check.violations} == {
+        ("contacts", "channel"),
+        ("contacts", "direction"),
+        ("payments", "status"),
+    }
+    # Only the parts holding a value outside the contract were read again, unpacked.
+    assert sorted(query for query in queries if "plain" in query) == ["contacts plain", "payments plain"]
+
+    with sa.create_engine(postgres_db_url).begin() as connection:  # an empty table is typed as a full one
+        connection.exec_driver_sql("DELETE FROM payments")
+    emptied, _ = load_export(postgres_db_url, mode="lenient")
+    assert len(emptied.payments) == 0
+    assert emptied.payments.dtypes.to_dict() == from_parquet.payments.dtypes.to_dict()
+
+
 def test_parquet_dates_and_times_out_of_range_are_refused(tmp_path: Path) -> None:
     write_export(tiny_export(), tmp_path)
     for name, column, value in (("dues", "due_date", "date"), ("contacts", "started_at", "timestamp")):
