@@ -19,6 +19,7 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from training.config import LightGBMParams
+from training.treeshap import predict_contributions
 
 BOOSTER_ARTIFACT = "booster"
 # Per call slot: debtor-local hour and weekday, and the account's rates picked for them (`add_slot_rates`).
@@ -260,14 +261,6 @@ def apply_calibration(
     return expit(-(calibration["a"] * raw + calibration["b"]))
 
 
-def predict_contributions(booster: lgb.Booster, matrix: np.ndarray) -> np.ndarray:
-    """SHAP values (TreeSHAP), rows x (features + bias); LightGBM divides by the row count, so an
-    empty matrix (e.g. an empty call list) is answered here."""
-    if len(matrix) == 0:
-        return np.zeros((0, booster.num_feature() + 1))
-    return booster.predict(matrix, pred_contrib=True)
-
-
 class BoosterModel(mlflow.pyfunc.PythonModel):
     """A LightGBM booster (text) + feature list + optional calibration map; `predict` gives P(label=1)."""
 
@@ -334,7 +327,7 @@ class BoosterModel(mlflow.pyfunc.PythonModel):
     def contributions(self, features: pd.DataFrame) -> pd.DataFrame:
         """Per-feature contributions to the raw (log-odds) score, plus `bias`; rows sum to the raw score.
 
-        Slow (~1k rows/s): compute it for a call list, not for the whole book.
+        Slow (TreeSHAP, `training.treeshap`): compute it for a call list, not for the whole book.
         """
         values = predict_contributions(self._booster, self._matrix(features))
         return pd.DataFrame(values, columns=[*self._feature_names, "bias"], index=features.index)
