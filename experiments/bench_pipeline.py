@@ -27,15 +27,14 @@ t0 = time.perf_counter(); marks = {}
 def mark(name):
     marks[name] = round(time.perf_counter() - t0, 2)
 from features.contract import Operations
-from features.build import UNREAD_COLUMNS
-from features.io import load_export
 import serving.pipeline as pipeline
-from serving.pipeline import load_models, run_day, write_day
+from serving.cli import _load_with_models
+from serving.pipeline import run_day, write_day
 import datetime as dt
 mark("imports")
-export, _ = load_export(sys.argv[1], drop=UNREAD_COLUMNS); mark("load_export")  # as the CLI loads
 operations = Operations.from_yaml(sys.argv[2])
-champions = load_models(); mark("load_models")
+export, models = _load_with_models(sys.argv[1], False, None); mark("load_export")  # as `callq rank` loads
+champions = models.result(); mark("load_models")  # read from the registry while the export loaded
 build = pipeline.build_features
 def timed_build(*args, **kwargs):
     result = build(*args, **kwargs); mark("features"); return result

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -74,6 +75,20 @@ def _load(source: str, lenient: bool, rejects: Path | None):
                 read, accepted = report.read.get(name, 0), report.accepted.get(name, 0)
                 _say(console, f"{name}: {read:,} read, {accepted:,} accepted, {count:,} rejected")
     return export
+
+
+def _load_with_models(source: str, lenient: bool, rejects: Path | None) -> tuple[object, Future]:
+    """The export, and the champion models (a future) read from the registry while the export loads: the
+    two are independent, and the models' seconds hide behind a large book's. A bad export is still the
+    first thing reported; a failed model load is raised where the caller asks for the result."""
+    from serving.pipeline import load_models
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="callq-models")
+    try:
+        models = pool.submit(load_models)
+        return _load(source, lenient, rejects), models
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _warn_unmatched_teams(export, operations) -> None:
@@ -220,19 +235,19 @@ def score(
     """Write contract `scores` for every account with the champion models."""
     from features.contract import SCORES_SCHEMA, Operations
     from features.io import shown_location, write_frame
-    from serving.pipeline import check_list_date, default_list_date, load_models, score_day, score_export
+    from serving.pipeline import check_list_date, default_list_date, score_day, score_export
 
     if date is not None and ops is None:
         raise typer.BadParameter("--date needs --ops (the policy that decides what is allowed on that date)")
-    loaded = _load(export, lenient, rejects)
+    loaded, models = _load_with_models(export, lenient, rejects)
     if ops is None:
-        scores = score_export(loaded, load_models()).scores
+        scores = score_export(loaded, models.result()).scores
     else:
         operations = Operations.from_yaml(ops)
         _warn_unmatched_teams(loaded, operations)
         day = _parse_date(date, "--date") if date else default_list_date(loaded.as_of, operations)
-        check_list_date(loaded, operations, day)  # a date it cannot score is refused before the models load
-        scores = score_day(loaded, operations, day, load_models())
+        check_list_date(loaded, operations, day)  # a date it cannot score is refused before the models are used
+        scores = score_day(loaded, operations, day, models.result())
     # A table keeps every export's scores; scoring the same export again replaces its rows.
     write_frame(scores, out_file, replace_where={"as_of": loaded.as_of}, schema=SCORES_SCHEMA)
     eligible = int(scores["eligible"].sum())
@@ -258,14 +273,14 @@ def rank(
     """Write the compliant, ranked call list for one list date."""
     from features.contract import Operations
     from features.io import shown_location
-    from serving.pipeline import day_targets, load_models, run_day, write_day
+    from serving.pipeline import day_targets, run_day, write_day
 
     operations = Operations.from_yaml(ops)
     list_date = _parse_date(date, "--date")
     day_targets(out_file, special)  # a target it cannot write is refused now, not after the ranking
-    loaded = _load(export, lenient, rejects)
+    loaded, models = _load_with_models(export, lenient, rejects)
     _warn_unmatched_teams(loaded, operations)
-    run = run_day(loaded, operations, list_date, load_models())
+    run = run_day(loaded, operations, list_date, models.result())
     written = write_day(run, out_file, special)
     _say(
         out,
@@ -355,15 +370,16 @@ def serve(
     from features.contract import Operations
     from serving.api import create_app
     from serving.auth import TokenAuth
-    from serving.pipeline import DailyProvider, check_list_date, load_models
+    from serving.pipeline import DailyProvider, check_list_date
 
     auth = TokenAuth.from_env()  # a malformed CALLQ_API_TOKENS fails now, not after the day is ranked
-    loaded, operations = _load(export, False, None), Operations.from_yaml(ops)
+    operations = Operations.from_yaml(ops)
+    loaded, models = _load_with_models(export, False, None)
     _warn_unmatched_teams(loaded, operations)
     provider = DailyProvider(
         loaded,
         operations,
-        load_models(),
+        models.result(),
         default_date=_parse_date(date, "--date") if date else None,
     )
     check_list_date(loaded, operations, provider.default_date)  # a date it cannot rank: one line, no server

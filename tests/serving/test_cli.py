@@ -218,6 +218,24 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     ]
 
 
+def test_a_bad_export_is_reported_alone_while_the_models_load_beside_it(tmp_path):
+    # `rank` reads the champions from the registry while the export loads: a bad export is still the one
+    # line, whatever the model store (here a new one, with no models) says meanwhile.
+    write_export(tiny_export(), tmp_path / "bad", fmt="csv")
+    payments = pd.read_csv(tmp_path / "bad" / "payments.csv", dtype=str)
+    payments.loc[0, "amount"] = "12,50"
+    payments.to_csv(tmp_path / "bad" / "payments.csv", index=False)
+    ops = _operations_file(tmp_path, ("early", "late", "default"))
+    (tmp_path / "new-store").mkdir()
+    store = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'new-store' / 'mlflow.db'}"}
+    args = ["--export", tmp_path / "bad", "--ops", ops, "--date", "2026-11-23", "--out", tmp_path / "list.csv"]
+    ranked = callq("rank", *args, env=store)
+    assert ranked.returncode == 1
+    assert len(ranked.stderr.strip().splitlines()) == 1
+    assert ranked.stderr.startswith("error: payments: row P1: column amount:")
+    assert not (tmp_path / "list.csv").exists()
+
+
 def test_paths_and_values_holding_rich_markup_are_printed_as_they_are(tmp_path):
     # `[/settled]` would close a tag that was never opened, `[b]paid[/b]` would turn bold: neither is markup.
     write_export(tiny_export(), tmp_path / "bad", fmt="csv")
