@@ -1363,8 +1363,11 @@ class World:
         self._p_reached: dict[int, np.ndarray] = {}
         self._settled_no_call: np.ndarray | None = None
         self._settled_reached: dict[int, np.ndarray] = {}
+        # The list date callq ranks by default (`serving.pipeline.default_list_date`): the first centre
+        # date whose earliest shift starts at or after as_of.
         centre = pd.Timestamp(config.as_of).tz_convert(config.centre_zone)
-        self.list_date = centre.date() if centre.hour < 12 else centre.date() + dt.timedelta(days=1)
+        earliest = min(dt.time.fromisoformat(start) for start, _ in _TEAM_SHIFTS)
+        self.list_date = centre.date() if centre.time() <= earliest else centre.date() + dt.timedelta(days=1)
         self._kind = book.kind
 
     # -- lookups

@@ -23,8 +23,8 @@ def _features(simulation) -> pd.DataFrame:
 
 
 def test_oracle_ranks_by_the_gain_on_the_list_date_callq_ranks_in_a_sydney_centre():
-    # At the export's as_of (11:00 in Sydney) the shifts have begun: callq ranks the next day, while the
-    # world's default list date (the centre's date before noon) is as_of's own.
+    # At the export's as_of (11:00 in Sydney) the shifts have begun: callq ranks the next day, and so does
+    # the world by default (it once took the centre's date before noon, as_of's own).
     config = SimulationConfig(
         n_accounts=800,
         days=120,
@@ -35,7 +35,7 @@ def test_oracle_ranks_by_the_gain_on_the_list_date_callq_ranks_in_a_sydney_centr
     )
     simulation = simulate(config)
     day = default_list_date(simulation.export.as_of, simulation.operations)
-    assert day != simulation.world.list_date
+    assert day == simulation.world.list_date == simulation.export.as_of.date() + dt.timedelta(days=1)
     oracle = oracle_list(simulation, day)
     truth = simulation.world.true_call_value(oracle["account_id"].to_numpy(), oracle["call_at"])
     np.testing.assert_allclose(oracle["expected_value"].to_numpy(), np.clip(truth, 0.0, None), rtol=1e-9, atol=1e-9)
