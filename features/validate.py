@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import duckdb
 import numpy as np
@@ -46,7 +47,9 @@ _OFFSET_RE = r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)"
 _MONEY_RE = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 # A non-zero digit in the third decimal place or beyond: "12.300" is fine, "12.305" is not.
 _TOO_PRECISE_RE = r"[^.]*\.[0-9]{2}[0-9]*[1-9][0-9]*"
-_INT_RE = r"[+-]?[0-9]+"
+# A zero fraction is allowed: the float 184.0 a Parquet file holds is the integer 184, and so is its text
+# from a SQLite REAL or a NUMERIC column ("184.0", "184.00").
+_INT_RE = r"[+-]?[0-9]+(?:\.0*)?"
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
 
 RULE_MISSING_TABLE = "missing table"
@@ -54,6 +57,7 @@ RULE_MISSING_COLUMN = "missing column"
 RULE_UNREADABLE_ROW = "row does not split into the header's columns"
 RULE_NULL = "must not be null"
 RULE_EMPTY_ID = "empty identifier"
+RULE_EMPTY = "empty text"
 RULE_NOT_UNIQUE = "not unique"
 RULE_NOT_IN_ACCOUNTS = "not in accounts"
 RULE_NOT_IN_CONTACTS = "not in contacts"
@@ -82,6 +86,8 @@ RULE_DURATION_CHANNEL = "duration only for calls and visits"
 REASON_ACCOUNT_REJECTED = "account_id: account rejected"
 REASON_CONTACT_REJECTED = "contact_id: contact rejected"
 
+# Required text columns whose values a row rule judges (a blank one is not among them): no blank check.
+_VALUE_CHECKED_TEXT = frozenset({"timezone", *(name for columns in ENUM_COLUMNS.values() for name in columns)})
 _ALL_OUTCOMES = tuple(dict.fromkeys(o for outcomes in OUTCOMES_BY_CHANNEL.values() for o in outcomes))
 _CHANNEL_OUTCOME_PAIRS = tuple(f"{c}|{o}" for c, outcomes in OUTCOMES_BY_CHANNEL.items() for o in outcomes)
 
@@ -279,7 +285,9 @@ def _parse_timestamp(raw: pd.Series) -> _Parsed:
     naive = ~with_offset & _match(text, _TIME_RE + r"|" + _DATE_RE)
     parsed = _arrow_cast(text.where(with_offset), pa.timestamp("us", tz="UTC"))
     if parsed is None:
-        parsed = pd.to_datetime(text.where(with_offset), utc=True, format="ISO8601", errors="coerce")
+        # Arrow refuses ISO-8601's decimal comma and RFC 3339's lower-case z, which the shape above allows.
+        shaped = text.where(with_offset).str.replace(",", ".", regex=False).str.replace("z", "Z", regex=False)
+        parsed = pd.to_datetime(shaped, utc=True, format="ISO8601", errors="coerce")
     parsed = parsed.astype("datetime64[us, UTC]")
     bad = ~null & ~naive & (_bool_array(parsed.isna()) | _out_of_range(parsed))
     return _Parsed(parsed.mask(bad), [(RULE_NAIVE_TIMESTAMP, naive), (RULE_TIMESTAMP, bad)])
@@ -293,7 +301,9 @@ def _parse_money(raw: pd.Series) -> _Parsed:
         with np.errstate(invalid="ignore", over="ignore"):
             cents = numbers * 100.0
             not_finite = ~null & ~np.isfinite(numbers)
-            too_precise = ~null & ~not_finite & ~np.isclose(cents, np.round(cents), rtol=0.0, atol=1e-6)
+            # A float is a decimal's nearest double: 1234567890.12 * 100 is off a whole cent by ~1e-5, so the
+            # tolerance grows with the value (a few of its last bits), as its 15-digit text would read it.
+            too_precise = ~null & ~not_finite & ~np.isclose(cents, np.round(cents), rtol=2.0**-50, atol=1e-6)
             too_large = ~null & ~not_finite & (np.abs(numbers) >= MAX_MONEY)
         return _Parsed(
             values.mask(not_finite | too_precise | too_large),
@@ -302,6 +312,9 @@ def _parse_money(raw: pd.Series) -> _Parsed:
     if not _is_text(raw):
         values = pd.Series(np.nan, index=raw.index, dtype="float64")
         return _Parsed(values, [(RULE_NUMBER, ~null)])
+    if raw.dtype == object:
+        # Parquet decimals arrive as Python Decimals, which print a zero of scale 7 or more as 0E-7.
+        raw = raw.map(lambda v: format(v, "f") if isinstance(v, Decimal) else v, na_action="ignore")
     text = _as_text(raw)
     shaped = _match(text, _MONEY_RE)
     numbers = _arrow_cast(text.where(shaped), pa.float64())
@@ -347,8 +360,9 @@ def _parse_int(raw: pd.Series) -> _Parsed:
     shaped = _match(text, _INT_RE)
     digits = text.where(shaped).str.removeprefix("+")
     numbers = _arrow_cast(digits, pa.int64())
-    if numbers is None:  # Arrow refused a value: one beyond int64, which is not an integer callq keeps
-        numbers = digits.map(lambda v: int(v) if isinstance(v, str) and -(2**63) <= int(v) < 2**63 else None)
+    if numbers is None:  # Arrow refused a value: one with a zero fraction, or beyond int64 (not one callq keeps)
+        whole = digits.str.partition(".")[0].where(shaped)
+        numbers = whole.map(lambda v: int(v) if isinstance(v, str) and -(2**63) <= int(v) < 2**63 else None)
     bad = ~null & _bool_array(numbers.isna())
     return _Parsed(numbers.astype("Int64"), [(RULE_INT, bad)])
 
@@ -505,13 +519,15 @@ def _column_problems(column: Column, raw: pd.Series) -> tuple[pd.Series, list[_P
         if null.any():
             problems.append(_Problem(column.name, RULE_NULL, null))
     values = parsed.values
-    if column.type is ColumnType.STR and (column.nullable or column.name.endswith("_id")):
+    if column.type is ColumnType.STR and (column.nullable or column.name not in _VALUE_CHECKED_TEXT):
         empty = _blank(values)
         if empty.any():
             # A blank team or agent is no value (null: the team `default` takes unassigned accounts);
-            # a blank required identifier breaks the contract.
+            # a blank required identifier or text breaks the contract, as the same empty field of a CSV
+            # file (read as null) does.
             if not column.nullable:
-                problems.append(_Problem(column.name, RULE_EMPTY_ID, empty))
+                rule = RULE_EMPTY_ID if column.name.endswith("_id") else RULE_EMPTY
+                problems.append(_Problem(column.name, rule, empty))
             values = values.mask(empty)
     return values, problems
 
@@ -712,12 +728,14 @@ def check_tables(
         problems_by_table[name] = problems
 
     context: dict = {}
-    if "accounts" in typed_tables:
+    # A table without its key column holds no ids to refer to: that is its one missing-column violation, not
+    # a "not in accounts" for every row that refers to it.
+    if "accounts" in typed_tables and "account_id" not in missing_by_table["accounts"]:
         accounts = typed_tables["accounts"]
         context["account_ids"] = _valid_ids(accounts, "account_id", problems_by_table["accounts"]).unique()
         known = accounts[_bool_array(accounts["account_id"].notna())].drop_duplicates("account_id")
         context["zone_by_account"] = pd.Series(known["timezone"].to_numpy(), index=known["account_id"].to_numpy())
-    if "contacts" in typed_tables:
+    if "contacts" in typed_tables and "contact_id" not in missing_by_table["contacts"]:
         context["contact_ids"] = _valid_ids(typed_tables["contacts"], "contact_id", problems_by_table["contacts"])
     for name, typed in typed_tables.items():
         _row_problems(name, typed, problems_by_table[name], as_of, context)

@@ -19,6 +19,7 @@ from features.validate import (
     RULE_DECIMALS,
     RULE_DUE_TOO_LATE,
     RULE_DURATION_CHANNEL,
+    RULE_EMPTY,
     RULE_EMPTY_ID,
     RULE_INT,
     RULE_MISSING_COLUMN,
@@ -211,6 +212,8 @@ def test_money_numbers(value: float, rule: str | None) -> None:
         ("01/11/2026 10:00", RULE_TIMESTAMP),
         ("2026-11-23T00:00:00Z", RULE_NOT_BEFORE_AS_OF),
         ("2026-11-22T23:59:59.999999Z", None),
+        ("2026-11-01T10:00:00,5Z", None),  # ISO-8601's decimal comma
+        ("2026-11-01T10:00:00z", None),  # RFC 3339's lower-case Z
     ],
 )
 def test_timestamp_text(value: str, rule: str | None) -> None:
@@ -429,3 +432,73 @@ def test_time_zones_are_names_of_the_iana_list(zone: str, valid: bool) -> None:
     accounts.loc[0, "timezone"] = zone
     found = _found(validate_tables(AS_OF, _raw(accounts=accounts)))
     assert found == (set() if valid else {("accounts", "A1", "timezone", RULE_TIMEZONE)})
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        (1234567890.12, None),
+        (12345678901.23, None),
+        (9999999999999.99, None),
+        (0.1 + 0.2, None),  # arithmetic noise far below a cent
+        (1234567.891, RULE_DECIMALS),
+        (123456789.125, RULE_DECIMALS),
+    ],
+)
+def test_money_floats_are_judged_at_their_own_precision(value: float, rule: str | None) -> None:
+    """A float's rounding error grows with its size: 1234567890.12 is two decimals, as its text is."""
+    accounts = tiny_export().accounts
+    accounts.loc[4, "credit_limit"] = value
+    found = _found(validate_tables(AS_OF, _raw(accounts=accounts)))
+    assert found == (set() if rule is None else {("accounts", "A5", "credit_limit", rule)})
+
+
+def test_money_written_to_parquet_is_read_back_valid(tmp_path: Path) -> None:
+    export = tiny_export()
+    export.accounts.loc[4, "credit_limit"] = 1234567890.12
+    write_export(export, tmp_path / "export", fmt="parquet")
+    assert check_export(tmp_path / "export").violations == []
+
+
+def test_parquet_decimals_are_read_as_their_digits() -> None:
+    """Parquet decimals arrive as Python Decimals: a zero of scale 10 prints as 0E-10, yet is 0."""
+    from decimal import Decimal
+
+    accounts = tiny_export().accounts.astype({"credit_limit": object})
+    accounts["credit_limit"] = [
+        Decimal("20000.0000000000"),
+        None,
+        Decimal("0E-10"),
+        Decimal("5000.50"),
+        Decimal("1E+3"),
+    ]
+    assert validate_tables(AS_OF, _raw(accounts=accounts)) == []
+    accounts.loc[0, "credit_limit"] = Decimal("0.0010000000")
+    assert _found(validate_tables(AS_OF, _raw(accounts=accounts))) == {
+        ("accounts", "A1", "credit_limit", RULE_DECIMALS)
+    }
+
+
+@pytest.mark.parametrize(("table", "column"), [("accounts", "account_id"), ("contacts", "contact_id")])
+def test_a_missing_key_column_is_one_violation_not_an_orphan_per_row(table: str, column: str) -> None:
+    export = tiny_export()
+    frame = export.table(table).drop(columns=column)
+    assert _found(validate_tables(AS_OF, _raw(**{table: frame}))) == {(table, WHOLE, column, RULE_MISSING_COLUMN)}
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_a_blank_product_is_refused_as_csv_refuses_it(value: str) -> None:
+    """CSV reads an empty field as null (refused); Parquet and SQL keep "": the same value, the same verdict."""
+    accounts = tiny_export().accounts
+    accounts.loc[0, "product"] = value
+    found = _found(validate_tables(AS_OF, _raw(accounts=accounts)))
+    assert found == {("accounts", "A1", "product", RULE_EMPTY)}
+
+
+@pytest.mark.parametrize(("value", "rule"), [("184.0", None), ("184.00", None), ("184.5", RULE_INT), ("1e2", RULE_INT)])
+def test_integral_decimal_text_is_an_integer(value: str, rule: str | None) -> None:
+    """A float 184.0 from Parquet is the integer 184; so is its text from SQLite (REAL) or a NUMERIC column."""
+    contacts = tiny_export().contacts.astype({"duration_s": object})
+    contacts.loc[1, "duration_s"] = value
+    found = _found(validate_tables(AS_OF, _raw(contacts=contacts)))
+    assert found == (set() if rule is None else {("contacts", "K2", "duration_s", rule)})
