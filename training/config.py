@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 from features.contract import DEFAULT_HORIZON_DAYS
 
@@ -38,8 +38,17 @@ def _no_categorical(constraints: dict[str, int]) -> dict[str, int]:
     return constraints
 
 
+def _whole_sign(sign: Any) -> Any:
+    """Refuse `true` and `-1.0` for a sign: a literal of ints takes them (True == 1), strict or not."""
+    if type(sign) is not int:
+        raise ValueError(f"a monotone constraint is -1 or 1, not {sign!r}")
+    return sign
+
+
 # Feature name -> +1 / -1, never on a categorical feature.
-MonotoneConstraints = Annotated[dict[str, Literal[-1, 1]], AfterValidator(_no_categorical)]
+MonotoneConstraints = Annotated[
+    dict[str, Annotated[Literal[-1, 1], BeforeValidator(_whole_sign)]], AfterValidator(_no_categorical)
+]
 
 
 class LightGBMParams(BaseModel):
@@ -242,6 +251,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.1 (PyYAML) reads `yes`, `no`, `on` and `off` as booleans, so `treated_offset: no` was refused as
+# not one of 'yes', 'no' or 'auto': only true and false are booleans, as in YAML 1.2.
+_BOOL = "tag:yaml.org,2002:bool"
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_UniqueKeyLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 # YAML 1.1 (PyYAML) reads `5e-2` and `1e3` as text, and strict settings would refuse them: read them as
 # numbers, as YAML 1.2 does.
 _UniqueKeyLoader.add_implicit_resolver(

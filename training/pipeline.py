@@ -265,6 +265,9 @@ def decide(kind: str, candidate: float, data: TrainingData, config: TrainConfig,
         return version, None, True, f"{unservable}, which serving refuses"
     try:
         champion = tracking.load_version(kind, version, uri)
+    except tracking.RegistryError as error:  # its files are gone: serving cannot load it either
+        return version, None, True, f"{error}, which serving refuses"
+    try:
         not_comparable = _not_comparable(kind, version, record, champion, data, config)
         if not_comparable:
             return version, None, False, not_comparable
@@ -516,10 +519,14 @@ def move_champions(
 def _mark_incomplete(outcomes: dict[str, ModelOutcome], run_id: str, error: BaseException, uri: str | None) -> None:
     """Tag the versions a failed or stopped run registered, so that nobody promotes them unawares."""
     why = f"run {run_id} stopped: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    for kind, outcome in outcomes.items():
+    versions = {(kind, outcome.version) for kind, outcome in outcomes.items()}
+    # A version the store created without the run hearing back (a lost answer, a stop inside `register`).
+    with suppress(Exception):
+        versions.update(tracking.run_versions(run_id, uri))
+    for kind, version in sorted(versions):
         # The store may be what failed: the run's own error matters more than a missing tag.
         with suppress(Exception):
-            tracking.set_version_tag(kind, outcome.version, tracking.INCOMPLETE_TAG, why, uri)
+            tracking.set_version_tag(kind, version, tracking.INCOMPLETE_TAG, why, uri)
 
 
 @contextmanager

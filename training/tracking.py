@@ -357,12 +357,22 @@ def champion_version(name: str, tracking_uri: str | None = None) -> str | None:
 
 @_store_call
 def load_version(name: str, version: str, tracking_uri: str | None = None) -> Any:
-    """The unwrapped callq model object (e.g. `BoosterModel`) of a registered version."""
+    """The unwrapped callq model object (e.g. `BoosterModel`) of a registered version; a `RegistryError`
+    naming it when its model files are gone (a local store moved: its artifact locations are absolute)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
+    full = registered_name(name)
     client(tracking_uri)
-    with quiet():
-        return mlflow.pyfunc.load_model(f"models:/{registered_name(name)}/{version}").unwrap_python_model()
+    try:
+        with quiet():
+            return mlflow.pyfunc.load_model(f"models:/{full}/{version}").unwrap_python_model()
+    except MlflowException as error:
+        if not _absent(error):
+            raise
+        raise RegistryError(
+            f"{full} v{version}: its model files cannot be read ({error}; were the store's artifacts moved or deleted?)"
+        ) from error
 
 
 @_store_call
@@ -567,6 +577,8 @@ class Champions:
 def load_champions(tracking_uri: str | None = None) -> Champions:
     """Load `models:/callq-*@champion` for serving; a clear error, before any feature is built, when a
     champion is missing or was trained on features this callq does not build."""
+    from mlflow.exceptions import MlflowException
+
     versions, models, metrics = {}, {}, {}
     for kind, full in REGISTERED.items():
         version = champion_version(full, tracking_uri)
@@ -585,8 +597,12 @@ def load_champions(tracking_uri: str | None = None) -> Champions:
                 f"{problem}: retrain (`callq train`) or promote a version of this feature set (`callq models`)"
             )
         versions[kind] = version
-        run_id = registered.run_id
-        logged = mlflow_client.get_run(run_id).data.metrics if run_id else {}
+        try:
+            logged = mlflow_client.get_run(registered.run_id).data.metrics if registered.run_id else {}
+        except MlflowException as error:
+            if not _absent(error):
+                raise
+            logged = {}  # the run was deleted for good: the model serves without its test metrics
         prefix = f"{kind}."
         metrics[kind] = {
             name[len(prefix) :]: value
@@ -594,6 +610,14 @@ def load_champions(tracking_uri: str | None = None) -> Champions:
             if name.startswith(prefix) and ("test_" in name or "baseline" in name or "replay" in name)
         }
     return Champions(models["repayment"], models["contact"], models["call_effect"], versions, metrics)
+
+
+@_store_call
+def run_versions(run_id: str, tracking_uri: str | None = None) -> list[tuple[str, str]]:
+    """(kind, version) of every callq version registered from run `run_id`."""
+    kinds = {full: kind for kind, full in REGISTERED.items()}
+    found = client(tracking_uri).search_model_versions(f"run_id = '{run_id}'")
+    return sorted((kinds[version.name], str(version.version)) for version in found if version.name in kinds)
 
 
 @_store_call

@@ -115,3 +115,25 @@ LightGBMClassifier(["amount", "segment"], params, 0, {"segment": 1}).fit(frame, 
     child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert child.returncode == 1, child.stderr
     assert "ValueError: monotone constraint on categorical feature 'segment'" in child.stderr
+
+
+def test_yes_and_no_are_the_words_a_setting_documents_not_booleans(tmp_path):
+    # `treated_offset: yes | no | auto`: PyYAML (YAML 1.1) read `yes` and `no` as booleans, and the documented
+    # values were refused ("Input should be 'yes', 'no' or 'auto'"). As in YAML 1.2, only true/false are.
+    assert _load(tmp_path, "uplift:\n  treated_offset: yes\n").uplift.treated_offset == "yes"
+    assert _load(tmp_path, "uplift:\n  treated_offset: no\n").uplift.treated_offset == "no"
+    assert _load(tmp_path, "name: off\n").name == "off"
+    with pytest.raises(ValidationError) as excinfo:
+        _load(tmp_path, "seed: true\n")
+    assert _error(excinfo)[0] == "seed"
+
+
+@pytest.mark.parametrize("sign", ["true", "false", "-1.0", "0"])
+def test_a_monotone_constraint_is_minus_one_or_one_never_a_boolean(tmp_path, sign):
+    # `true` was read as +1: "never lowers" on broken promises, the opposite of what was meant.
+    with pytest.raises(ValidationError) as excinfo:
+        _load(tmp_path, f"repayment:\n  monotone_constraints: {{promises_broken_90d: {sign}}}\n")
+    assert _error(excinfo)[0] == "repayment.monotone_constraints.promises_broken_90d"
+    assert _load(
+        tmp_path, "repayment:\n  monotone_constraints: {promises_broken_90d: -1}\n"
+    ).repayment.monotone_constraints == {"promises_broken_90d": -1}

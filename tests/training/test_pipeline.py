@@ -248,3 +248,29 @@ def test_a_run_failing_while_it_moves_the_champions_puts_them_back(small_book, t
     assert tracking.champion_history("repayment", uri) == []
     incomplete = [tracking.client(uri).get_model_version(name, "1").tags for name in tracking.REGISTERED.values()]
     assert all("ConnectionError: tracking server unavailable" in tags[tracking.INCOMPLETE_TAG] for tags in incomplete)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_version_registered_when_the_store_s_answer_was_lost_is_tagged_too(small_book, tmp_path):
+    # The server created the contact version but its answer never came (timeout, dropped connection): the
+    # run failed, and that version, unknown to the run, was left promotable as if its run had finished.
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    create = mlflow.MlflowClient.create_model_version
+
+    def answer_lost_for_contact(self, name, *args, **kwargs):
+        version = create(self, name, *args, **kwargs)
+        if name == "callq-contact":
+            raise ConnectionError("read timed out")
+        return version
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(ConnectionError):
+        patch.setattr(mlflow.MlflowClient, "create_model_version", answer_lost_for_contact)
+        train(small_book.export, TrainConfig.model_validate(FAST), tracking_uri=uri, report_dir=tmp_path / "report")
+    listing = tracking.list_models(uri)
+    assert listing[["name", "version"]].values.tolist() == [["callq-contact", 1], ["callq-repayment", 1]]
+    assert listing["incomplete_run"].str.contains("ConnectionError: read timed out").all()
+    with pytest.raises(tracking.RegistryError, match="v1 is from a training run that did not finish"):
+        tracking.promote("contact", "1", "looks fine", uri)

@@ -344,3 +344,38 @@ def test_a_rollback_failing_midway_never_restores_the_version_it_took_away(uri, 
     with pytest.raises(tracking.RegistryError, match="no previous champion"):
         tracking.rollback("repayment", "v2 is bad (again)", uri)  # was: restored v2
     assert tracking.champion_version("repayment", uri) == "1"
+
+
+def _model_files(uri: str, version: str, name: str = "callq-repayment"):
+    """The local folder holding a registered version's model files."""
+    from urllib.parse import urlsplit
+
+    mlflow_client = tracking.client(uri)
+    model_id = mlflow_client.get_model_version(name, version).source.removeprefix("models:/")
+    return urlsplit(mlflow_client.get_logged_model(model_id).artifact_location).path
+
+
+def test_a_champion_whose_model_files_are_gone_is_named_and_replaced_by_a_candidate(uri):
+    # A local store moved to another folder (its artifact locations are absolute) or files deleted: serving
+    # said only "No such artifact: ''", and every retrain failed the same way after fitting its models.
+    import shutil
+
+    tracking.promote("repayment", _register(uri, **COMPARABLE), "first", uri)
+    shutil.rmtree(_model_files(uri, "1"))
+    with pytest.raises(tracking.RegistryError, match=r"^callq-repayment v1: its model files cannot be read \("):
+        tracking.load_champions(uri)
+    champion, value, promote, reason = decide("repayment", 0.5, _data(), TrainConfig(), uri)
+    assert (champion, value, promote) == ("1", None, True)
+    assert reason.startswith("callq-repayment v1: its model files cannot be read") and "serving refuses" in reason
+
+
+def test_champions_load_after_their_training_run_was_deleted_for_good(uri):
+    # `mlflow gc` after deleting old runs from the UI: the registered versions keep their model files.
+    for kind in tracking.REGISTERED:
+        tracking.promote(kind, _register(uri, kind), "first", uri)
+    run_id = tracking.client(uri).get_model_version("callq-repayment", "1").run_id
+    store = tracking.client(uri)._tracking_client.store
+    store.delete_run(run_id)
+    store._hard_delete_run(run_id)
+    champions = tracking.load_champions(uri)
+    assert champions.model_version == "repayment:1,contact:1,call-effect:1" and champions.metrics["repayment"] == {}
