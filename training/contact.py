@@ -3,7 +3,9 @@
 Rows are historical outbound calls in the week after each snapshot, with that snapshot's
 features. Compared on the test window with the collectors' rule (the portfolio's best hour
 per weekday, from train) and each debtor's raw historical best hour, by ROC AUC and by a
-replay estimate of the right-party rate each method's chosen hours would have reached.
+replay estimate of the right-party rate each method's chosen hours would have reached. A model
+clearly worse than either baseline on test ROC AUC fails the run, as the repayment model's gate does
+(`training.repayment.gate_baseline`); a tie within the test window's noise is noted in the report.
 
 Replay estimator: for each held-out account-day, every method picks one hour; the estimate
 is the right-party rate among the held-out calls that happened to be placed in that hour.
@@ -24,7 +26,7 @@ import pandas as pd
 from training.config import LightGBMParams, TrainConfig
 from training.evaluation import binary_metrics
 from training.models import RATE_INPUT, SLOT_COLUMNS, ContactModel, LightGBMClassifier, fit_rate_calibration
-from training.repayment import ModelQualityError, monotone_for, sample_rows
+from training.repayment import ModelQualityError, gate_baseline, monotone_for, sample_rows
 from training.snapshots import TrainingData, local_hour_weekday
 from training.tuning import fit_calibrated
 
@@ -166,14 +168,14 @@ def fit_contact(data: TrainingData, config: TrainConfig, export) -> ContactFit:
     )
 
     labels = test[LABEL].to_numpy()
-    metrics = binary_metrics(labels, model.predict_proba(test), prefix="test_")
+    probabilities = model.predict_proba(test)
+    metrics = binary_metrics(labels, probabilities, prefix="test_")
 
     # Baselines. Collectors' rule: portfolio rate of (weekday, hour) on train calls.
     rule = portfolio_rates(train)[["weekday", "local_hour", "mean"]]
     base_rate = float(train[LABEL].mean())
-    metrics["baseline_rule_roc_auc"] = binary_metrics(
-        labels, _score_by_lookup(test, rule, ["weekday", "local_hour"], base_rate)
-    )["roc_auc"]
+    rule_score = _score_by_lookup(test, rule, ["weekday", "local_hour"], base_rate)
+    metrics["baseline_rule_roc_auc"] = binary_metrics(labels, rule_score)["roc_auc"]
     # Debtor's raw history: every call before the test window starts (validation included).
     test_start = min(data.splits.test)
     history = history_calls(export, test_start, test["account_id"])
@@ -186,6 +188,11 @@ def fit_contact(data: TrainingData, config: TrainConfig, export) -> ContactFit:
         debtor_score,
     )
     metrics["baseline_debtor_roc_auc"] = binary_metrics(labels, debtor_score)["roc_auc"]
+    # As the repayment model's: clearly worse than a baseline fails the run, a tie within noise is noted.
+    for baseline, scores in (("baseline_rule_", rule_score), ("baseline_debtor_", debtor_score)):
+        gate_baseline(
+            metrics, baseline, labels, probabilities, scores, test["account_id"], config.seed, notes, model="contact"
+        )
 
     metrics.update(replay_metrics(model, test, rule, debtor, portfolio_hour, config, export))
     importance = pd.Series(

@@ -139,6 +139,7 @@ def gate_baseline(
     accounts: pd.Series,
     seed: int,
     notes: list[str],
+    model: str = "repayment",
 ) -> None:
     """Fail the run when the model is clearly worse than the baseline on test AUC; note a tie within noise.
 
@@ -152,7 +153,7 @@ def gate_baseline(
     low, high = paired_auc_interval(labels, probabilities, baseline_scores, accounts, seed=seed)
     metrics[f"{baseline}roc_auc_difference_low"], metrics[f"{baseline}roc_auc_difference_high"] = low, high
     text = (
-        f"repayment model test AUC {model_auc:.4f} does not beat {baseline.rstrip('_')} AUC {baseline_auc:.4f} "
+        f"{model} model test AUC {model_auc:.4f} does not beat {baseline.rstrip('_')} AUC {baseline_auc:.4f} "
         f"(difference 95% interval [{low:+.4f}, {high:+.4f}], accounts resampled)"
     )
     if not high >= 0:  # NaN (one label class in every resample) fails too

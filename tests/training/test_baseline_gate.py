@@ -1,4 +1,4 @@
-"""The repayment model's baseline gate: clearly worse fails the run, a tie within noise is noted."""
+"""The baseline gates of the repayment and contact models: clearly worse fails the run, a tie within noise is noted."""
 
 from __future__ import annotations
 
@@ -71,3 +71,29 @@ def test_gate_fails_a_clearly_worse_model_and_notes_a_tie():
     metrics = _metrics(labels, signal, noise)
     gate_baseline(metrics, "baseline_logistic_", labels, signal, noise, accounts, 0, notes)
     assert len(notes) == 1 and "baseline_logistic_roc_auc_difference_low" not in metrics
+
+
+def test_the_contact_model_is_gated_on_both_of_its_baselines(monkeypatch):
+    """A contact model that scores calls at random is clearly worse than the collectors' rule and the
+    debtor's own best hour: the run fails, as a repayment model's does."""
+    from features.simulation import SimulationConfig, simulate
+    from training.config import TrainConfig
+    from training.contact import fit_contact
+    from training.models import ContactModel
+    from training.snapshots import build_training_data
+
+    book = simulate(SimulationConfig(n_accounts=1000, days=150, seed=11)).export
+    config = TrainConfig()
+    data = build_training_data(book, config)
+    fitted = fit_contact(data, config, book)  # the model itself beats both
+    assert fitted.metrics["test_roc_auc"] > fitted.metrics["baseline_rule_roc_auc"]
+    assert fitted.metrics["test_roc_auc"] > fitted.metrics["baseline_debtor_roc_auc"]
+
+    def at_random(self, features):
+        return np.random.default_rng(0).random(len(features))
+
+    monkeypatch.setattr(ContactModel, "predict_proba", at_random)
+    with pytest.raises(
+        ModelQualityError, match="contact model test AUC .* does not beat baseline_rule .* clearly worse"
+    ):
+        fit_contact(data, config, book)
