@@ -94,6 +94,8 @@ class TuningConfig(BaseModel):
     model_config = STRICT
 
     n_trials: int = Field(default=20, ge=1)
+    # Stops the search after this many seconds: how many trials fit depends on the machine, so a run with
+    # it is not reproducible from its config and seed alone (the fitted parameters are logged).
     timeout_s: float | None = Field(default=None, gt=0)
 
 
@@ -143,6 +145,9 @@ class ContactConfig(BaseModel):
             raise ValueError("contact model must stay small: <= 150 trees and <= 31 leaves")
         if not self.candidate_hours or any(not 0 <= hour <= 23 for hour in self.candidate_hours):
             raise ValueError("candidate_hours must be debtor-local hours 0-23")
+        if len(set(self.candidate_hours)) != len(self.candidate_hours):
+            repeated = sorted({hour for hour in self.candidate_hours if self.candidate_hours.count(hour) > 1})
+            raise ValueError(f"candidate_hours name an hour more than once: {repeated}")
         return self
 
 

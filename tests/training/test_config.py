@@ -66,6 +66,12 @@ def test_yaml_lists_and_whole_floats_still_load(tmp_path):
     assert config.contact.candidate_hours == (9, 10) and config.promotion_margin == 0.0
 
 
+def test_candidate_hours_name_each_hour_once(tmp_path):
+    # [9, 9, 10] is a slip, not a setting: refused, naming the hour.
+    with pytest.raises(ValidationError, match=r"candidate_hours name an hour more than once: \[9\]"):
+        _load(tmp_path, "contact:\n  candidate_hours: [9, 9, 10]\n")
+
+
 def test_exponent_numbers_are_numbers_as_in_yaml_1_2(tmp_path):
     # PyYAML (YAML 1.1) reads 5e-2 as text; written so by a data scientist it is a number.
     config = _load(tmp_path, "promotion_margin: 1e-3\nrepayment:\n  params: {learning_rate: 5e-2, reg_lambda: 2E+1}\n")
