@@ -135,13 +135,15 @@ def score_export(
     features = build_features(export, compact=True, portfolio=portfolio).set_index("account_id", drop=False)
     features.index.name = None
     overdue = features["amount_overdue"].to_numpy() > 0
-    p_repay = champions.repayment.predict_proba(features)
-    # Contract p_repay: with nothing overdue the required payment is zero, so the event is certain.
-    p_repay = np.where(overdue, p_repay, 1.0)
+    # Contract p_repay: with nothing overdue the required payment is zero, so the event is certain; the
+    # models run on the overdue accounts only.
+    p_repay = np.ones(len(features))
     # A call can only bring money in where something is overdue (value at stake is 0 elsewhere).
     uplift = np.zeros(len(features))
     if overdue.any():
-        effect = np.clip(champions.call_effect.predict_uplift(features[overdue]), 0.0, 1.0)
+        owing = features[overdue]
+        p_repay[overdue] = champions.repayment.predict_proba(owing)
+        effect = np.clip(champions.call_effect.predict_uplift(owing), 0.0, 1.0)
         uplift[overdue] = np.maximum(effect, MIN_EFFECT_SHARE * typical_effect(champions.call_effect, effect))
 
     # As the ranker sees it: a no-call or special-handling flag on any of the customer's accounts stops
