@@ -2,8 +2,10 @@
 
 A candidate is registered when it passes its quality gates, and becomes `champion` only when it
 beats the current champion re-evaluated on the SAME test window (first run: no champion, promote).
-A champion that predicts another label, or was fitted on labels inside this run's test window, is
-not compared: the candidate waits for a manual promotion. The three aliases move last, together:
+A champion that predicts another label, was fitted on labels inside this run's test window, or whose
+tags cannot be read, is not compared: the candidate waits for a manual promotion. One that serving
+refuses (another feature set, unknown features, model files gone) is replaced by the candidate, the
+reason saying so, and saying where the label changes with it. The three aliases move last, together:
 a run that fails or is stopped (SIGTERM) before its end moves none, and tags what it registered.
 """
 
@@ -25,7 +27,7 @@ from features.contract import Export
 from training import plots, tracking
 from training.config import TrainConfig
 from training.contact import ContactFit, fit_contact
-from training.evaluation import safe_auc
+from training.evaluation import binary_metrics
 from training.repayment import ModelQualityError, RepaymentFit, fit_repayment
 from training.snapshots import TrainingData, build_training_data
 from training.uplift import UpliftFit, factual_auc, fit_uplift, treatment_definition
@@ -184,13 +186,15 @@ def _test_head(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
 
 
 def champion_metric(kind: str, champion: Any, data: TrainingData) -> float:
-    """The champion's key test metric recomputed on this run's test window."""
+    """The champion's key test metric recomputed on this run's test window, exactly as the candidate's was
+    (`binary_metrics` clips the probabilities first: scores below 1e-6 tie there), so that a champion
+    identical to the candidate scores what the candidate scored."""
     if kind == "repayment":
         test = _test(data.snapshots)
-        return safe_auc(test["label_repay"].to_numpy(), champion.predict_proba(test))
+        return binary_metrics(test["label_repay"].to_numpy(), champion.predict_proba(test))["roc_auc"]
     if kind == "contact":
         test = _test(data.contacts)
-        return safe_auc(test["label_rpc"].to_numpy(), champion.predict_proba(test))
+        return binary_metrics(test["label_rpc"].to_numpy(), champion.predict_proba(test))["roc_auc"]
     return factual_auc(champion, _test(data.snapshots))
 
 
@@ -218,11 +222,35 @@ def _champion_label(kind: str, record: dict[str, str], champion: Any) -> str:
     return _label(kind, record.get("horizon_days", "(not recorded)"), treatment)
 
 
+def _label_change(kind: str, version: str, record: dict[str, str], champion: Any, config: TrainConfig) -> str:
+    """`; the label changes: ...` where replacing the champion changes what the model predicts; else ""."""
+    label, own = _champion_label(kind, record, champion), label_definition(kind, config)
+    if label == own:
+        return ""
+    if "(not recorded)" in label:
+        return f"; the label may change: v{version}'s is not recorded, this candidate predicts {own}"
+    return f"; the label changes: v{version} predicted {label}, this candidate predicts {own}"
+
+
 def labels_seen(data: TrainingData, config: TrainConfig) -> str:
     """`first..end` (end excluded) of the label windows a model was fitted and calibrated on: train and
     validation (a registered version's `labels_seen` tag)."""
     end = max(data.splits.validation) + pd.Timedelta(days=config.horizon_days)
     return f"{min(data.splits.train):%Y-%m-%d}..{end:%Y-%m-%d}"
+
+
+def _dates(text: str, what: str, count: int = 2) -> list[pd.Timestamp]:
+    """The `count` dates of a `YYYY-MM-DD..YYYY-MM-DD` (or one date) record; a ValueError naming `what`
+    when it holds anything else (a tag edited by hand, written by another tool)."""
+    parts = str(text).split("..")
+    try:
+        dates = [pd.Timestamp(part.strip()) for part in parts] if len(parts) == count else []
+    except ValueError:
+        dates = []
+    if not dates or any(pd.isna(date) for date in dates):
+        shape = "YYYY-MM-DD..YYYY-MM-DD" if count == 2 else "YYYY-MM-DD"
+        raise ValueError(f"{what} {text!r} is not {shape}")
+    return [date.tz_localize(None) if date.tzinfo is not None else date for date in dates]
 
 
 def _not_comparable(
@@ -238,17 +266,18 @@ def _not_comparable(
     if label != own:
         return f"champion v{version} predicts {label}, this run {own}: different label; promote manually"
     if "labels_seen" in record:
-        first, end = record["labels_seen"].split("..")
+        first, end = _dates(record["labels_seen"], "its labels_seen tag")
     elif "train_from" in record and "test_window" in record:
-        first, end = record["train_from"], record["test_window"].split("..")[0]
+        (first,) = _dates(record["train_from"], "its run's train_from", count=1)
+        end, _ = _dates(record["test_window"], "its test_window tag")
     else:
         return None
     test_first = pd.Timestamp(f"{min(data.splits.test):%Y-%m-%d}")
     test_end = pd.Timestamp(f"{max(data.splits.test) + pd.Timedelta(days=config.horizon_days):%Y-%m-%d}")
-    if pd.Timestamp(first) < test_end and test_first < pd.Timestamp(end):
+    if first < test_end and test_first < end:
         return (
-            f"champion v{version} was trained on this test window (its labels {first}..{end}, the test window's "
-            f"{test_first:%Y-%m-%d}..{test_end:%Y-%m-%d}): not compared; promote manually"
+            f"champion v{version} was trained on this test window (its labels {first:%Y-%m-%d}..{end:%Y-%m-%d}, "
+            f"the test window's {test_first:%Y-%m-%d}..{test_end:%Y-%m-%d}): not compared; promote manually"
         )
     return None
 
@@ -259,22 +288,39 @@ def decide(kind: str, candidate: float, data: TrainingData, config: TrainConfig,
     metric = tracking.KEY_METRIC[kind]
     if version is None:
         return None, None, True, f"first champion ({metric} {candidate:.4f})"
-    record = tracking.version_record(kind, version, uri)
-    unservable = tracking.other_feature_set(tracking.registered_name(kind), version, record)
-    if unservable:  # serving refuses this champion already: any candidate is better than none
-        return version, None, True, f"{unservable}, which serving refuses"
-    try:
-        champion = tracking.load_version(kind, version, uri)
-    except tracking.RegistryError as error:  # its files are gone: serving cannot load it either
-        return version, None, True, f"{error}, which serving refuses"
+    record, full = tracking.version_record(kind, version, uri), tracking.registered_name(kind)
+    champion = None
+    unservable = tracking.other_feature_set(full, version, record)
+    if unservable is None:
+        try:
+            champion = tracking.load_version(kind, version, uri)
+        except tracking.RegistryError as error:  # its files are gone: serving cannot load it either
+            unservable = str(error)
+        else:
+            unservable = tracking.unknown_features(full, version, champion.feature_names)
+    if unservable:
+        # Serving refuses this champion already (`load_champions`): any candidate is better than none. Where
+        # the candidate predicts another label, what `p_repay` (or the effect) means changes: say so.
+        return (
+            version,
+            None,
+            True,
+            f"{unservable}, which serving refuses{_label_change(kind, version, record, champion, config)}",
+        )
     try:
         not_comparable = _not_comparable(kind, version, record, champion, data, config)
         if not_comparable:
             return version, None, False, not_comparable
         value = champion_metric(kind, champion, data)
     except (KeyError, ValueError) as error:
-        # e.g. the champion was trained on a feature set this export no longer yields.
-        return version, None, True, f"champion v{version} cannot be evaluated on this window ({error})"
+        # A tag that cannot be read (a malformed `labels_seen`) or rows it cannot score: nothing says the
+        # champion cannot serve, and nothing says the candidate is better. It stays; a person decides.
+        return (
+            version,
+            None,
+            False,
+            f"champion v{version} cannot be compared on this window ({error}); promote manually",
+        )
     if not np.isfinite(value):
         return version, value, True, f"champion v{version} gives no finite {metric} on this window"
     if candidate > value + config.promotion_margin:
@@ -415,9 +461,6 @@ def train(
             decisions = {
                 kind: decide(kind, fits[kind].metrics[tracking.KEY_METRIC[kind]], data, config, uri) for kind in KINDS
             }
-        for kind, (_, value, _, _) in decisions.items():
-            if value is not None:
-                metrics[f"{kind}.champion_{tracking.KEY_METRIC[kind]}"] = value
         run.log_metrics(metrics)
 
         folder = Path(report_dir) if report_dir else tracking.callq_home() / "reports" / run.run_id
@@ -471,6 +514,14 @@ def train(
                 # A champion moved while this run trained: the report says what was decided in the end.
                 report = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
                 run.log_artifact(folder, "report")
+            # Logged once the decisions are final, so that they name the champion the report names.
+            champions = {
+                f"{kind}.champion_{outcome.metric}": outcome.champion_value
+                for kind, outcome in outcomes.items()
+                if outcome.champion_value is not None
+            }
+            metrics.update(champions)
+            run.log_metrics(champions)
             run.set_tags({f"promoted.{kind}": str(outcome.promoted) for kind, outcome in outcomes.items()})
         except BaseException as error:
             try:

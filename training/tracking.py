@@ -439,7 +439,7 @@ def other_feature_set(full: str, version: str, tags: dict[str, str]) -> str | No
     return f"{full} v{version} was trained on feature set {trained_on}, this callq builds {FEATURE_SET_VERSION}"
 
 
-def _unknown_features(full: str, version: str, feature_names: Sequence[str]) -> str | None:
+def unknown_features(full: str, version: str, feature_names: Sequence[str]) -> str | None:
     """Which of a version's model inputs this callq does not build; None when it builds them all."""
     from features.build import MODEL_FEATURES
     from training.models import SLOT_COLUMNS
@@ -477,7 +477,7 @@ def promote(name: str, version: str, reason: str, tracking_uri: str | None = Non
             raise RegistryError(f"{full} v{number} is from a training run that did not finish ({tags[INCOMPLETE_TAG]})")
         problem = other_feature_set(full, number, tags)
         if problem is None:
-            problem = _unknown_features(full, number, load_version(full, number, tracking_uri).feature_names)
+            problem = unknown_features(full, number, load_version(full, number, tracking_uri).feature_names)
         if problem:
             raise RegistryError(f"{problem}: serving could not use it")
     # Alias, history, then reasons: a failure between them leaves a history that a later `rollback`
@@ -591,7 +591,7 @@ def load_champions(tracking_uri: str | None = None) -> Champions:
         problem = other_feature_set(full, version, registered.tags or {})
         if problem is None:
             models[kind] = load_version(full, version, tracking_uri)
-            problem = _unknown_features(full, version, models[kind].feature_names)
+            problem = unknown_features(full, version, models[kind].feature_names)
         if problem:
             raise RegistryError(
                 f"{problem}: retrain (`callq train`) or promote a version of this feature set (`callq models`)"

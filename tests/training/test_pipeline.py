@@ -274,3 +274,60 @@ def test_a_version_registered_when_the_store_s_answer_was_lost_is_tagged_too(sma
     assert listing["incomplete_run"].str.contains("ConnectionError: read timed out").all()
     with pytest.raises(tracking.RegistryError, match="v1 is from a training run that did not finish"):
         tracking.promote("contact", "1", "looks fine", uri)
+
+
+def _one_feature_champion(uri: str, data, feature: str, label: str) -> str:
+    """A weak repayment version fitted on one feature of `data`'s train rows, registered comparable."""
+    from features.build import FEATURE_SET_VERSION
+    from training.config import LightGBMParams
+    from training.models import BoosterModel, LightGBMClassifier
+
+    train_rows = data.snapshots[data.snapshots["split"] == "train"]
+    params = LightGBMParams(n_estimators=3, early_stopping_rounds=None, min_child_samples=5, num_threads=1)
+    estimator = LightGBMClassifier([feature], params, 0).fit(train_rows, train_rows["label_repay"])
+    with tracking.start_run("weak", uri) as run:
+        model_uri = tracking.log_model(
+            "repayment", BoosterModel.from_estimator(estimator), train_rows[[feature]].head(5)
+        )
+    tags = {"feature_set_version": FEATURE_SET_VERSION, "label": label}
+    return tracking.register("repayment", model_uri, run.run_id, tags, uri)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_logged_champion_metric_is_the_final_decision_s(small_book, tmp_path):
+    # Another run moved the champion while this one trained: the candidate is judged again against the new
+    # champion, and the run's `repayment.champion_test_roc_auc` must be that champion's value, as the report's.
+    from training.pipeline import champion_metric, label_definition
+    from training.snapshots import build_training_data
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = TrainConfig.model_validate(FAST)
+    data = build_training_data(small_book.export, config)
+    label = label_definition("repayment", config)
+    first = _one_feature_champion(uri, data, "amount_overdue", label)
+    second = _one_feature_champion(uri, data, "days_past_due", label)
+    tracking.promote("repayment", first, "first", uri)
+    values = {
+        version: champion_metric("repayment", tracking.load_version("repayment", version, uri), data)
+        for version in (first, second)
+    }
+    assert values[first] != values[second]
+    register = tracking.register
+
+    def champion_moves_meanwhile(kind: str, *args, **kwargs) -> str:
+        if kind == "repayment":
+            tracking.promote("repayment", second, "another run", uri)
+        return register(kind, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tracking, "register", champion_moves_meanwhile)
+        result = train(small_book.export, config, tracking_uri=uri, report_dir=tmp_path / "report")
+    outcome = result.models["repayment"]
+    assert outcome.promoted and outcome.champion_version == second
+    assert outcome.reason.startswith(f"the champion changed during this run (to {second}); ")
+    assert outcome.champion_value == values[second]
+    logged = tracking.client(uri).get_run(result.run_id).data.metrics
+    assert logged["repayment.champion_test_roc_auc"] == result.metrics["repayment.champion_test_roc_auc"]
+    assert logged["repayment.champion_test_roc_auc"] == values[second]
+    assert tracking.champion_version("repayment", uri) == outcome.version

@@ -379,3 +379,59 @@ def test_champions_load_after_their_training_run_was_deleted_for_good(uri):
     store._hard_delete_run(run_id)
     champions = tracking.load_champions(uri)
     assert champions.model_version == "repayment:1,contact:1,call-effect:1" and champions.metrics["repayment"] == {}
+
+
+class _Fixed:
+    """A champion whose probabilities are the rows' `score` column."""
+
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        return rows["score"].to_numpy()
+
+
+@pytest.mark.parametrize(("kind", "label"), [("repayment", "label_repay"), ("contact", "label_rpc")])
+def test_a_champion_identical_to_the_candidate_scores_what_the_candidate_scored(kind, label):
+    # The candidate's test AUC is computed on probabilities clipped to [1e-6, 1 - 1e-6]: two scores below
+    # 1e-6 tie there, and the champion's re-scoring must tie them too, or a model scores apart from itself.
+    from training.evaluation import binary_metrics
+    from training.pipeline import champion_metric
+
+    rows = pd.DataFrame({"score": [1e-9, 1e-8, 0.5, 0.6], label: [0, 1, 0, 1], "split": "test"})
+    data = TrainingData(SPLITS, rows, rows, ["score"])
+    candidate = binary_metrics(rows[label].to_numpy(), _Fixed().predict_proba(rows), prefix="test_")
+    assert champion_metric(kind, _Fixed(), data) == candidate[tracking.KEY_METRIC[kind]] == 0.625
+
+
+def test_a_champion_whose_tags_cannot_be_read_is_not_replaced_unseen(uri):
+    # A malformed `labels_seen` tag (edited by hand, written by another tool) said nothing about the
+    # champion's quality: the candidate replaced it without any comparison.
+    labels = {"label": "repaid within 14 days", "labels_seen": "2026-08-24 to 2026-11-02"}
+    tracking.promote("repayment", _register(uri, **labels), "first", uri)
+    champion, value, promote, reason = decide("repayment", 0.99, _data(), TrainConfig(), uri)
+    assert (champion, value, promote) == ("1", None, False)
+    assert reason == (
+        "champion v1 cannot be compared on this window (its labels_seen tag '2026-08-24 to 2026-11-02' is not "
+        "YYYY-MM-DD..YYYY-MM-DD); promote manually"
+    )
+
+
+def test_a_champion_reading_features_this_callq_does_not_build_is_replaced_as_serving_refuses_it(uri):
+    renamed = _register(uri, features=("amount_overdue", "legacy_feature_v4"), **COMPARABLE)
+    tracking.promote("repayment", renamed, "renamed feature", uri, force=True)
+    champion, value, promote, reason = decide("repayment", 0.51, _data(), TrainConfig(), uri)
+    assert (champion, value, promote) == ("1", None, True)
+    assert reason == (
+        "callq-repayment v1 reads features this callq does not build (legacy_feature_v4), which serving refuses"
+    )
+
+
+def test_replacing_a_champion_serving_refuses_says_when_the_label_changes(uri):
+    # Serving cannot use the old champion, so the candidate still replaces it; but what `p_repay` means
+    # changes with it (another horizon), and the reason recorded for the promotion says so.
+    old = _register(uri, feature_set_version="5", **COMPARABLE)
+    tracking.promote("repayment", old, "before the upgrade", uri, force=True)
+    _, value, promote, reason = decide("repayment", 0.51, _data(), TrainConfig(horizon_days=21, gap_days=21), uri)
+    assert promote and value is None
+    assert reason == (
+        f"callq-repayment v1 was trained on feature set 5, this callq builds {FEATURE_SET_VERSION}, which serving "
+        "refuses; the label changes: v1 predicted repaid within 14 days, this candidate predicts repaid within 21 days"
+    )
