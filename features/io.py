@@ -14,7 +14,7 @@ import itertools
 import json
 import os
 import re
-import tempfile
+import secrets
 import threading
 import warnings
 from collections import Counter
@@ -88,10 +88,14 @@ def shown_location(target: str | Path) -> str:
     """A path, or a URL (`URL#table` too) with its password hidden, for messages and logs."""
     if not is_sql_url(target):
         return str(target)
-    url, hash_, table = str(target).partition("#")
+    # The table follows the last `#`, as the writer reads `URL#table` (`_frame_target`); a `#` before the host
+    # (a source URL has no table) is the password's.
+    url, hash_, table = str(target).rpartition("#")
+    if not hash_ or "@" in table:
+        url, hash_, table = str(target), "", ""
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True) + hash_ + table
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return str(target)
 
 
@@ -889,10 +893,14 @@ def _write_csv_table(table: pa.Table, sink, money: tuple[str, ...] = ()) -> None
 
 
 def _staged_file(path: Path, write) -> str:
-    """Call `write(temp_path)` on a new temporary file next to `path`, for the caller to rename over it."""
+    """Call `write(temp_path)` on a new temporary file next to `path`, for the caller to rename over it.
+
+    The file is created as `open` creates one (read-write for all, less the umask), not with `mkstemp`'s
+    owner-only mode: renamed over `path`, that would leave the output unreadable to the case system's user.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    temp = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp")
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # O_EXCL: never another's file
     try:
         write(temp)
     except BaseException:
@@ -1276,6 +1284,10 @@ def _write_frame_sql(connection: sa.Connection, engine: sa.Engine, write: FrameW
     frame = write.frame
     postgres = _is_postgres(engine)
     if write.replace_where and sa.inspect(connection).has_table(table):
+        if postgres:
+            # A DELETE sees only committed rows: beside another run replacing the same date, both lists would
+            # stay (every rank twice). One replacing run at a time; readers are not blocked.
+            connection.execute(sa.text(f"LOCK TABLE {_quote(engine, table)} IN SHARE ROW EXCLUSIVE MODE"))
         condition = " AND ".join(f"{_quote(engine, column)} = :p{i}" for i, column in enumerate(write.replace_where))
         params = {f"p{i}": _sql_value(value, postgres) for i, value in enumerate(write.replace_where.values())}
         connection.execute(sa.text(f"DELETE FROM {_quote(engine, table)} WHERE {condition}"), params)

@@ -234,11 +234,12 @@ def score(
 ) -> None:
     """Write contract `scores` for every account with the champion models."""
     from features.contract import SCORES_SCHEMA, Operations
-    from features.io import shown_location, write_frame
+    from features.io import check_frame_targets, shown_location, write_frame
     from serving.pipeline import check_list_date, default_list_date, score_day, score_export
 
     if date is not None and ops is None:
         raise typer.BadParameter("--date needs --ops (the policy that decides what is allowed on that date)")
+    check_frame_targets([out_file])  # a target it cannot write is refused now, not after the scoring
     loaded, models = _load_with_models(export, lenient, rejects)
     if ops is None:
         scores = score_export(loaded, models.result()).scores

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import re
 import threading
 from pathlib import Path
@@ -569,6 +570,11 @@ def test_shown_location_hides_a_urls_password() -> None:
     )
     assert shown_location("sqlite:///out.db#call_list") == "sqlite:///out.db#call_list"
     assert shown_location(Path("callq-out/scores.parquet")) == "callq-out/scores.parquet"
+    # A `#` in the password: the table is after the last one, as the writer reads it (the write went through;
+    # naming where must not fail the command, nor show the password).
+    assert shown_location("postgresql://u:se#cret@db/cases#scores") == "postgresql://u:***@db/cases#scores"
+    assert shown_location("postgresql://u:se#cret@db/cases") == "postgresql://u:***@db/cases"
+    assert shown_location("postgresql://u:12#34@db/cases") == "postgresql://u:***@db/cases"
 
 
 def test_is_sql_url() -> None:
@@ -638,6 +644,23 @@ def test_frame_postgres_round_trip_keeps_nulls_empty_text_and_quotes(postgres_db
     assert types["eligible"] == "boolean" and types["agent_id"] == "text"
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_written_files_are_as_readable_as_the_umask_allows(tmp_path: Path, umask: int) -> None:
+    # Files are staged as temporary files and renamed: they must not keep a temporary file's owner-only
+    # mode, or the case system reading the list (or the export) as another user cannot open it.
+    previous = os.umask(umask)
+    try:
+        write_frame(_call_list("2026-11-23", ["A1"]), tmp_path / "list.csv")
+        write_frame(_call_list("2026-11-23", ["A1"]), tmp_path / "list.parquet")
+        write_export(tiny_export(), tmp_path / "export")
+    finally:
+        os.umask(previous)
+    written = [tmp_path / "list.csv", tmp_path / "list.parquet", *sorted((tmp_path / "export").iterdir())]
+    assert {path.name: path.stat().st_mode & 0o777 for path in written} == {
+        path.name: 0o666 & ~umask for path in written
+    }
+
+
 def test_frame_target_must_be_csv_parquet_or_url_table(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="end in .csv or .parquet"):
         write_frame(_call_list("2026-11-23", ["A1"]), tmp_path / "list.xlsx")
@@ -666,6 +689,32 @@ def test_write_frame_sqlite_replaces_a_dates_rows(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_write_frame_postgres_replaces_a_dates_rows(postgres_db_url: str) -> None:
     _replace_by_date(postgres_db_url)
+
+
+@pytest.mark.postgres
+def test_a_date_replaced_while_another_run_replaces_it_keeps_one_list(postgres_db_url: str) -> None:
+    # Each DELETE sees only committed rows: a run that deletes while another's new rows are uncommitted would
+    # keep them, and the date would hold two lists (every rank twice).
+    target = f"{postgres_db_url}#call_list"
+    write_frame(_call_list("2026-11-23", ["A1", "A2"]), target)
+    engine = sa.create_engine(postgres_db_url)
+    try:
+        with engine.connect() as first:
+            first.execute(sa.text("DELETE FROM call_list"))
+            _call_list("2026-11-23", ["B1", "B2"]).to_sql("call_list", first, if_exists="append", index=False)
+            second = threading.Thread(
+                target=write_frame,
+                args=(_call_list("2026-11-23", ["C1", "C2"]), target),
+                kwargs={"replace_where": {"list_date": "2026-11-23"}},
+            )
+            second.start()
+            second.join(timeout=2)
+            assert second.is_alive()  # waiting for the first run
+            first.commit()
+        second.join(timeout=30)
+    finally:
+        engine.dispose()
+    assert sorted(read_frame(target)["account_id"]) == ["C1", "C2"]
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

@@ -276,6 +276,19 @@ def test_rank_refuses_a_target_it_cannot_write_before_any_work(generated, tmp_pa
     assert not (tmp_path / "list.csv").exists()
 
 
+def test_score_refuses_a_target_it_cannot_write_before_any_work(generated, tmp_path):
+    # As rank does: a million accounts are not loaded and scored only to be refused at the write.
+    store = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty' / 'mlflow.db'}"}  # no models
+    for target, reason in (
+        (tmp_path / "scores.xlsx", "a frame file must end in .csv or .parquet"),
+        (f"sqlite:///{tmp_path / 'case.db'}", "a SQL frame target must look like URL#table"),
+    ):
+        result = callq("score", "--export", generated, "--out", target, env=store)
+        assert result.returncode == 1
+        assert result.stderr.strip().startswith(f"error: {reason}"), result.stderr
+    assert list(tmp_path.iterdir()) == []  # neither the models nor the target were touched
+
+
 def test_rank_warns_of_operations_teams_that_match_no_account(tmp_path):
     # `Early` is not `early`: the early team's accounts would silently go uncalled.
     write_export(tiny_export(), tmp_path / "export")
