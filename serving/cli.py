@@ -434,6 +434,9 @@ def main() -> None:
             sys.exit(code)
         if isinstance(error, CommandError):
             message = str(error)
+        elif isinstance(error, OSError) and error.filename is not None and error.strerror:
+            # `[Errno 2] No such file or directory: 'ops.yaml'` reads as the file and what is wrong with it.
+            message = f"{error.filename}: {error.strerror.lower()}"
         elif isinstance(error, ValidationError):
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"])  # empty for a whole-model rule

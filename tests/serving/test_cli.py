@@ -256,6 +256,16 @@ def test_paths_and_values_holding_rich_markup_are_printed_as_they_are(tmp_path):
     assert f"to {tmp_path / 'out[/1].csv'}" in written.stdout
 
 
+def test_a_missing_operations_file_is_named_with_what_is_wrong(tmp_path):
+    write_export(tiny_export(), tmp_path / "export")
+    common = ["rank", "--export", tmp_path / "export", "--date", "2026-11-24", "--out", tmp_path / "list.csv"]
+    missing = callq(*common, "--ops", tmp_path / "ops.yaml")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == f"error: {tmp_path / 'ops.yaml'}: no such file or directory"
+    folder = callq(*common, "--ops", tmp_path)
+    assert folder.stderr.strip() == f"error: {tmp_path}: is a directory"
+
+
 def test_dates_are_written_yyyy_mm_dd_only(tmp_path):
     write_export(tiny_export(), tmp_path / "export")
     for date in ("2026-W48-2", "20261124"):
