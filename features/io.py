@@ -1288,8 +1288,13 @@ def _write_frame_sql(connection: sa.Connection, engine: sa.Engine, write: FrameW
             # A DELETE sees only committed rows: beside another run replacing the same date, both lists would
             # stay (every rank twice). One replacing run at a time; readers are not blocked.
             connection.execute(sa.text(f"LOCK TABLE {_quote(engine, table)} IN SHARE ROW EXCLUSIVE MODE"))
-        condition = " AND ".join(f"{_quote(engine, column)} = :p{i}" for i, column in enumerate(write.replace_where))
-        params = {f"p{i}": _sql_value(value, postgres) for i, value in enumerate(write.replace_where.values())}
+        clauses, params = [], {}
+        for i, (column, value) in enumerate(write.replace_where.items()):
+            values = list(value) if isinstance(value, list | tuple) else [value]  # several: any of them
+            names = [f"p{i}_{j}" for j in range(len(values))]
+            clauses.append(f"{_quote(engine, column)} IN ({', '.join(f':{name}' for name in names)})")
+            params.update({name: _sql_value(one, postgres) for name, one in zip(names, values, strict=True)})
+        condition = " AND ".join(clauses)
         connection.execute(sa.text(f"DELETE FROM {_quote(engine, table)} WHERE {condition}"), params)
     if not postgres:
         stored, types = _sql_frame(frame, postgres)
@@ -1312,8 +1317,9 @@ def write_frame(
 ) -> None:
     """Write an output frame to `.csv`/`.parquet` (atomically) or `URL#table` (one transaction).
 
-    For SQL, `replace_where={"list_date": d}` (or `{"as_of": t}`) first deletes the table's rows matching
-    it, so re-running a date replaces that date's rows; the table is created when absent. Files are
+    For SQL, `replace_where={"list_date": d}` (or `{"as_of": t}`, or a tuple of values: any of them) first
+    deletes the table's rows matching it, so re-running a date replaces that date's rows; the table is
+    created when absent. Files are
     always replaced. With the output's `schema`, a file holds its types whatever the rows, and its money
     is written as plain decimals in CSV and COPY.
     """

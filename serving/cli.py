@@ -167,10 +167,11 @@ def features_command(
     import pandas as pd
 
     from features.build import build_features
-    from features.io import shown_location, write_frame
+    from features.io import check_frame_targets, shown_location, write_frame
 
+    check_frame_targets([out_file])  # a target it cannot write is refused now, not after the features
     loaded = _load(export, lenient, rejects)
-    snapshots = None
+    snapshots, dates = None, [loaded.as_of]
     if as_of:
         dates = [pd.Timestamp(_parse_date(part.strip(), "--as-of"), tz="UTC") for part in as_of.split(",")]
         if any(date > loaded.as_of for date in dates):
@@ -178,7 +179,8 @@ def features_command(
         ids = loaded.accounts["account_id"]
         snapshots = pd.concat([pd.DataFrame({"account_id": ids, "as_of": date}) for date in dates])
     frame = build_features(loaded, snapshots)
-    write_frame(frame, out_file)
+    # A table keeps every as-of date's features; writing a date again replaces its rows.
+    write_frame(frame, out_file, replace_where={"as_of": tuple(dates)})
     _say(out, f"wrote {len(frame):,} rows × {frame.shape[1]} columns to {shown_location(out_file)}")
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from features.contract import CALL_LIST_COLUMNS, SCORES_COLUMNS
-from features.io import write_export
+from features.io import read_frame, write_export
 from tests.factories import tiny_export
 
 CALLQ = [sys.executable, "-m", "serving.cli"]
@@ -264,6 +264,31 @@ def test_a_missing_operations_file_is_named_with_what_is_wrong(tmp_path):
     assert missing.stderr.strip() == f"error: {tmp_path / 'ops.yaml'}: no such file or directory"
     folder = callq(*common, "--ops", tmp_path)
     assert folder.stderr.strip() == f"error: {tmp_path}: is a directory"
+
+
+def test_features_written_to_a_table_again_replace_their_dates_rows(tmp_path):
+    write_export(tiny_export(), tmp_path / "export")  # 5 accounts, as_of 2026-11-23
+    url = f"sqlite:///{tmp_path / 'features.db'}"
+    target = f"{url}#features"
+
+    def rows_by_date() -> dict[str, int]:
+        frame = read_frame(target)
+        return frame.groupby(frame["as_of"].astype(str)).size().to_dict()
+
+    for _ in range(2):  # the export's as_of, twice: one copy
+        assert callq("features", tmp_path / "export", "--out", target).returncode == 0
+    assert rows_by_date() == {"2026-11-23 00:00:00+00:00": 5}
+    two = callq("features", tmp_path / "export", "--out", target, "--as-of", "2026-11-20,2026-11-21")
+    assert two.returncode == 0, two.stderr
+    again = callq("features", tmp_path / "export", "--out", target, "--as-of", "2026-11-21")
+    assert again.returncode == 0, again.stderr
+    assert rows_by_date() == {
+        "2026-11-20 00:00:00+00:00": 5,
+        "2026-11-21 00:00:00+00:00": 5,
+        "2026-11-23 00:00:00+00:00": 5,
+    }
+    bad = callq("features", tmp_path / "export", "--out", f"{url}")  # no #table: refused before any work
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
 
 
 def test_dates_are_written_yyyy_mm_dd_only(tmp_path):
