@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import itertools
 import json
 import os
 import re
@@ -307,12 +306,12 @@ def _adbc_conninfo(engine: sa.Engine) -> str:
 
 @dataclass(frozen=True)
 class _PgPart:
-    """One query of a PostgreSQL read: a table, or one ctid range of it (`suffix`).
+    """One query of a PostgreSQL read: a table, or one ctid range of it (its WHERE in `source`).
 
     `enums` are its enumerated columns, dictionary-encoded as from Parquet; `packed` those of them sent
-    as one number (`_packed_codes`). `query` is what is read first; `plain` the same without packing
-    (a part holding a value outside the contract is read again so, and checked as any other), and
-    `as_text` with its dates and times cast to text.
+    as one number (`_packed_codes`). `select` writes the query: `query` is what is read first; unpacked
+    where a part holds a value outside the contract (read again so, and checked as any other), and with
+    dates and times cast to text where one is out of range.
     """
 
     table: str
@@ -421,28 +420,37 @@ def _adbc_fetch_query(cursor, part: _PgPart, *, packed: bool, times_as_text: boo
     """One reading of the part; None where packed codes stand for a value outside the contract."""
     cursor.execute(part.select(packed=packed, times_as_text=times_as_text))
     reader = cursor.fetch_record_batch()
-    empty = pa.RecordBatch.from_arrays([pa.array([], f.type) for f in reader.schema], schema=reader.schema)
     batches = []
-    for batch in itertools.chain(reader, [empty]):
-        if batch is empty and batches:
-            break
-        if packed and part.packed:
-            batch = _unpack_codes(part, batch)
-            if batch is None:
-                reader.close()
-                return None
-        # Copied into Arrow's own pool at their exact sizes: the driver's buffers grow by doubling, and
-        # kept as they are they held 0.3 GiB more on a 200,000-account book.
-        columns = [
-            column
-            if pa.types.is_dictionary(column.type)
-            else pc.dictionary_encode(column)
-            if name in part.enums
-            else pa.concat_arrays([column])
-            for name, column in zip(batch.schema.names, batch.columns, strict=True)
-        ]
-        batches.append(pa.RecordBatch.from_arrays(columns, names=batch.schema.names))
+    for batch in reader:
+        converted = _converted_batch(part, batch, packed)
+        if converted is None:
+            reader.close()
+            return None
+        batches.append(converted)
+    if not batches:  # an empty part is typed as a full one
+        empty = pa.RecordBatch.from_arrays([pa.array([], f.type) for f in reader.schema], schema=reader.schema)
+        batches.append(_converted_batch(part, empty, packed))
     return pa.Table.from_batches(batches)
+
+
+def _converted_batch(part: _PgPart, batch: pa.RecordBatch, packed: bool) -> pa.RecordBatch | None:
+    """A fetched batch as the part's table holds it: packed codes unpacked (None for a value outside the
+    contract), the other enumerated columns dictionary-encoded."""
+    if packed and part.packed:
+        batch = _unpack_codes(part, batch)
+        if batch is None:
+            return None
+    # Copied into Arrow's own pool at their exact sizes: the driver's buffers grow by doubling, and kept as
+    # they are they held 0.3 GiB more on a 200,000-account book.
+    columns = [
+        column
+        if pa.types.is_dictionary(column.type)
+        else pc.dictionary_encode(column)
+        if name in part.enums
+        else pa.concat_arrays([column])
+        for name, column in zip(batch.schema.names, batch.columns, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _read_postgres(engine: sa.Engine, tables: list[str], text_only: Collection[str] = ()) -> dict[str, pd.DataFrame]:
@@ -1319,9 +1327,8 @@ def write_frame(
 
     For SQL, `replace_where={"list_date": d}` (or `{"as_of": t}`, or a tuple of values: any of them) first
     deletes the table's rows matching it, so re-running a date replaces that date's rows; the table is
-    created when absent. Files are
-    always replaced. With the output's `schema`, a file holds its types whatever the rows, and its money
-    is written as plain decimals in CSV and COPY.
+    created when absent. Files are always replaced. With the output's `schema`, a file holds its types
+    whatever the rows, and its money is written as plain decimals in CSV and COPY.
     """
     write_frames([FrameWrite(frame, target, replace_where, schema)])
 

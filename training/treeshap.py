@@ -37,16 +37,19 @@ def predict_contributions(booster: lgb.Booster, matrix: np.ndarray) -> np.ndarra
     return _by_distinct_paths(booster, np.asarray(matrix, dtype=np.float64), trees)
 
 
-def _trees(booster: lgb.Booster) -> list[dict[str, Any]] | None:
-    """The trees `predict` uses (up to the best iteration), or None where this module does not apply."""
+def _trees(booster: lgb.Booster) -> list[tuple[dict[str, Any], list[dict[str, Any]]]] | None:
+    """The trees `predict` uses (up to the best iteration), each with its splits, or None where this
+    module does not apply."""
     if booster.num_model_per_iteration() != 1:
         return None
-    model = booster.dump_model()
-    trees = model["tree_info"]
-    if any("leaf_coeff" in node for tree in trees for node in _nodes(tree["tree_structure"])):
-        return None  # linear trees: a leaf's value depends on the row
-    if any(len(_splits(tree)) > _MAX_SPLITS for tree in trees):
-        return None
+    trees = []
+    for tree in booster.dump_model()["tree_info"]:
+        if any("leaf_coeff" in node for node in _nodes(tree["tree_structure"])):
+            return None  # linear trees: a leaf's value depends on the row
+        splits = _splits(tree)
+        if len(splits) > _MAX_SPLITS:
+            return None
+        trees.append((tree, splits))
     return trees
 
 
@@ -82,14 +85,15 @@ def _goes_left(split: dict[str, Any], values: np.ndarray, nan: np.ndarray, nan_a
     return left
 
 
-def _by_distinct_paths(booster: lgb.Booster, matrix: np.ndarray, trees: list[dict[str, Any]]) -> np.ndarray:
+def _by_distinct_paths(
+    booster: lgb.Booster, matrix: np.ndarray, trees: list[tuple[dict[str, Any], list[dict[str, Any]]]]
+) -> np.ndarray:
     n, width = matrix.shape
     columns = np.asfortranarray(matrix).T  # a feature's values contiguous
     nans = np.isnan(columns)
     nan_as_zero = np.where(nans, 0.0, columns)
     out = np.zeros((width + 1, n))  # transposed: a feature's contributions contiguous
-    for index, tree in enumerate(trees):
-        splits = _splits(tree)
+    for index, (tree, splits) in enumerate(trees):
         if not splits:  # a single leaf: its value is the expected value, all bias
             out[-1] += tree["tree_structure"]["leaf_value"]
             continue
