@@ -44,6 +44,7 @@ from features.contract import (
 from features.io import money_text
 from features.validate import check_tables, contract_dtypes
 from serving.api_schemas import (
+    MAX_BODY_BYTES,
     CapacityHour,
     CapacityResponse,
     Contribution,
@@ -539,7 +540,30 @@ AUTH_ERRORS = {
     401: {"model": ErrorBody, "description": "Missing or invalid bearer token."},
     403: {"model": ErrorBody, "description": "The token does not cover that team."},
     404: {"model": ErrorBody, "description": "No such team, account or list date."},
+    # The shape `_validation_error` answers (FastAPI's default would document its own, with `input`).
+    422: {"model": ProblemsBody, "description": "A parameter is invalid or unknown."},
 }
+
+
+def _only_query(*names: str) -> Callable:
+    """A dependency refusing (422) query parameters other than `names`, after the token (401 first): as the
+    queue, a misspelt `date` must not silently answer for the served date."""
+    allowed = frozenset(names)
+
+    async def check(request: Request, principal: Principal = Depends(require_principal)) -> None:
+        unknown = [name for name in request.query_params if name not in allowed]
+        if unknown:
+            raise RequestValidationError(
+                [
+                    {"type": "extra_forbidden", "loc": ("query", name), "msg": "Extra inputs are not permitted"}
+                    for name in unknown
+                ]
+            )
+
+    return check
+
+
+ONLY_DATE = [Depends(_only_query("date"))]
 
 
 async def _days(request: Request) -> DayCache:
@@ -559,7 +583,9 @@ def health() -> Health:
 models_router = APIRouter(tags=["models"], responses=AUTH_ERRORS)
 
 
-@models_router.get("/models", response_model=ModelsResponse, summary="Champion models behind the list")
+@models_router.get(
+    "/models", response_model=ModelsResponse, summary="Champion models behind the list", dependencies=ONLY_DATE
+)
 def models(
     date: dt.date | None = DATE_QUERY,
     principal: Principal = Depends(require_principal),
@@ -591,7 +617,11 @@ scores_router = APIRouter(tags=["scores"], responses=AUTH_ERRORS)
     "/scores",
     response_model=ScoresResponse,
     summary="Score posted accounts",
-    responses={422: {"model": ProblemsBody, "description": "The body breaks the contract (each item says where)."}},
+    responses={
+        413: {"model": ErrorBody, "description": f"The body is over {MAX_BODY_BYTES:,} bytes (refused unread)."},
+        422: {"model": ProblemsBody, "description": "The body breaks the contract (each item says where)."},
+        503: {"model": ErrorBody, "description": "The server was started without models to score with."},
+    },
 )
 def score(
     body: ScoreRequest,
@@ -603,7 +633,9 @@ def score(
     A team-scoped token may post only accounts of its own teams.
     """
     for account in body.accounts:
-        if not principal.allows(account.team or DEFAULT_TEAM):  # a null team is `default`, as in the operations file
+        # A null or blank team is `default` (the loader reads a blank team as none), as in the operations file.
+        team = account.team if account.team is not None and account.team.strip() else DEFAULT_TEAM
+        if not principal.allows(team):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this token does not cover every posted account's team")
     # Every 422 of this route has FastAPI's documented shape: a list of {type, loc, msg}.
     posted = checked_export(export_from_request(body))
@@ -623,7 +655,7 @@ teams_router = APIRouter(tags=["teams"], responses=AUTH_ERRORS)
 TEAM_PATH = PathParam(description="Team name, as in `accounts.team` and the operations file.", examples=["early"])
 
 
-@teams_router.get("/teams", response_model=TeamsResponse, summary="Teams the token covers")
+@teams_router.get("/teams", response_model=TeamsResponse, summary="Teams the token covers", dependencies=ONLY_DATE)
 def teams(
     date: dt.date | None = DATE_QUERY,
     principal: Principal = Depends(require_principal),
@@ -771,6 +803,7 @@ def team_queue_csv(
     "/teams/{team:path}/capacity",
     response_model=CapacityResponse,
     summary="Calls per hour against capacity",
+    dependencies=ONLY_DATE,
 )
 def team_capacity(
     team: str = TEAM_PATH,
@@ -790,6 +823,7 @@ accounts_router = APIRouter(tags=["accounts"], responses=AUTH_ERRORS)
     "/accounts/{account_id:path}/explanation",  # `path`: a case system's ids may hold `/`, sent as %2F
     response_model=ExplanationResponse,
     summary="Why an account is (or is not) on the list",
+    dependencies=ONLY_DATE,
 )
 def account_explanation(
     account_id: str = PathParam(description="The case system's account id.", examples=["A000123"]),
@@ -877,13 +911,67 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-DESCRIPTION = """
+class BodyLimit:
+    """Pure ASGI middleware: a request body over `max_bytes` is refused (413) before the app reads any of it.
+
+    A declared Content-Length is judged unread; a body without one is counted as it arrives. Bodiless methods
+    pass straight through (the queue's hot path pays one comparison).
+    """
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                with suppress(ValueError):
+                    if int(value) > self.max_bytes:
+                        await self._refuse(scope, receive, send)
+                        return
+                break
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope, receive, send) -> None:
+        detail = f"the request body is over {self.max_bytes:,} bytes: post fewer accounts at a time"
+        await JSONResponse({"detail": detail}, status_code=status.HTTP_413_CONTENT_TOO_LARGE)(scope, receive, send)
+
+
+DESCRIPTION = f"""
 callq tells a collections centre whom to call today, at what hour, and why.
 
 Every endpoint but `/health` needs `Authorization: Bearer <token>`; tokens come from
 `CALLQ_API_TOKENS` (`token:teamA,teamB;token2:*`) and scope a supervisor to their teams.
 Money is in the account's currency; `call_at` is UTC, `call_at_centre` the centre's time,
-`local_hour` the debtor's.
+`local_hour` the debtor's. A request body over {MAX_BODY_BYTES // 2**20} MiB is refused with 413
+(`callq score` scores a whole book).
 """
 
 TAGS = [
@@ -917,6 +1005,7 @@ def create_app(provider: RunProvider, *, auth: TokenAuth | None = None) -> FastA
         return HTMLResponse(page)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(BodyLimit)  # inside SecurityHeaders: a 413 has the hardening headers too
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, _validation_error)
     return app

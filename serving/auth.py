@@ -73,6 +73,8 @@ class TokenAuth:
                 raise ValueError(f"{TOKENS_ENV}: entry {number} must look like TOKEN:team1,team2 or TOKEN:*")
             if any(char.isspace() for char in token):
                 raise ValueError(f"{TOKENS_ENV}: entry {number}: a token may not contain spaces")
+            if not all("!" <= char <= "~" for char in token):  # a header carries ASCII: no client could send it
+                raise ValueError(f"{TOKENS_ENV}: entry {number}: a token may hold only printable ASCII characters")
             teams = [team.strip() for team in scope.split(",") if team.strip()]
             if not teams:
                 raise ValueError(f"{TOKENS_ENV}: entry {number} names no team (use * for all teams)")
