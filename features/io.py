@@ -900,15 +900,72 @@ def _write_csv_table(table: pa.Table, sink, money: tuple[str, ...] = ()) -> None
     pa_csv.write_csv(_csv_ready(table, money), sink, write_options=pa_csv.WriteOptions(quoting_style="needed"))
 
 
-def _staged_file(path: Path, write) -> str:
-    """Call `write(temp_path)` on a new temporary file next to `path`, for the caller to rename over it.
+def _landing(path: Path) -> Path:
+    """Where a file written at `path` lands: a symlink's target (however many links deep, relative ones
+    too), so that the rename replaces the file it points to and the link stays; `path` itself otherwise.
+
+    A dangling link is written through where its target's folder exists; FileNotFoundError (naming
+    `path`) where it does not, and OSError for a loop of links."""
+    if not os.path.islink(path):
+        return path
+    import errno
+
+    target = Path(os.path.realpath(path))
+    if os.path.islink(target):  # realpath stops where the links go round in a loop
+        raise OSError(errno.ELOOP, "Too many levels of symbolic links", str(path))
+    if not target.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "Dangling symlink: its target's folder does not exist", str(path))
+    return target
+
+
+def _check_folder(path: Path, shown: Path) -> None:
+    """OSError naming `shown` where no file can be made at `path`: a file stands where one of its folders
+    would be, or the nearest folder that exists is not writable (checked now, before any work, not after)."""
+    import errno
+
+    ancestor = path.parent
+    while not os.path.lexists(ancestor):
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory: a file stands where its folder would be", str(shown))
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "Permission denied: its folder is not writable", str(shown))
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Make `folder` and its missing parents (an output's folder is made, as `mkdir -p` would); the ones
+    made, for `_remove_folders` to take away again where the write fails."""
+    missing = []
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = folder.parent
+    if missing:
+        missing[0].mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_folders(folders: Sequence[Path]) -> None:
+    """Remove the folders a failed write made, deepest first, where they are still empty."""
+    for folder in sorted(folders, key=lambda one: len(one.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def _staged_file(path: Path, write, shown: Path | None = None) -> str:
+    """Call `write(temp_path)` on a new temporary file next to `path` (whose folder exists), for the caller
+    to rename over it. A folder that refuses the temporary file is an OSError naming `shown` (default `path`),
+    the file asked for, not the temporary one.
 
     The file is created as `open` creates one (read-write for all, less the umask), not with `mkstemp`'s
     owner-only mode: renamed over `path`, that would leave the output unreadable to the case system's user.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     temp = str(path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp")
-    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # O_EXCL: never another's file
+    try:
+        os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # O_EXCL: never another's file
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(shown or path)) from error
     try:
         write(temp)
     except BaseException:
@@ -918,13 +975,20 @@ def _staged_file(path: Path, write) -> str:
 
 
 def _atomic_write(path: Path, write) -> None:
-    """Call `write(temp_path)` next to `path`, then rename over it: readers never see half a file."""
+    """Call `write(temp_path)` next to `path` (a symlink's target: `_landing`), then rename over it: readers
+    never see half a file. Folders it makes for it are taken away again where the write fails."""
     path = Path(path)
-    temp = _staged_file(path, write)
+    landing = _landing(path)
+    made = _make_folder(landing.parent)
     try:
-        os.replace(temp, path)
+        temp = _staged_file(landing, write, shown=path)
+        try:
+            os.replace(temp, landing)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        _remove_folders(made)
         raise
 
 
@@ -1322,25 +1386,90 @@ def write_frame(
     *,
     replace_where: Mapping[str, object] | None = None,
     schema: pa.Schema | None = None,
+    protect: str | Path | None = None,
 ) -> None:
     """Write an output frame to `.csv`/`.parquet` (atomically) or `URL#table` (one transaction).
 
     For SQL, `replace_where={"list_date": d}` (or `{"as_of": t}`, or a tuple of values: any of them) first
     deletes the table's rows matching it, so re-running a date replaces that date's rows; the table is
     created when absent. Files are always replaced. With the output's `schema`, a file holds its types
-    whatever the rows, and its money is written as plain decimals in CSV and COPY.
+    whatever the rows, and its money is written as plain decimals in CSV and COPY. `protect` names the export
+    being read: its files and tables are refused (`check_frame_targets`).
     """
-    write_frames([FrameWrite(frame, target, replace_where, schema)])
+    write_frames([FrameWrite(frame, target, replace_where, schema)], protect=protect)
 
 
-def check_frame_targets(targets: Sequence[str | Path]) -> list[tuple[str, str] | Path]:
+def _database_identity(url: str) -> str:
+    """The database a URL reaches, whoever connects and however (user, password, driver, options aside):
+    an output's table there may be one the export is read from."""
+    parsed = sa.engine.make_url(_normalise_url(url))
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _same_database(url)
+    port = parsed.port or {"postgresql": 5432, "mysql": 3306, "mssql": 1433}.get(backend)
+    return f"{backend}://{(parsed.host or '').lower()}:{port}/{parsed.database or ''}"
+
+
+def _export_places(source: str | Path) -> dict[object, str]:
+    """The files (real paths) and tables ((database, table)) an export is read from, each with what it is
+    for messages: a directory's `<table>.csv` and `<table>.parquet` (either is read, the Parquet first) and
+    `export.json`; a database's tables and `export_meta` (and a SQLite database's own file)."""
+    if not is_sql_url(source):
+        directory = Path(source)
+        places: dict[object, str] = {
+            _target_key(directory / f"{name}.{suffix}"): f"{name} table"
+            for name in TABLES
+            for suffix in ("csv", "parquet")
+        }
+        places[_target_key(directory / META_FILE)] = META_FILE
+        return places
+    try:
+        database = _database_identity(str(source))
+    except (sa.exc.ArgumentError, ValueError):  # not a URL the load can read: it refuses it itself
+        return {}
+    sqlite = database.startswith("sqlite:")
+    places = {(database, name.lower() if sqlite else name): f"{name} table" for name in (*TABLES, META_TABLE)}
+    if sqlite and not database.startswith("sqlite://"):  # a file ("sqlite:/path"), not a database in memory
+        places[Path(database.removeprefix("sqlite:"))] = "database file"
+    return places
+
+
+def _export_place(destination: tuple[str, str] | Path, places: Mapping[object, str]) -> str | None:
+    """What of the export `destination` would replace (`_export_places`), None for nothing."""
+    if isinstance(destination, Path):
+        return places.get(_target_key(destination))
+    url, table = destination
+    database = _database_identity(url)
+    if not database.startswith("sqlite:"):
+        return places.get((database, table))
+    # A SQLite database file where a directory export keeps a table's file (its own tables are checked by name).
+    in_file = places.get(Path(database.removeprefix("sqlite:")))
+    return places.get((database, table.lower())) or (in_file if in_file != "database file" else None)
+
+
+def check_frame_targets(
+    targets: Sequence[str | Path], *, protect: str | Path | None = None
+) -> list[tuple[str, str] | Path]:
     """Each target as `write_frames` reads it, (url, table) or a file path; ValueError or OSError for one
-    it cannot write (no URL#table, another suffix than .csv/.parquet, a directory), before any work."""
+    it cannot write (no URL#table, another suffix than .csv/.parquet, a directory, a file where its folder
+    would be, a folder it cannot write, a link into a missing folder), before any work.
+
+    `protect` is the export being read (directory or URL): a target that is one of its files or tables
+    (`_export_places`), however it is spelled or linked to, is refused: the output would replace the input.
+    """
     destinations = [_frame_target(target) for target in targets]
+    places = _export_places(protect) if protect is not None else {}
     seen: dict[object, str | Path] = {}
     for target, destination in zip(targets, destinations, strict=True):
-        if isinstance(destination, Path) and destination.is_dir():
-            raise IsADirectoryError(f"cannot write the frame file {destination}: it is a directory")
+        if isinstance(destination, Path):
+            if destination.is_dir():
+                raise IsADirectoryError(f"cannot write the frame file {destination}: it is a directory")
+            _check_folder(_landing(destination), destination)
+        if (what := _export_place(destination, places)) is not None:
+            raise ValueError(
+                f"{shown_location(str(target))} would replace the export's own {what} "
+                f"({shown_location(str(protect))}): an output must not overwrite the export it reads"
+            )
         key = _target_key(destination)
         if key in seen:  # one would silently replace the other
             first, second = shown_location(str(seen[key])), shown_location(str(target))
@@ -1359,31 +1488,41 @@ def _target_key(destination: tuple[str, str] | Path) -> object:
     return (database, table.lower() if database.startswith("sqlite:") else table)
 
 
-def write_frames(writes: Sequence[FrameWrite]) -> None:
+def write_frames(writes: Sequence[FrameWrite], *, protect: str | Path | None = None) -> None:
     """Write several output frames all or nothing (`callq rank`'s call list and special-handling list).
 
-    Every target is checked before anything is written; files go to temporary files, renamed over
-    their targets only once every frame is written; the tables of one database are written in one
-    transaction. Only a failure while committing to a second database, or renaming after the
-    commits, can leave part written.
+    Every target is checked before anything is written (with `protect`, the export being read: see
+    `check_frame_targets`); files go to temporary files, renamed over their targets (a symlink's target,
+    the link kept) only once every frame is written; the tables of one database are written in one
+    transaction. Only a failure while committing to a second database, or renaming after the commits,
+    can leave part written. A file's missing folders are made, and taken away again where the write fails.
     """
-    destinations = check_frame_targets([write.target for write in writes])
+    destinations = check_frame_targets([write.target for write in writes], protect=protect)
     staged: list[tuple[str, Path]] = []
+    made: list[Path] = []
+    written = False
     try:
         with ExitStack() as transactions:
             connections: dict[str, tuple[sa.Connection, sa.Engine]] = {}
             for write, destination in zip(writes, destinations, strict=True):
                 if isinstance(destination, Path):
-                    temp = _staged_file(destination, lambda path, w=write, d=destination: _write_frame_file(w, d, path))
-                    staged.append((temp, destination))
+                    landing = _landing(destination)
+                    made += _make_folder(landing.parent)
+                    temp = _staged_file(
+                        landing, lambda path, w=write, d=destination: _write_frame_file(w, d, path), destination
+                    )
+                    staged.append((temp, landing))
                     continue
                 url, table = destination
                 database = _same_database(url)
                 if database not in connections:
                     connections[database] = transactions.enter_context(_sql_transaction(url))
                 _write_frame_sql(*connections[database], write, table)
-        for temp, destination in staged:
-            os.replace(temp, destination)
+        for temp, landing in staged:
+            os.replace(temp, landing)
+        written = True
     finally:
         for temp, _ in staged:
             Path(temp).unlink(missing_ok=True)
+        if not written:
+            _remove_folders(made)

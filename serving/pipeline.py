@@ -356,9 +356,10 @@ class Written:
     special_handling: str
 
 
-def day_targets(target: str, special_target: str | None = None) -> Written:
+def day_targets(target: str, special_target: str | None = None, *, protect: str | Path | None = None) -> Written:
     """Where a day's two lists go (the special-handling list beside the call list unless named), checked
-    as `write_day` will write them: `callq rank` refuses a bad target before it ranks."""
+    as `write_day` will write them: `callq rank` refuses a bad target before it ranks. `protect` is the
+    export being read: neither list may replace one of its files or tables."""
     if special_target is None:
         if is_sql_url(target):
             base, _, table = target.partition("#")
@@ -366,14 +367,16 @@ def day_targets(target: str, special_target: str | None = None) -> Written:
         else:
             path = Path(target)
             special_target = str(path.with_name(f"{path.stem}.special_handling{path.suffix}"))
-    check_frame_targets([target, special_target])
+    check_frame_targets([target, special_target], protect=protect)
     return Written(call_list=target, special_handling=special_target)
 
 
-def write_day(run: DailyRun, target: str, special_target: str | None = None) -> Written:
+def write_day(
+    run: DailyRun, target: str, special_target: str | None = None, *, protect: str | Path | None = None
+) -> Written:
     """Write the call list (a file or `URL#table`, replacing that date's rows) and the special-handling list,
-    both or neither: a failure on the second must not leave the first replaced."""
-    targets = day_targets(target, special_target)
+    both or neither: a failure on the second must not leave the first replaced. `protect`: as `day_targets`."""
+    targets = day_targets(target, special_target, protect=protect)
     # A calendar date is a naive midnight datetime64 everywhere in callq (written as DATE / YYYY-MM-DD).
     special = run.special_handling.assign(
         list_date=pd.Series(pd.Timestamp(run.list_date), index=run.special_handling.index, dtype="datetime64[s]")
@@ -383,7 +386,8 @@ def write_day(run: DailyRun, target: str, special_target: str | None = None) -> 
         [
             FrameWrite(run.call_list, targets.call_list, replaced, CALL_LIST_SCHEMA),
             FrameWrite(special, targets.special_handling, replaced, SPECIAL_HANDLING_SCHEMA),
-        ]
+        ],
+        protect=protect,
     )
     return targets
 
