@@ -405,9 +405,10 @@ class DailyProvider:
         self._lock = threading.Lock()
 
     def daily_run(self, list_date: dt.date | None = None) -> DailyRun:
-        """The run for `list_date` (default: the served date); LookupError for a date past the horizon."""
+        """The run for `list_date` (default: the served date); LookupError for a date past the horizon or one
+        whose every shift hour has begun (its list would be empty, after ranking the whole book for it)."""
         wanted = list_date or self.default_date
-        check_horizon(self.export.as_of, self.operations, wanted)  # before the lock: a refusal waits for no run
+        check_list_date(self.export, self.operations, wanted)  # before the lock: a refusal waits for no run
         with self._lock:
             return run_day(self.export, self.operations, wanted, self.champions)
 

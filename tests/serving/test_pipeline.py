@@ -357,17 +357,20 @@ def test_a_no_call_flag_on_one_account_makes_the_customers_other_accounts_not_el
     assert pd.isna(after.loc[listed["account_id"], "best_hour_local"])
 
 
-def test_the_served_provider_ranks_what_it_is_asked_and_refuses_dates_past_the_horizon(monkeypatch):
+def test_the_served_provider_ranks_what_it_is_asked_and_refuses_past_dates_and_dates_past_the_horizon(monkeypatch):
     import serving.pipeline as pipeline
 
     built: list[dt.date] = []
     monkeypatch.setattr(pipeline, "run_day", lambda export, operations, day, champions: built.append(day) or day)
     export = SimpleNamespace(as_of=pd.Timestamp("2026-11-22T16:00Z"))  # 2026-11-23 00:00 in Shanghai
-    provider = DailyProvider(export, SimpleNamespace(centre_timezone="Asia/Shanghai"), None, dt.date(2026, 11, 23))
+    provider = DailyProvider(export, operations(shift=("09:00", "18:00")), None, dt.date(2026, 11, 23))
     days = [dt.date(2026, 11, 23) + dt.timedelta(days=k) for k in range(pipeline.MAX_DAYS_AHEAD + 1)]
     for day in days:
         assert provider.daily_run(day) == day
     assert provider.daily_run() == days[0] and built == [*days, days[0]]  # the API's DayCache keeps runs
     with pytest.raises(LookupError, match="more than 14 days after the export's as_of"):
         provider.daily_run(days[-1] + dt.timedelta(days=1))
+    # A past date: its every shift hour began before as_of, so its list is empty; no book-wide ranking for it.
+    with pytest.raises(LookupError, match="every shift hour of list date 2026-11-22 starts before the export's as_of"):
+        provider.daily_run(dt.date(2026, 11, 22))
     assert len(built) == len(days) + 1  # refused before any ranking
