@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -383,8 +384,15 @@ class Operations(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Operations:
+        """Load an operations file; YAML errors and duplicate keys name `file:line:column`."""
         with open(path, encoding="utf-8") as handle:
-            return cls.model_validate(yaml.load(handle, Loader=_OperationsLoader))
+            try:
+                data = yaml.load(handle, Loader=_OperationsLoader)
+            except yaml.MarkedYAMLError as error:
+                raise ValueError(yaml_error_message(path, error)) from error
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: top level must be a mapping (centre_timezone: ..., policy: ..., teams: ...)")
+        return cls.model_validate(data)
 
     def to_yaml(self, path: str | Path) -> None:
         data = self.model_dump(mode="json", exclude_none=True)
@@ -394,14 +402,59 @@ class Operations(BaseModel):
             yaml.safe_dump(data, handle, sort_keys=False)
 
 
-class _OperationsLoader(yaml.SafeLoader):
-    """The safe loader without YAML 1.1's base-60 numbers, so an unquoted `10:00` stays the text "10:00"."""
+class YamlLoader(yaml.SafeLoader):
+    """The safe loader reading scalars as YAML 1.2 does, and refusing a key given twice in one mapping (YAML
+    would keep the last silently). For the files people write: training configs and operations files."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden, by design
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # the base loader refuses it, with its own message
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    problem=f"duplicate key {key!r} (first at line {seen[key].line + 1})",
+                    problem_mark=key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 (PyYAML) reads `yes`, `no`, `on` and `off` as booleans, so `treated_offset: no` was refused as
+# not one of 'yes', 'no' or 'auto', and a team named `no` was refused as not text: only true and false are
+# booleans, as in YAML 1.2.
+_BOOL = "tag:yaml.org,2002:bool"
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+# YAML 1.1 (PyYAML) reads `5e-2` and `1e3` as text, and strict settings would refuse them: read them as
+# numbers, as YAML 1.2 does.
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def yaml_error_message(path: str | Path, error: yaml.MarkedYAMLError) -> str:
+    """`file:line:column: problem (context)`, 1-based like editors, from a YAML error."""
+    mark = error.problem_mark or error.context_mark
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    context = f" ({error.context})" if error.context else ""
+    return f"{where}: {error.problem}{context}"
+
+
+class _OperationsLoader(YamlLoader):
+    """`YamlLoader` without YAML 1.1's base-60 numbers, so an unquoted `10:00` stays the text "10:00"."""
 
 
 _BASE_60 = re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")
 _OperationsLoader.yaml_implicit_resolvers = {
     first: ([("tag:yaml.org,2002:str", _BASE_60)] if first in "+-0123456789" else []) + list(resolvers)
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in YamlLoader.yaml_implicit_resolvers.items()
 }
 
 

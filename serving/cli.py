@@ -11,13 +11,17 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import typer
 from rich.console import Console
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 app = typer.Typer(
     name="callq",
@@ -39,6 +43,15 @@ DEFAULT_LIST_DATE = "the first centre-local date whose earliest shift starts at 
 class CommandError(Exception):
     """A failure the user can act on: printed as one line, exit code 1."""
 
+    exit_code = 1
+
+
+class UsageError(CommandError):
+    """An option given a value it cannot take, or without another it needs: one line naming the option, exit
+    code 2 as for the usage errors Typer finds itself (`--limit -1`). Raised before any work is done."""
+
+    exit_code = 2
+
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -56,7 +69,28 @@ def _parse_date(value: str, what: str) -> dt.date:
             return dt.date.fromisoformat(value)
         except ValueError:
             pass
-    raise CommandError(f"{what} must be a date YYYY-MM-DD, got {value!r}")
+    raise UsageError(f"{what} must be a date YYYY-MM-DD, got {value!r}")
+
+
+def _invalid(error: ValidationError) -> str:
+    """The first error of a pydantic `ValidationError` as one line: `invalid Model: field.path: what`."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])  # empty for a whole-model rule
+    return f"invalid {error.title}: {f'{where}: ' if where else ''}{first['msg']}"
+
+
+_Settings = TypeVar("_Settings")
+
+
+def _read_settings(path: Path, read: Callable[[Path], _Settings]) -> _Settings:
+    """`read(path)` for a settings file (`--ops`, `--config`): its settings' errors name the file too, as
+    its YAML errors do, since the model's name alone does not say which file the user must fix."""
+    from pydantic import ValidationError
+
+    try:
+        return read(path)
+    except ValidationError as error:
+        raise CommandError(f"{path}: {_invalid(error)}") from error
 
 
 def _load(source: str, lenient: bool, rejects: Path | None):
@@ -115,17 +149,21 @@ def generate(
     accounts: Annotated[int, typer.Option("--accounts", min=1, help="Accounts in the book.")] = 5000,
     days: Annotated[int, typer.Option("--days", min=30, help="Days of history.")] = 180,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
-    policy: Annotated[str, typer.Option("--policy", help="cn or us_reg_f.")] = "cn",
+    policy: Annotated[Literal["cn", "us_reg_f"], typer.Option("--policy", help="cn or us_reg_f.")] = "cn",
     timezones: Annotated[str, typer.Option("--timezones", help="Comma-separated IANA zones of the debtors.")] = "",
-    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    fmt: Annotated[Literal["parquet", "csv"], typer.Option("--format", help="parquet or csv.")] = "parquet",
 ) -> None:
     """Write a synthetic export and an operations.yaml from a seeded collections simulation."""
+    from features.contract import is_valid_timezone
     from features.simulation import SimulationConfig
     from features.simulation import generate as generate_world
 
     options = {"n_accounts": accounts, "days": days, "seed": seed, "policy": policy}
     if timezones:
         options["timezones"] = tuple(zone.strip() for zone in timezones.split(",") if zone.strip())
+        unknown = [zone for zone in options["timezones"] if not is_valid_timezone(zone)]
+        if unknown:
+            raise UsageError(f"--timezones must be comma-separated IANA time zones, got {unknown[0]!r}")
     config = SimulationConfig(**options)
     simulation = generate_world(out_dir, config, fmt=fmt)
     counts = ", ".join(f"{name} {len(frame):,}" for name, frame in simulation.export.tables().items())
@@ -169,18 +207,19 @@ def features_command(
     from features.build import build_features
     from features.io import check_frame_targets, shown_location, write_frame
 
-    check_frame_targets([out_file])  # a target it cannot write is refused now, not after the features
+    parts = as_of.split(",") if as_of else []
+    wanted = [pd.Timestamp(_parse_date(part.strip(), "--as-of"), tz="UTC") for part in parts]
+    check_frame_targets([out_file], protect=export)  # a target it cannot write is refused now, not after the features
     loaded = _load(export, lenient, rejects)
-    snapshots, dates = None, [loaded.as_of]
-    if as_of:
-        dates = [pd.Timestamp(_parse_date(part.strip(), "--as-of"), tz="UTC") for part in as_of.split(",")]
+    snapshots, dates = None, wanted or [loaded.as_of]
+    if wanted:
         if any(date > loaded.as_of for date in dates):
             raise CommandError(f"--as-of must not be after the export's as_of {loaded.as_of.isoformat()}")
         ids = loaded.accounts["account_id"]
         snapshots = pd.concat([pd.DataFrame({"account_id": ids, "as_of": date}) for date in dates])
     frame = build_features(loaded, snapshots)
     # A table keeps every as-of date's features; writing a date again replaces its rows.
-    write_frame(frame, out_file, replace_where={"as_of": tuple(dates)})
+    write_frame(frame, out_file, replace_where={"as_of": tuple(dates)}, protect=export)
     _say(out, f"wrote {len(frame):,} rows × {frame.shape[1]} columns to {shown_location(out_file)}")
 
 
@@ -198,7 +237,7 @@ def train(
     from training.pipeline import Terminated
     from training.pipeline import train as train_models
 
-    train_config = TrainConfig.from_yaml(config) if config else TrainConfig()
+    train_config = _read_settings(config, TrainConfig.from_yaml) if config else TrainConfig()
     try:
         result = train_models(_load(export, lenient, rejects), train_config)
     except Terminated as error:  # Typer would turn it into a silent exit 130, as for Ctrl-C
@@ -240,19 +279,20 @@ def score(
     from serving.pipeline import check_list_date, default_list_date, score_day, score_export
 
     if date is not None and ops is None:
-        raise typer.BadParameter("--date needs --ops (the policy that decides what is allowed on that date)")
-    check_frame_targets([out_file])  # a target it cannot write is refused now, not after the scoring
+        raise UsageError("--date needs --ops (the policy that decides what is allowed on that date)")
+    list_date = _parse_date(date, "--date") if date else None
+    operations = _read_settings(ops, Operations.from_yaml) if ops else None
+    check_frame_targets([out_file], protect=export)  # a target it cannot write is refused now, not after the scoring
     loaded, models = _load_with_models(export, lenient, rejects)
-    if ops is None:
+    if operations is None:
         scores = score_export(loaded, models.result()).scores
     else:
-        operations = Operations.from_yaml(ops)
         _warn_unmatched_teams(loaded, operations)
-        day = _parse_date(date, "--date") if date else default_list_date(loaded.as_of, operations)
+        day = list_date or default_list_date(loaded.as_of, operations)
         check_list_date(loaded, operations, day)  # a date it cannot score is refused before the models are used
         scores = score_day(loaded, operations, day, models.result())
     # A table keeps every export's scores; scoring the same export again replaces its rows.
-    write_frame(scores, out_file, replace_where={"as_of": loaded.as_of}, schema=SCORES_SCHEMA)
+    write_frame(scores, out_file, replace_where={"as_of": loaded.as_of}, schema=SCORES_SCHEMA, protect=export)
     eligible = int(scores["eligible"].sum())
     where = shown_location(out_file)
     _say(out, f"wrote {len(scores):,} scores ({eligible:,} eligible) to {where}")
@@ -278,13 +318,13 @@ def rank(
     from features.io import shown_location
     from serving.pipeline import day_targets, run_day, write_day
 
-    operations = Operations.from_yaml(ops)
     list_date = _parse_date(date, "--date")
-    day_targets(out_file, special)  # a target it cannot write is refused now, not after the ranking
+    operations = _read_settings(ops, Operations.from_yaml)
+    day_targets(out_file, special, protect=export)  # a target it cannot write is refused now, not after the ranking
     loaded, models = _load_with_models(export, lenient, rejects)
     _warn_unmatched_teams(loaded, operations)
     run = run_day(loaded, operations, list_date, models.result())
-    written = write_day(run, out_file, special)
+    written = write_day(run, out_file, special, protect=export)
     _say(
         out,
         f"wrote {len(run.call_list):,} calls for {list_date} to {shown_location(written.call_list)} "
@@ -365,7 +405,7 @@ def serve(
         typer.Option("--date", help=f"Default list date YYYY-MM-DD (default: {DEFAULT_LIST_DATE})."),
     ] = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the HTTP API and the supervisor page."""
     import uvicorn
@@ -375,16 +415,12 @@ def serve(
     from serving.auth import TokenAuth
     from serving.pipeline import DailyProvider, check_list_date
 
+    default_date = _parse_date(date, "--date") if date else None
     auth = TokenAuth.from_env()  # a malformed CALLQ_API_TOKENS fails now, not after the day is ranked
-    operations = Operations.from_yaml(ops)
+    operations = _read_settings(ops, Operations.from_yaml)
     loaded, models = _load_with_models(export, False, None)
     _warn_unmatched_teams(loaded, operations)
-    provider = DailyProvider(
-        loaded,
-        operations,
-        models.result(),
-        default_date=_parse_date(date, "--date") if date else None,
-    )
+    provider = DailyProvider(loaded, operations, models.result(), default_date=default_date)
     check_list_date(loaded, operations, provider.default_date)  # a date it cannot rank: one line, no server
     app = create_app(provider, auth=auth)
     with console.status(f"ranking {provider.default_date} before serving…"):
@@ -428,25 +464,22 @@ def main() -> None:
         if isinstance(error, click.exceptions.ClickException):
             error.show()
             sys.exit(error.exit_code)
+        code = 1
         if isinstance(error, typer.TyperException):
             # Typer parses with its own click (not `click`): a usage error, such as `--limit -1`, is one line
             # naming the option (`format_message`), with its exit code (2).
             message, code = error.format_message(), error.exit_code
-            console.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False, soft_wrap=True)
-            sys.exit(code)
-        if isinstance(error, CommandError):
-            message = str(error)
+        elif isinstance(error, CommandError):
+            message, code = str(error), error.exit_code
         elif isinstance(error, OSError) and error.filename is not None and error.strerror:
             # `[Errno 2] No such file or directory: 'ops.yaml'` reads as the file and what is wrong with it.
             message = f"{error.filename}: {error.strerror.lower()}"
         elif isinstance(error, ValidationError):
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])  # empty for a whole-model rule
-            message = f"invalid {error.title}: {f'{where}: ' if where else ''}{first['msg']}"
+            message = _invalid(error)
         else:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
         console.print(Text.assemble(("error:", "red"), f" {message}"), highlight=False, soft_wrap=True)
-        sys.exit(1)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -5,15 +5,13 @@ The resolved config is logged with every run, so a run can be repeated from its 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Hashable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
-from features.contract import DEFAULT_HORIZON_DAYS
+from features.contract import DEFAULT_HORIZON_DAYS, YamlLoader, yaml_error_message
 
 # Every config model: unknown keys, `true` or "14" for a number, and .inf/.nan are errors, not guesses.
 STRICT = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
@@ -222,9 +220,9 @@ class TrainConfig(BaseModel):
         """Load a YAML config; YAML errors and duplicate keys name `file:line:column`."""
         with open(path, encoding="utf-8") as handle:
             try:
-                data = yaml.load(handle, Loader=_UniqueKeyLoader)
+                data = yaml.load(handle, Loader=YamlLoader)
             except yaml.MarkedYAMLError as error:
-                raise ConfigError(_yaml_error(path, error)) from error
+                raise ConfigError(yaml_error_message(path, error)) from error
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -234,46 +232,3 @@ class TrainConfig(BaseModel):
     def resolved(self) -> dict[str, Any]:
         """The full config as plain data, defaults included (logged with each run)."""
         return self.model_dump(mode="json")
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key given twice in one mapping (YAML would keep the last silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Mark] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden, by design
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, Hashable):
-                continue  # the base loader refuses it, with its own message
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    problem=f"duplicate key {key!r} (first at line {seen[key].line + 1})",
-                    problem_mark=key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-# YAML 1.1 (PyYAML) reads `yes`, `no`, `on` and `off` as booleans, so `treated_offset: no` was refused as
-# not one of 'yes', 'no' or 'auto': only true and false are booleans, as in YAML 1.2.
-_BOOL = "tag:yaml.org,2002:bool"
-_UniqueKeyLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_UniqueKeyLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-# YAML 1.1 (PyYAML) reads `5e-2` and `1e3` as text, and strict settings would refuse them: read them as
-# numbers, as YAML 1.2 does.
-_UniqueKeyLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
-)
-
-
-def _yaml_error(path: str | Path, error: yaml.MarkedYAMLError) -> str:
-    """`file:line:column: problem (context)`, 1-based like editors, from a YAML error."""
-    mark = error.problem_mark or error.context_mark
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-    context = f" ({error.context})" if error.context else ""
-    return f"{where}: {error.problem}{context}"

@@ -295,9 +295,83 @@ def test_dates_are_written_yyyy_mm_dd_only(tmp_path):
     write_export(tiny_export(), tmp_path / "export")
     for date in ("2026-W48-2", "20261124"):
         result = callq("features", tmp_path / "export", "--out", tmp_path / "f.csv", "--as-of", date)
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert result.stderr.strip() == f"error: --as-of must be a date YYYY-MM-DD, got '{date}'"
     assert not (tmp_path / "f.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value", "bad"),
+    [
+        ("rank", "--date", "2026-13-01", "2026-13-01"),
+        ("rank", "--date", "tomorrow", "tomorrow"),
+        ("score", "--date", "2026-02-30", "2026-02-30"),
+        ("serve", "--date", "tomorrow", "tomorrow"),
+        ("features", "--as-of", "2026-11-20,tomorrow", "tomorrow"),
+    ],
+)
+def test_a_malformed_date_is_a_usage_error_before_any_work(tmp_path, command, option, value, bad):
+    # The export and the operations file do not exist: a date read after either would be refused for that.
+    export, ops, target = tmp_path / "missing", tmp_path / "ops.yaml", tmp_path / "out.csv"
+    args = {
+        "rank": ["--export", export, "--ops", ops, "--out", target],
+        "score": ["--export", export, "--ops", ops, "--out", target],
+        "serve": ["--export", export, "--ops", ops],
+        "features": [export, "--out", target],
+    }[command]
+    result = callq(command, *args, option, value)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"error: {option} must be a date YYYY-MM-DD, got '{bad}'"]
+
+
+def test_other_usage_errors_name_their_option_before_any_work(tmp_path):
+    missing = ["--export", tmp_path / "missing", "--ops", tmp_path / "ops.yaml"]
+    cases = {
+        ("score", "--export", tmp_path / "missing", "--date", "2026-11-23", "--out", tmp_path / "s.csv"): (
+            "error: --date needs --ops (the policy that decides what is allowed on that date)"
+        ),
+        ("generate", "--out", tmp_path / "g", "--accounts", 100, "--policy", "eu"): (
+            "error: Invalid value for '--policy': Value error, 'eu' is not one of 'cn', 'us_reg_f'."
+        ),
+        ("generate", "--out", tmp_path / "g", "--accounts", 100, "--format", "xlsx"): (
+            "error: Invalid value for '--format': Value error, 'xlsx' is not one of 'parquet', 'csv'."
+        ),
+        ("generate", "--out", tmp_path / "g", "--accounts", 100, "--timezones", "Asia/Shanghai, Mars/Base"): (
+            "error: --timezones must be comma-separated IANA time zones, got 'Mars/Base'"
+        ),
+        ("serve", *missing, "--port", 99999): (
+            "error: Invalid value for '--port': Input should be less than or equal to 65535"
+        ),
+    }
+    for args, line in cases.items():
+        result = callq(*args)
+        assert (result.returncode, result.stderr.splitlines()) == (2, [line]), args
+    assert list(tmp_path.iterdir()) == []  # nothing simulated, nothing written
+
+
+def test_an_invalid_operations_or_config_file_is_named_before_any_work(tmp_path):
+    # The export does not exist: a file read after it would not be the error.
+    ops = _operations_file(tmp_path, ("early", "default"))
+    ops.write_text(ops.read_text().replace("agents: 1,", "agents: -1,", 1))
+    rule = "invalid Operations: teams.0.agents: Input should be greater than or equal to 0"
+    common = ["--export", tmp_path / "missing", "--ops", ops]
+    for args in (
+        ["rank", *common, "--date", "2026-11-24", "--out", tmp_path / "list.csv"],
+        ["score", *common, "--out", tmp_path / "s.csv"],
+        ["serve", *common],
+    ):
+        result = callq(*args)
+        assert (result.returncode, result.stderr.splitlines()) == (1, [f"error: {ops}: {rule}"]), args
+    ops.write_text(ops.read_text() + "policy: us_reg_f\n")
+    twice = callq("rank", *common, "--date", "2026-11-24", "--out", tmp_path / "list.csv")
+    assert twice.stderr.splitlines() == [f"error: {ops}:6:1: duplicate key 'policy' (first at line 2)"]
+    config = tmp_path / "config.yaml"
+    config.write_text("seed: true\n")
+    trained = callq("train", "--export", tmp_path / "missing", "--config", config)
+    assert (trained.returncode, trained.stderr.splitlines()) == (
+        1,
+        [f"error: {config}: invalid TrainConfig: seed: Input should be a valid integer"],
+    )
 
 
 def test_rank_refuses_a_target_it_cannot_write_before_any_work(generated, tmp_path):
@@ -322,6 +396,24 @@ def test_score_refuses_a_target_it_cannot_write_before_any_work(generated, tmp_p
         assert result.returncode == 1
         assert result.stderr.strip().startswith(f"error: {reason}"), result.stderr
     assert list(tmp_path.iterdir()) == []  # neither the models nor the target were touched
+
+
+def test_no_command_writes_over_the_export_it_reads(generated, tmp_path):
+    # `--out export/accounts.csv` would replace an input table; refused before any work, the export intact.
+    store = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty' / 'mlflow.db'}"}  # no models
+    before = {path.name: path.read_bytes() for path in generated.iterdir() if path.is_file()}
+    table = next(name for name in before if name.startswith("accounts."))
+    ops = ("--ops", generated / "operations.yaml", "--date", "2026-11-24")
+    for command in (
+        ("score", "--export", generated, "--out", generated / table),
+        ("features", generated, "--out", generated / table),
+        ("rank", "--export", generated, *ops, "--out", tmp_path / "list.csv", "--special-out", generated / table),
+    ):
+        result = callq(*command, env=store)
+        assert result.returncode == 1, result.stderr
+        assert "would replace the export's own accounts table" in result.stderr, result.stderr
+    assert {path.name: path.read_bytes() for path in generated.iterdir() if path.is_file()} == before
+    assert not (tmp_path / "list.csv").exists() and not (tmp_path / "empty").exists()
 
 
 def test_rank_warns_of_operations_teams_that_match_no_account(tmp_path):
