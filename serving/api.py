@@ -617,6 +617,7 @@ scores_router = APIRouter(tags=["scores"], responses=AUTH_ERRORS)
     "/scores",
     response_model=ScoresResponse,
     summary="Score posted accounts",
+    dependencies=[Depends(_only_query())],  # it reads no parameter: `?date=` would not choose a date
     responses={
         413: {"model": ErrorBody, "description": f"The body is over {MAX_BODY_BYTES:,} bytes (refused unread)."},
         422: {"model": ProblemsBody, "description": "The body breaks the contract (each item says where)."},

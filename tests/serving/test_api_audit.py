@@ -99,6 +99,15 @@ def test_a_misspelt_date_is_refused_rather_than_answered_for_the_default_date(cl
     assert client.get(path, params={"dat": "2026-11-24"}).status_code == 401  # the token first
 
 
+def test_a_query_parameter_on_posted_scoring_is_refused():
+    # Scoring reads no parameter: `?date=...` must not look as if it chose the date the accounts are scored for.
+    client = TestClient(create_app(StaticProvider(small_run(), scorer=fake_scorer), auth=token_auth()))
+    response = client.post("/scores", params={"date": "2026-11-24"}, json=score_body(), headers=ADMIN)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "date"]
+    assert client.post("/scores", json=score_body(), headers=ADMIN).status_code == 200
+
+
 # --- token configuration -------------------------------------------------------------------
 
 
