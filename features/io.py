@@ -200,6 +200,13 @@ def _refuse_untextual_columns(path: Path, schema: pa.Schema) -> None:
             )
 
 
+def _refuse_float_text_column(table: str, column: str, stored: str) -> None:
+    """A text column of the contract kept in a SQL float column is refused whole, as a Parquet one is: its
+    text is "1001.0", or past 15 digits "1.23456789012346e+18", where distinct ids would silently merge."""
+    if any(c.name == column and c.type is ColumnType.STR for c in SCHEMAS.get(table, ())):
+        raise ExportError(f"{table}: row -: column {column}: a {stored} column, where the contract has text")
+
+
 def _read_parquet_raw(path: Path) -> pd.DataFrame:
     schema = pq.read_schema(path)
     _refuse_repeated_columns(path, schema.names)
@@ -207,19 +214,7 @@ def _read_parquet_raw(path: Path) -> pd.DataFrame:
     # The enumerated columns are read as categoricals straight from Parquet's dictionary pages: as
     # strings, a year of contacts for a million accounts holds 2.2 GiB more while it is checked.
     enums = set(ENUM_COLUMNS.get(path.stem, {})) & set(schema.names)
-    table = pq.read_table(path, read_dictionary=sorted(enums))
-    # Parquet tells a NaN from a null, pandas' float64 does not: a float column holding NaN keeps them apart
-    # (a nullable Float64 column), so that a NaN amount is refused as not a number instead of being read as
-    # missing (and, where the column is nullable, accepted as "no credit limit").
-    nulls = {
-        name: column.is_null().to_numpy(zero_copy_only=False)
-        for name, column in zip(table.column_names, table.columns, strict=True)
-        if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py()
-    }
-    frame = _to_pandas(table)
-    for name, null in nulls.items():
-        frame[name] = pd.arrays.FloatingArray(frame[name].to_numpy(dtype="float64"), null)
-    return frame
+    return _to_pandas(pq.read_table(path, read_dictionary=sorted(enums)))
 
 
 _INTEGERS = {pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(), pa.uint32()}
@@ -231,7 +226,17 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     A year of contacts for a million accounts peaks 1.1 GiB lower and converts in 3 s instead of 12
     (no block consolidation). Integers stay integers (nullable), not floats with NaN that would have
     to be checked for fractions. `table` is unusable afterwards.
+
+    Arrow (Parquet, PostgreSQL's REAL) tells a NaN from a null, pandas' float64 does not: a float column
+    holding NaN keeps them apart (a nullable Float64 or Float32 column), so that a NaN amount is refused as
+    not a number instead of being read as missing (and, where the column is nullable, accepted as "no
+    credit limit").
     """
+    nulls = {
+        name: column.is_null().to_numpy(zero_copy_only=False)
+        for name, column in zip(table.column_names, table.columns, strict=True)
+        if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py()
+    }
     frame = table.to_pandas(
         date_as_object=False,
         split_blocks=True,
@@ -240,6 +245,8 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     )
     del table
     pa.default_memory_pool().release_unused()
+    for name, null in nulls.items():
+        frame[name] = pd.arrays.FloatingArray(frame[name].to_numpy(), null)
     return frame
 
 
@@ -278,11 +285,13 @@ def _quote(engine: sa.Engine, name: str) -> str:
 
 
 # PostgreSQL columns of these types are read in binary, straight into Arrow, and typed as Parquet's
-# are. Any other type (NUMERIC, DOUBLE PRECISION, REAL, CHAR(n), UUID, TIMESTAMP without a zone, ...)
+# are (REAL as the float32 it is: its 6-digit text would make 12345.67 12345.7). Any other type (NUMERIC,
+# DOUBLE PRECISION, CHAR(n), UUID, TIMESTAMP without a zone, ...)
 # is cast to text on the server and parsed as a CSV value is: money reads the same whichever numeric
 # type the case system chose (DOUBLE PRECISION's 300.29999999999995 is 300.3 as text), CHAR(n) loses
-# its padding, and a naive TIMESTAMP in a date column is refused as the text '2026-07-27 00:00:00' is.
-_PG_BINARY_TYPES = frozenset({"text", "varchar", "int2", "int4", "int8", "bool", "date", "timestamptz"})
+# its padding, and a naive TIMESTAMP in a date column reads as its text '2026-07-27 00:00:00' does: at
+# midnight, that date (as a Parquet timestamp is); at any other time, refused.
+_PG_BINARY_TYPES = frozenset({"text", "varchar", "int2", "int4", "int8", "float4", "bool", "date", "timestamptz"})
 _PG_TIME_TYPES = frozenset({"date", "timestamptz"})
 _EPOCH = pd.Timestamp("1970-01-01")
 # A table larger than this is read in as many ctid ranges as there are readers, in parallel.
@@ -491,6 +500,9 @@ def _pg_parts(cursor, engine: sa.Engine, table: str, text_only: bool, readers: i
         " AND NOT a.attisdropped ORDER BY a.attnum"
     )
     columns = cursor.fetchall()
+    for name, kind in columns:
+        if kind in ("float4", "float8"):
+            _refuse_float_text_column(table, name, f"PostgreSQL {kind}")
 
     # Enumerated text columns come dictionary-encoded, as from Parquet (a year of contacts as plain
     # strings holds gigabytes more).
@@ -608,7 +620,11 @@ def _pg_literal(text: str) -> str:
 def _read_text_table(connection: sa.Connection, inspector: sa.Inspector, table: str) -> pd.DataFrame:
     """A table of a database other than PostgreSQL, every column as text: one parser for every source."""
     engine = connection.engine
-    columns = [column["name"] for column in inspector.get_columns(table)]
+    described = inspector.get_columns(table)
+    for column in described:
+        if isinstance(column["type"], sa.Float):  # REAL, FLOAT, DOUBLE
+            _refuse_float_text_column(table, column["name"], f"{engine.dialect.name} {column['type']}")
+    columns = [column["name"] for column in described]
     cast = ", ".join(f"CAST({_quote(engine, c)} AS TEXT) AS {_quote(engine, c)}" for c in columns)
     query = f"SELECT {cast} FROM {_quote(engine, table)}"
     if table == "accounts" and "account_id" in columns:

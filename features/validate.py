@@ -51,6 +51,12 @@ _TOO_PRECISE_RE = r"[^.]*\.[0-9]{2}[0-9]*[1-9][0-9]*"
 # from a SQLite REAL or a NUMERIC column ("184.0", "184.00").
 _INT_RE = r"[+-]?[0-9]+(?:\.0*)?"
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
+# 1 and 0 with a zero fraction, as a float flag of a Parquet file (1.0) is read, and as its text from a SQLite
+# REAL or a NUMERIC column ("1.0", "0.00") is.
+_BOOL_NUMBER_RE = r"[01]\.0*"
+# A date kept as a timestamp without an offset (a Parquet timestamp or SQL TIMESTAMP column, or its text as
+# SQLite or a CSV writer holds it) at midnight carries exactly that date; any other time of day does not.
+_MIDNIGHT_RE = r"(" + _DATE_RE + r")[T ]00:00(?::00(?:[.,]0{1,9})?)?"
 
 RULE_MISSING_TABLE = "missing table"
 RULE_MISSING_COLUMN = "missing column"
@@ -194,6 +200,8 @@ def check_meta(
 class _Parsed:
     values: pd.Series  # typed; null where the raw value was null or broke a type rule
     issues: list[tuple[str, np.ndarray]]
+    # The values that are null, where that is not just the raw nulls: blank text in a typed column.
+    null: np.ndarray | None = None
 
 
 def _bool_array(mask: pd.Series | np.ndarray) -> np.ndarray:
@@ -217,6 +225,29 @@ def _as_text(raw: pd.Series) -> pd.Series:
 
 def _match(text: pd.Series, pattern: str) -> np.ndarray:
     return _bool_array(text.str.fullmatch(pattern))
+
+
+def _trim_failed(text: pd.Series, shaped: np.ndarray, pattern: str) -> tuple[pd.Series, np.ndarray]:
+    """`text` with each value that is not `shaped` trimmed of surrounding whitespace (null where nothing is
+    left, as an empty CSV field is), and those values matched against `pattern`: one rule for the typed
+    values of every source.
+
+    A CSV writer may pad numbers, a SQL text column may hold " 12.50" or "": looking again only at the
+    values the fast match refused leaves the common case to the one vectorised match it already had.
+    """
+    retry = ~shaped & _bool_array(text.notna())
+    if not retry.any():
+        return text, shaped
+    rows = np.flatnonzero(retry)
+    before = text.iloc[rows]
+    after = before.str.strip()
+    after = after.mask(_bool_array(after == ""))
+    shaped = shaped.copy()
+    shaped[rows] = _bool_array(after.str.fullmatch(pattern))
+    if (_bool_array(after.isna()) | _bool_array(after != before)).any():
+        text = text.copy()
+        text.iloc[rows] = after.array
+    return text, shaped
 
 
 def _parse_str(raw: pd.Series) -> _Parsed:
@@ -258,14 +289,23 @@ def _parse_date(raw: pd.Series) -> _Parsed:
         values = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[s]")
         return _Parsed(values, [(RULE_DATE, ~null)])
     if pd.api.types.is_datetime64_dtype(raw.dtype):
+        # Midnight is judged before the cast to seconds, which would drop a fraction of a second.
+        bad = (_out_of_range(raw) | _bool_array(raw != raw.dt.normalize())) & ~null
         values = raw.astype("datetime64[s]")
-        bad = (_out_of_range(values) | _bool_array(values != values.dt.normalize())) & ~null
         return _Parsed(values.mask(bad), [(RULE_DATE, bad)])
     text = _as_text(raw)
-    shaped = _match(text, _DATE_RE)
+    plain = _match(text, _DATE_RE)
+    text, shaped = _trim_failed(text, plain, _DATE_RE + "|" + _MIDNIGHT_RE)
+    null = _bool_array(text.isna())
+    if (shaped & ~plain).any():
+        # The rare values that are padded, or a naive timestamp at midnight: their date (a Parquet timestamp's).
+        rows = np.flatnonzero(shaped & ~plain)
+        repaired = text.iloc[rows]
+        text = text.copy()
+        text.iloc[rows] = repaired.str.extract(_MIDNIGHT_RE, expand=False).fillna(repaired).array
     parsed = pd.to_datetime(text.where(shaped), format="%Y-%m-%d", errors="coerce").astype("datetime64[s]")
     bad = ~null & (_bool_array(parsed.isna()) | _out_of_range(parsed))
-    return _Parsed(parsed.mask(bad), [(RULE_DATE, bad)])
+    return _Parsed(parsed.mask(bad), [(RULE_DATE, bad)], null)
 
 
 def _parse_timestamp(raw: pd.Series) -> _Parsed:
@@ -281,7 +321,8 @@ def _parse_timestamp(raw: pd.Series) -> _Parsed:
         # Python datetimes (from a database driver) print as ISO-8601, with an offset when aware.
         raw = raw.map(lambda v: v.isoformat() if hasattr(v, "isoformat") else v, na_action="ignore")
     text = _as_text(raw)
-    with_offset = _match(text, _TIME_RE + _OFFSET_RE)
+    text, with_offset = _trim_failed(text, _match(text, _TIME_RE + _OFFSET_RE), _TIME_RE + _OFFSET_RE)
+    null = _bool_array(text.isna())
     naive = ~with_offset & _match(text, _TIME_RE + r"|" + _DATE_RE)
     parsed = _arrow_cast(text.where(with_offset), pa.timestamp("us", tz="UTC"))
     if parsed is None:
@@ -290,7 +331,7 @@ def _parse_timestamp(raw: pd.Series) -> _Parsed:
         parsed = pd.to_datetime(shaped, utc=True, format="ISO8601", errors="coerce")
     parsed = parsed.astype("datetime64[us, UTC]")
     bad = ~null & ~naive & (_bool_array(parsed.isna()) | _out_of_range(parsed))
-    return _Parsed(parsed.mask(bad), [(RULE_NAIVE_TIMESTAMP, naive), (RULE_TIMESTAMP, bad)])
+    return _Parsed(parsed.mask(bad), [(RULE_NAIVE_TIMESTAMP, naive), (RULE_TIMESTAMP, bad)], null)
 
 
 def _parse_money(raw: pd.Series) -> _Parsed:
@@ -305,6 +346,17 @@ def _parse_money(raw: pd.Series) -> _Parsed:
             # tolerance grows with the value (a few of its last bits), as its 15-digit text would read it.
             too_precise = ~null & ~not_finite & ~np.isclose(cents, np.round(cents), rtol=2.0**-50, atol=1e-6)
             too_large = ~null & ~not_finite & (np.abs(numbers) >= MAX_MONEY)
+            if raw.dtype in (np.float32, pd.Float32Dtype()):
+                # A 32-bit float (Parquet float32, PostgreSQL REAL) holds 12345.67 as 12345.669921875: it is the
+                # whole cents whose nearest float32 it is, where those are one only (below 2^17 its values are
+                # under a cent apart; above, only a value that is itself whole cents is).
+                single = raw.to_numpy(dtype="float32", na_value=np.nan)
+                whole_cents = np.round(cents)
+                nearest = whole_cents / 100.0
+                held = nearest.astype(np.float32) == single
+                unique = (np.spacing(np.abs(single)) <= np.float32(0.01)) | (cents == whole_cents)
+                too_precise = ~null & ~not_finite & ~(held & unique)
+                values = pd.Series(nearest, index=raw.index)
         return _Parsed(
             values.mask(not_finite | too_precise | too_large),
             [(RULE_NUMBER, not_finite), (RULE_DECIMALS, too_precise), (RULE_TOO_LARGE, too_large)],
@@ -316,7 +368,8 @@ def _parse_money(raw: pd.Series) -> _Parsed:
         # Parquet decimals arrive as Python Decimals, which print a zero of scale 7 or more as 0E-7.
         raw = raw.map(lambda v: format(v, "f") if isinstance(v, Decimal) else v, na_action="ignore")
     text = _as_text(raw)
-    shaped = _match(text, _MONEY_RE)
+    text, shaped = _trim_failed(text, _match(text, _MONEY_RE), _MONEY_RE)
+    null = _bool_array(text.isna())
     numbers = _arrow_cast(text.where(shaped), pa.float64())
     if numbers is None:
         numbers = pd.to_numeric(text.where(shaped), errors="coerce").astype("float64")
@@ -326,6 +379,7 @@ def _parse_money(raw: pd.Series) -> _Parsed:
     return _Parsed(
         numbers.mask(too_precise | too_large),
         [(RULE_NUMBER, bad), (RULE_DECIMALS, too_precise), (RULE_TOO_LARGE, too_large)],
+        null,
     )
 
 
@@ -339,9 +393,16 @@ def _parse_bool(raw: pd.Series) -> _Parsed:
         return _Parsed((numbers == 1.0).astype("boolean").mask(null | bad), [(RULE_BOOL, bad)])
     # Case-insensitive on purpose: many tools (pandas among them) write True/False.
     lowered = _as_text(raw).str.strip().str.lower()
+    null = null | _bool_array(lowered == "")  # blank, as an empty CSV field is null
     values = lowered.map(_BOOL_TEXT, na_action="ignore").astype("boolean")
     bad = ~null & _bool_array(values.isna())
-    return _Parsed(values, [(RULE_BOOL, bad)])
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        number = _match(lowered.iloc[rows], _BOOL_NUMBER_RE)
+        if number.any():
+            values.iloc[rows[number]] = lowered.iloc[rows[number]].str.startswith("1").to_numpy(dtype=bool)
+            bad[rows[number]] = False
+    return _Parsed(values.mask(null), [(RULE_BOOL, bad)], null)
 
 
 def _parse_int(raw: pd.Series) -> _Parsed:
@@ -351,20 +412,23 @@ def _parse_int(raw: pd.Series) -> _Parsed:
     if pd.api.types.is_float_dtype(raw.dtype):
         numbers = raw.to_numpy(dtype="float64", na_value=np.nan)
         with np.errstate(invalid="ignore"):
-            bad = ~null & ~(np.isfinite(numbers) & (numbers == np.round(numbers)))
+            # Beyond int64 (1e20) is no integer callq keeps, as the same digits as text are not.
+            whole = np.isfinite(numbers) & (numbers == np.round(numbers)) & (np.abs(numbers) < 2.0**63)
+            bad = ~null & ~(whole | (numbers == -(2.0**63)))
         values = pd.Series(np.where(bad | null, np.nan, numbers), index=raw.index).astype("Int64")
         return _Parsed(values, [(RULE_INT, bad)])
     if not _is_text(raw):
         return _Parsed(pd.Series(pd.NA, index=raw.index, dtype="Int64"), [(RULE_INT, ~null)])
-    text = _as_text(raw).str.strip()
-    shaped = _match(text, _INT_RE)
+    text = _as_text(raw)
+    text, shaped = _trim_failed(text, _match(text, _INT_RE), _INT_RE)
+    null = _bool_array(text.isna())
     digits = text.where(shaped).str.removeprefix("+")
     numbers = _arrow_cast(digits, pa.int64())
     if numbers is None:  # Arrow refused a value: one with a zero fraction, or beyond int64 (not one callq keeps)
         whole = digits.str.partition(".")[0].where(shaped)
         numbers = whole.map(lambda v: int(v) if isinstance(v, str) and -(2**63) <= int(v) < 2**63 else None)
     bad = ~null & _bool_array(numbers.isna())
-    return _Parsed(numbers.astype("Int64"), [(RULE_INT, bad)])
+    return _Parsed(numbers.astype("Int64"), [(RULE_INT, bad)], null)
 
 
 _PARSERS = {
@@ -515,7 +579,8 @@ def _column_problems(column: Column, raw: pd.Series) -> tuple[pd.Series, list[_P
     parsed = _PARSERS[column.type](raw)
     problems = [_Problem(column.name, rule, mask) for rule, mask in parsed.issues if mask.any()]
     if not column.nullable:
-        null = _bool_array(raw.isna())
+        # A typed value of blank text is null, as the same empty field of a CSV file is (`_trim_failed`).
+        null = _bool_array(raw.isna()) if parsed.null is None else parsed.null
         if null.any():
             problems.append(_Problem(column.name, RULE_NULL, null))
     values = parsed.values
@@ -659,7 +724,7 @@ def _shown(raw: pd.Series, rows: np.ndarray) -> list[str]:
     values = raw.iloc[rows].astype(object).to_numpy()
     # NaN is a missing value in a float64 column; in a nullable Float64 one (a Parquet column that held NaN
     # beside its nulls) it is the value that was refused.
-    nan_is_missing = not isinstance(raw.dtype, pd.Float64Dtype)
+    nan_is_missing = not isinstance(raw.dtype, pd.Float64Dtype | pd.Float32Dtype)
     return [
         "" if v is None or v is pd.NA or (nan_is_missing and isinstance(v, float) and np.isnan(v)) else _text(v)
         for v in values

@@ -227,8 +227,11 @@ def test_postgres_dates_and_times_out_of_range_are_named_as_the_server_writes_th
         connection.exec_driver_sql("UPDATE contacts SET started_at = '-infinity' WHERE contact_id = 'K1'")
         connection.exec_driver_sql("UPDATE dues SET due_date = '12000-01-01' WHERE ctid = (SELECT min(ctid) FROM dues)")
         connection.exec_driver_sql("UPDATE accounts SET opened_date = '0044-03-15 BC' WHERE account_id = 'A2'")
-        # A date column kept as a naive TIMESTAMP: refused, as its text would be.
+        # A date column kept as a naive TIMESTAMP: midnight is its date, as from a Parquet timestamp; a time is not.
         connection.exec_driver_sql("ALTER TABLE promises ALTER COLUMN promised_date TYPE timestamp")
+        connection.exec_driver_sql(
+            "UPDATE promises SET promised_date = promised_date + '9 hours' WHERE promise_id = 'R1'"
+        )
     engine.dispose()
     monkeypatch.setattr(io, "_PG_SPLIT_BYTES", 0)  # contacts in ranges: only the one holding K1 read as text
     check = check_export(postgres_db_url)
@@ -237,8 +240,8 @@ def test_postgres_dates_and_times_out_of_range_are_named_as_the_server_writes_th
     assert shown[("contacts", "K1", "started_at")] == (RULE_TIMESTAMP, "-infinity")
     assert ("dues", RULE_DATE, "12000-01-01") in {(t, rule, value) for (t, _, _), (rule, value) in shown.items()}
     assert shown[("accounts", "A2", "opened_date")] == (RULE_DATE, "0044-03-15 BC")
-    promised = [key for key in shown if key[0] == "promises"]
-    assert promised and all(shown[key][0] == RULE_DATE for key in promised)
+    assert [key for key in shown if key[0] == "promises"] == [("promises", "R1", "promised_date")]
+    assert shown[("promises", "R1", "promised_date")] == (RULE_DATE, "2026-11-11 09:00:00")
     # One contact's time is out of range; the rest of its part, read again as text, is read as before.
     assert check.tables["contacts"].reasons.str.contains("started_at", na=False).sum() == 1
 
