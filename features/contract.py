@@ -268,7 +268,7 @@ class Shift(BaseModel):
     def whole_hours(self) -> list[int]:
         """Start hours of every whole hour inside the shift, counted from the list date's centre-local
         midnight: a shift past midnight goes on with hours 24, 25, ... of the next morning."""
-        first = self.start.hour + (1 if (self.start.minute or self.start.second) else 0)
+        first = self.start.hour + (1 if (self.start.minute or self.start.second or self.start.microsecond) else 0)
         end = self.end.hour + self.end.minute / 60 + (24 if self.crosses_midnight else 0)
         return [hour for hour in range(first, 48) if hour + 1 <= end]
 

@@ -13,8 +13,8 @@ there must not hide here. Rules (names as they appear in violations):
   customer), `special_handling` (dispute_open, complaint_open, hardship on any account of the customer),
   a null flag counting as set; `nothing_overdue` (no due up to as_of's date is left unpaid),
   `rejected_rows` (withheld by a lenient load: `Export.withheld`, any account of the customer);
-* `call_window`: the whole hour inside the policy window in every zone of the customer, the hour being
-  60 minutes of the debtor's clock even where DST ends inside it;
+* `call_window`: the whole hour inside the policy window in every zone of the customer, each of its 60
+  minutes read on the debtor's clock (a DST change inside the hour or at its end shows some twice or skips some);
 * `quiet_period`: no call on local days c..c+N-1 after a right-party call on day c (account);
 * `attempts_7d`: outbound call attempts of the account (history + list) in any 7 consecutive
   local days within the limit; both in the local dates of every zone of the customer's accounts;
@@ -326,19 +326,33 @@ def _shift_hour_mask(owner_team: pd.Series, hours, teams: dict) -> np.ndarray:
 
 
 def _check_window(calls: pd.DataFrame, zones: pd.DataFrame, rules, check: _Collector) -> None:
-    """The whole call hour lies inside the policy window in every zone the customer has an account in."""
+    """The whole call hour lies inside the policy window in every zone the customer has an account in.
+
+    Each of the hour's 60 minutes is read on the debtor's clock and must lie in the window of its own day:
+    a clock that jumps inside the hour (or just at its end) shows some minutes twice or skips some, and an
+    hour across the debtor's midnight fits only an all-day window (00:00-24:00).
+    """
     expanded = (
         calls[["customer_id", "call_at"]].astype({"customer_id": str}).reset_index().merge(zones, on="customer_id")
     )
     start = _local_parts(expanded["call_at"], expanded["zone"])
-    end = _local_parts(expanded["call_at"] + pd.Timedelta(hours=1), expanded["zone"])
-    end_minute = (end["day"] - start["day"]) * 1440 + end["minute"]
-    # The hour runs 60 minutes of the debtor's clock whatever its end reads: where DST ends inside it, the
-    # clock showed start + 60 (less a moment) before going back, and showed end - 60 just after.
-    reached = np.maximum(end_minute, start["minute"] + 60)
-    began = np.minimum(start["minute"], end_minute - 60)
-    outside = (began < rules.call_window_start * 60) | (reached > rules.call_window_end * 60)
-    bad_rows = expanded.loc[outside.to_numpy(), "index"].unique()
+    last = _local_parts(expanded["call_at"] + pd.Timedelta(minutes=59), expanded["zone"])
+    # Where the clock runs on through the hour (the last minute starts 59 minutes after the first), its minutes
+    # are start..start+59 of one day, or cross midnight (then 1439 and 0 are both read).
+    steady = ((last["day"] - start["day"]) * 1440 + last["minute"] - start["minute"]).to_numpy() == 59
+    low = start["minute"].to_numpy().copy()
+    high = low + 59
+    crossing = high > 1439
+    low[crossing], high[crossing] = 0, 1439
+    jumped = np.flatnonzero(~steady)
+    if len(jumped):  # the clock changed inside the hour (DST): read those hours minute by minute
+        minutes = pd.to_timedelta(np.tile(np.arange(60), len(jumped)), unit="min")
+        at = pd.Series(pd.DatetimeIndex(expanded["call_at"].iloc[jumped]).repeat(60) + minutes)
+        shown = _local_parts(at, pd.Series(np.repeat(expanded["zone"].to_numpy()[jumped], 60)))["minute"].to_numpy()
+        shown = shown.reshape(len(jumped), 60)
+        low[jumped], high[jumped] = shown.min(axis=1), shown.max(axis=1)
+    outside = (low < rules.call_window_start * 60) | (high + 1 > rules.call_window_end * 60)
+    bad_rows = expanded.loc[outside, "index"].unique()
     failed = np.zeros(len(calls), dtype=bool)
     failed[bad_rows] = True
     check.add(

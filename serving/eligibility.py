@@ -7,12 +7,13 @@ Rules, in the order they exclude accounts (each count lands in `Candidates.exclu
   customer: these describe the person, so they stop calls about every debt of theirs;
 * a special-handling flag (dispute_open, complaint_open, hardship) on ANY account of the customer:
   not dialled, listed for supervisors instead (the other accounts with the flagged one named);
-* withheld by a lenient load (`Export.withheld`): the customer lost an accounts or contacts row,
-  so its flags or its call history are not known whole;
+* withheld by a lenient load (`Export.withheld`, any account of the customer): the customer lost an
+  accounts or contacts row, so its flags or its call history are not known whole;
 * a team (null = `default`) missing from the operations file;
 * slots: a whole shift hour of the account's team on D, not before `as_of`, with capacity;
 * the policy's debtor-local window, which must hold in every zone of the customer's accounts
-  (unsure of the zone: the slot must be allowed in every candidate zone, as Reg F asks);
+  (unsure of the zone: the slot must be allowed in every candidate zone, as Reg F asks); an account
+  in no known IANA zone (null, `+08:00`, `Factory`) has no window, so its customer is never called;
 * the quiet period after a telephone conversation (a right-party call, either direction), on
   the account, counted in local dates: a conversation on day c blocks c..c+N-1;
 * at most N outbound call attempts per account in any 7 consecutive local days: history of
@@ -22,9 +23,9 @@ Rules, in the order they exclude accounts (each count lands in `Candidates.exclu
   voicemail, and hung_up: declined) and connected calls of either direction (every outcome but
   no_answer, busy and voicemail; hung_up counts as both), plus list calls counted as both.
 
-History the loader would refuse is read as the guard reads it, strictly: a contact on no known
-non-call channel is a call, in no known direction an outbound one, of no known outcome a conversation
-and an unanswered attempt.
+A null flag counts as set. History the loader would refuse is read as the guard reads it, strictly: a
+contact on no known non-call channel is a call, in no known direction an outbound one, of no known
+outcome a conversation and an unanswered attempt.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from features.contract import (
     Export,
     Operations,
     account_teams,
+    is_valid_timezone,
 )
 from serving.slots import (
     as_list_date,
@@ -141,9 +143,22 @@ def customer_flagged(
     """
     if customer_code is None:
         customer_code, _ = pd.factorize(accounts["customer_id"])
-    flagged = accounts[list(flags)].to_numpy(dtype=bool).any(axis=1)
-    n_customers = int(customer_code.max()) + 1 if len(accounts) else 0
-    return (np.bincount(customer_code, weights=flagged, minlength=n_customers) > 0)[customer_code]
+    return customer_any(_flag_values(accounts, flags).any(axis=1), customer_code)
+
+
+def customer_any(marked: np.ndarray, customer_code: np.ndarray) -> np.ndarray:
+    """Per account: whether any account of its customer is `marked`."""
+    n_customers = int(customer_code.max()) + 1 if len(customer_code) else 0
+    return (np.bincount(customer_code, weights=marked, minlength=n_customers) > 0)[customer_code]
+
+
+def _flag_values(accounts: pd.DataFrame, flags: tuple[str, ...]) -> np.ndarray:
+    """The flags as a bool matrix; a missing (null) flag counts as set, as the guard reads it: it cannot be cleared."""
+    frame = accounts[list(flags)]
+    missing = frame.isna().to_numpy()
+    if not missing.any():
+        return frame.to_numpy(dtype=bool)
+    return frame.astype(object).mask(missing, True).to_numpy(dtype=bool)
 
 
 def customer_no_call(accounts: pd.DataFrame, customer_code: np.ndarray | None = None) -> np.ndarray:
@@ -200,11 +215,14 @@ def find_candidates(
     )
     overdue = scores["amount_overdue"].reindex(account_index).fillna(0.0).to_numpy() > 0
     customer_code, _ = pd.factorize(accounts["customer_id"])
-    zone_code, zones = pd.factorize(accounts["timezone"])
-    zones = np.asarray(zones, dtype=object)
+    # A null zone is a zone of its own (code -1 would index the last zone); a zone nobody can read (not IANA:
+    # `+08:00`, `Factory`, ...) is read as UTC, and its customer's window is shut below, as the guard refuses it.
+    zone_code, zones = pd.factorize(accounts["timezone"], use_na_sentinel=False)
+    known_zone = np.array([is_valid_timezone(zone) for zone in zones], dtype=bool)
+    zones = np.where(known_zone, np.asarray(zones, dtype=object), "UTC").astype(object)
     n_customers = int(customer_code.max()) + 1 if n_accounts else 0
     no_call = customer_no_call(accounts, customer_code)
-    special_flags = accounts[list(SPECIAL_HANDLING_FLAGS)].to_numpy(dtype=bool)
+    special_flags = _flag_values(accounts, SPECIAL_HANDLING_FLAGS)
     special = customer_special(accounts, customer_code)
     team_name = account_teams(accounts)
     team_names = [team.team for team in operations.teams]
@@ -218,7 +236,12 @@ def find_candidates(
     special_rows = np.flatnonzero(alive & special)
     excluded["special_handling"] = len(special_rows)
     alive &= ~special
-    withheld = account_index.isin(list(export.withheld)) if export.withheld else np.zeros(n_accounts, dtype=bool)
+    # Withheld accounts are the person's: one of the customer's keeps all of them off (as the guard reads it).
+    withheld = (
+        customer_any(account_index.isin(list(export.withheld)), customer_code)
+        if export.withheld
+        else np.zeros(n_accounts, dtype=bool)
+    )
     excluded["rejected_rows"] = int((alive & withheld).sum())
     alive &= ~withheld
     excluded["unknown_team"] = int((alive & (team_code < 0)).sum())
@@ -246,7 +269,7 @@ def find_candidates(
     instants, instant_of_slot = _instants(slots)
     table = local_slot_table(zones, instants)
     zone_set, members, customer_zones = _customer_zone_sets(customer_code, zone_code, len(zones))
-    window = in_call_window(table["start_minute"], table["end_minute"], rules)
+    window = in_call_window(table["low_minute"], table["high_minute"], rules) & known_zone[:, None]
     window_by_set = np.zeros((len(members), len(instants)), dtype=bool)  # no members: a book without accounts
     for code, zone_tuple in enumerate(members):
         window_by_set[code] = window[list(zone_tuple)].all(axis=0)

@@ -70,13 +70,22 @@ def local_slot_table(zones: list[str] | np.ndarray, instants: pd.DatetimeIndex) 
 
     Keys: `day` (local date as a day number), `hour`, `weekday` (Mon=0), `start_minute` (minutes
     after local midnight) and `end_minute` (the slot's end, counted from the same midnight, so a
-    slot crossing midnight or a DST change ends later, or earlier, than start + 60 would suggest).
+    slot crossing midnight or a DST change ends later, or earlier, than start + 60 would suggest);
+    `low_minute` and `high_minute`: the earliest and the latest minute of the day (0-1439) the debtor's
+    clock shows at the start of each of the slot's 60 minutes, read one by one, so a clock that jumps
+    inside the hour, or at its very end, is read as the debtor saw it (a slot crossing the debtor's
+    midnight shows both 1439 and 0).
     """
     instants = pd.DatetimeIndex(instants).tz_convert("UTC")
     shape = (len(zones), len(instants))
     out = {key: np.zeros(shape, dtype=np.int64) for key in ("day", "hour", "weekday", "start_minute")}
-    out["end_minute"] = np.zeros(shape, dtype=np.int64)
+    for key in ("end_minute", "low_minute", "high_minute"):
+        out[key] = np.zeros(shape, dtype=np.int64)
     ends = instants + pd.Timedelta(hours=1)
+    # Every minute of every slot, instant-major: transitions fall on whole minutes, so each minute reads on.
+    minutes = pd.DatetimeIndex(
+        (instants.as_unit("us").asi8[:, None] + np.arange(60) * 60_000_000).ravel().view("datetime64[us]")
+    ).tz_localize("UTC")
     for row, zone in enumerate(zones):
         start = instants.tz_convert(zone)
         end = ends.tz_convert(zone)
@@ -87,18 +96,25 @@ def local_slot_table(zones: list[str] | np.ndarray, instants: pd.DatetimeIndex) 
         out["weekday"][row] = start.day_of_week
         out["start_minute"][row] = start.hour * 60 + start.minute
         out["end_minute"][row] = (end_day - start_day) * 1440 + end.hour * 60 + end.minute
+        clock = minutes.tz_convert(zone)
+        read = (clock.hour * 60 + clock.minute).to_numpy(dtype=np.int64).reshape(len(instants), 60)
+        out["low_minute"][row] = read.min(axis=1, initial=1439)
+        out["high_minute"][row] = read.max(axis=1, initial=0)
     return out
 
 
-def in_call_window(start_minute: np.ndarray, end_minute: np.ndarray, rules: PolicyRules) -> np.ndarray:
+def in_call_window(low_minute: np.ndarray, high_minute: np.ndarray, rules: PolicyRules) -> np.ndarray:
     """Whether the whole slot lies inside the policy's debtor-local window (start and end inclusive).
 
-    The slot lasts 60 minutes, so the wall clock reads up to start + 60 and from end - 60 on even where
-    a clock set back inside it (DST ends) makes its end read no later than its start: on Easter Island
-    the hour from 21:00 (-05) ends at 21:00 (-06), and all of it lies after a 21:00 window end.
+    `low_minute` and `high_minute` (`local_slot_table`) are the earliest and the latest minute of the day the
+    debtor's clock shows during the slot, minute by minute: each minute [m, m + 1) must lie in the window.
+    A clock set back inside the hour reads some minutes twice (on Easter Island the hour from 21:15 (-05)
+    reads 21:15-21:59, then 21:00-21:14 (-06)); one that springs forward skips some (the hour from 21:00
+    (-06) that ends as the clock jumps to 23:00 (-05) never reads 22:00). A slot across the debtor's
+    midnight reads 23:xx and 00:xx: only an all-day window (00:00-24:00) holds it.
     """
     first, last = rules.call_window_start * 60, rules.call_window_end * 60
-    return (np.minimum(start_minute, end_minute - 60) >= first) & (np.maximum(end_minute, start_minute + 60) <= last)
+    return (low_minute >= first) & (high_minute + 1 <= last)
 
 
 def local_day_numbers(utc: pd.Series, zone_code: np.ndarray, zones: list[str] | np.ndarray) -> np.ndarray:
