@@ -274,3 +274,39 @@ def constant_contact(
 ) -> np.ndarray:
     """P(contact) = 0.5 everywhere: value then depends on the account only."""
     return np.full(len(account_pos), 0.5)
+
+
+def one_call(export, at: str, day: str, account: str = "A1") -> pd.DataFrame:
+    """A one-row call list: `account` called at `at` (UTC) on list date `day`, by its own team."""
+    row = export.accounts.set_index("account_id").loc[account]
+    call_at = pd.Timestamp(at)
+    return pd.DataFrame(
+        {
+            "list_date": [pd.Timestamp(day)],
+            "rank": [1],
+            "account_id": [account],
+            "customer_id": [row["customer_id"]],
+            "team": [row["team"] if isinstance(row["team"], str) else "default"],
+            "call_at": [call_at],
+            "local_hour": [call_at.tz_convert(row["timezone"]).hour],
+            "amount_overdue": [100.0],
+        }
+    )
+
+
+def rules_broken(calls, export, ops, day) -> set[str]:
+    """The guard's rules `calls` break."""
+    from serving.compliance import check_call_list
+
+    return {violation.rule for violation in check_call_list(calls, export, ops, day)}
+
+
+def candidate_times(export, ops, day, account: str | None = None) -> set[pd.Timestamp]:
+    """The slots the ranker's eligibility allows (for `account` only, when given)."""
+    from serving.eligibility import find_candidates
+
+    candidates = find_candidates(export, ops, day, flat_scores(export))
+    slot_id = candidates.slot_id
+    if account is not None:
+        slot_id = slot_id[candidates.accounts["account_id"].to_numpy()[candidates.account_pos] == account]
+    return set(candidates.slots["call_at"].to_numpy()[slot_id])

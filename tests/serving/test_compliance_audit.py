@@ -10,38 +10,17 @@ import pytest
 
 from features.contract import Operations
 from serving.compliance import check_call_list
-from serving.eligibility import find_candidates
 from serving.ranking import rank_calls
-from tests.serving.portfolios import account_row, build_export, constant_contact, flat_scores, operations
-
-
-def one_call(export, at: str, day: str, account="A1") -> pd.DataFrame:
-    row = export.accounts.set_index("account_id").loc[account]
-    call_at = pd.Timestamp(at)
-    team = row["team"] if isinstance(row["team"], str) else "default"
-    return pd.DataFrame(
-        {
-            "list_date": [pd.Timestamp(day)],
-            "rank": [1],
-            "account_id": [account],
-            "customer_id": [row["customer_id"]],
-            "team": [team],
-            "call_at": [call_at],
-            "local_hour": [call_at.tz_convert(row["timezone"]).hour],
-            "amount_overdue": [100.0],
-        }
-    )
-
-
-def rules_broken(calls, export, ops, day) -> set[str]:
-    return {violation.rule for violation in check_call_list(calls, export, ops, day)}
-
-
-def candidate_times(export, ops, day, account="A1") -> set[pd.Timestamp]:
-    candidates = find_candidates(export, ops, day, flat_scores(export))
-    ids = candidates.accounts["account_id"].to_numpy()[candidates.account_pos]
-    return set(candidates.slots["call_at"].to_numpy()[candidates.slot_id[ids == account]])
-
+from tests.serving.portfolios import (
+    account_row,
+    build_export,
+    candidate_times,
+    constant_contact,
+    flat_scores,
+    one_call,
+    operations,
+    rules_broken,
+)
 
 # --- the call window where the debtor's clock jumps inside or at the end of the hour ----------------------
 

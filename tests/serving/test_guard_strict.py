@@ -8,47 +8,29 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from serving.compliance import check_call_list
-from serving.eligibility import find_candidates
 from serving.ranking import rank_calls
-from tests.serving.portfolios import account_row, build_export, call_row, constant_contact, flat_scores, operations
+from tests.serving.portfolios import (
+    account_row,
+    build_export,
+    call_row,
+    candidate_times,
+    constant_contact,
+    flat_scores,
+    one_call,
+    operations,
+    rules_broken,
+)
 
 # Easter Island sets its clocks back from 22:00 (-05) to 21:00 (-06) at 03:00Z on 2026-04-05.
 EASTER_DAY = "2026-04-04"
 EASTER_AS_OF = "2026-04-04T12:00:00Z"
 
 
-def one_call(export, at: str, account="A1", team="early", day=EASTER_DAY) -> pd.DataFrame:
-    row = export.accounts.set_index("account_id").loc[account]
-    call_at = pd.Timestamp(at)
-    return pd.DataFrame(
-        {
-            "list_date": [pd.Timestamp(day)],
-            "rank": [1],
-            "account_id": [account],
-            "customer_id": [row["customer_id"]],
-            "team": [team],
-            "call_at": [call_at],
-            "local_hour": [call_at.tz_convert(row["timezone"]).hour],
-            "amount_overdue": [100.0],
-        }
-    )
-
-
-def rules_broken(calls, export, ops, day) -> set[str]:
-    return {violation.rule for violation in check_call_list(calls, export, ops, day)}
-
-
-def candidate_times(export, ops, day) -> set[pd.Timestamp]:
-    candidates = find_candidates(export, ops, day, flat_scores(export))
-    return set(candidates.slots["call_at"].to_numpy()[candidates.slot_id])
-
-
 def test_an_hour_after_the_window_end_stays_outside_when_the_clock_goes_back_inside_it():
     # 02:00Z-03:00Z is 21:00-22:00 (-05) on Easter Island: all after Reg F's 21:00, though it ends at 21:00 (-06).
     export = build_export(EASTER_AS_OF, [account_row("A1", timezone="Pacific/Easter")])
     reg_f = operations("us_reg_f", centre="America/Chicago", shift=("09:00", "23:00"))
-    late = one_call(export, "2026-04-05T02:00Z")
+    late = one_call(export, "2026-04-05T02:00Z", EASTER_DAY)
     assert rules_broken(late, export, reg_f, EASTER_DAY) == {"call_window"}
     allowed = candidate_times(export, reg_f, EASTER_DAY)
     assert pd.Timestamp("2026-04-05T01:00Z") in allowed  # 20:00-21:00 (-05)
@@ -56,7 +38,7 @@ def test_an_hour_after_the_window_end_stays_outside_when_the_clock_goes_back_ins
     # Under cn's 22:00 both hours that read 21:00 lie inside the window: nothing more is refused.
     cn = operations("cn", centre="America/Chicago", shift=("09:00", "23:00"))
     for at in ("2026-04-05T02:00Z", "2026-04-05T03:00Z"):
-        assert rules_broken(one_call(export, at), export, cn, EASTER_DAY) == set(), at
+        assert rules_broken(one_call(export, at, EASTER_DAY), export, cn, EASTER_DAY) == set(), at
         assert pd.Timestamp(at) in candidate_times(export, cn, EASTER_DAY)
 
 
