@@ -7,7 +7,12 @@
   const SVG_NS = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
   // `ticket` numbers each refresh: an answer to an earlier one (a date still being ranked) is dropped.
-  const state = { page: 1, pages: 0, teams: [], listDate: null, timezone: null, ticket: 0 };
+  // `filters` are those the table was last read with (Apply, Reset, a team or date picked): paging and the CSV
+  // use them, not edits in the form not yet applied, so the table, its pages and the download agree.
+  const state = { page: 1, pages: 0, teams: [], listDate: null, timezone: null, ticket: 0, filters: null };
+  // What a header can carry: the server refuses any other token when it starts (see README, API).
+  const TOKEN_SHAPE = /^[!-~]+$/;
+  const TAGLINE = "Whom to call today, at what hour, and why.";
 
   const money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
   const whole = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
@@ -27,20 +32,28 @@
     for (const [key, value] of Object.entries(params)) {
       if (value !== null && value !== undefined && value !== "") url.searchParams.set(key, value);
     }
-    const response = await fetch(url, { headers: { Authorization: `Bearer ${token()}` } });
+    let response;
+    try {
+      response = await fetch(url, { headers: { Authorization: `Bearer ${token()}` } });
+    } catch (error) {
+      throw new Error(`Could not reach the callq server (${error.message}). Check the connection and try again.`);
+    }
     if (response.status === 401) {
+      // Signing out drops every answer still on its way, this one's error included: say it here.
+      const message = "The token was not accepted. Please sign in again.";
       signOut();
-      throw new Error("The token was not accepted. Please sign in again.");
+      setStatus(message, true);
+      throw new Error(message);
     }
     if (!response.ok) {
-      let detail = response.statusText;
+      let detail = response.statusText || `The server answered ${response.status}.`;
       try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
       throw new Error(typeof detail === "string" ? detail : "The request was not valid.");
     }
     return response;
   }
 
-  function filterParams() {
+  function formFilters() {
     return {
       date: $("list-date").value,
       stage: $("stage").value,
@@ -70,8 +83,13 @@
     select.value = keep;
   }
 
+  function applyForm() {
+    state.filters = formFilters();
+    state.page = 1;
+  }
+
   async function loadTeams(current) {
-    const data = await (await api("/teams", { date: $("list-date").value })).json();
+    const data = await (await api("/teams", { date: state.filters.date })).json();
     if (!current()) return;
     state.teams = data.teams;
     state.listDate = data.list_date;
@@ -80,6 +98,7 @@
       `List for ${data.list_date} · centre time ${data.centre_timezone} · data as of ` +
       `${new Date(data.as_of).toISOString().slice(0, 16).replace("T", " ")} UTC · models ${data.model_version}`;
     if (!$("list-date").value) $("list-date").value = data.list_date;
+    if (!state.filters.date) state.filters.date = data.list_date;
     const select = $("team");
     const keep = select.value;
     select.replaceChildren(...data.teams.map((t) => {
@@ -97,12 +116,14 @@
 
   async function loadQueue(current) {
     const team = $("team").value;
-    const params = { ...filterParams(), page: state.page, page_size: $("page-size").value };
+    const params = { ...state.filters, page: state.page, page_size: $("page-size").value };
     const data = await (await api(`/teams/${encodeURIComponent(team)}/queue`, params)).json();
     if (!current()) return;
     state.pages = data.pages;
     fillSelect($("stage"), data.stages, "All stages");
-    renderRows(data.rows);
+    const filtered = ["stage", "min_amount", "hour"].some((key) => state.filters[key] !== "");
+    renderRows(data.rows, !data.total && !filtered ? "This team has no calls on this list."
+      : data.total ? "No calls on this page." : "No calls match these filters.");
     $("kpi-calls").textContent = whole.format(data.total);
     $("kpi-value").textContent = money.format(data.expected_value_total);
     const summary = currentTeam();
@@ -111,12 +132,31 @@
     $("page-info").textContent = data.pages ? `Page ${data.page} of ${data.pages}` : "No calls match";
     $("prev").disabled = data.page <= 1;
     $("next").disabled = data.page >= data.pages;
+    $("download").disabled = false;
   }
 
-  function renderRows(rows) {
+  // No list on screen (signed out, an error, a date without a list): nothing of an earlier answer stays shown.
+  function clearData(message = "No list shown.") {
+    const cell = el("td", message, "empty");
+    cell.colSpan = 12;
+    const row = document.createElement("tr");
+    row.appendChild(cell);
+    $("queue").tBodies[0].replaceChildren(row);
+    for (const id of ["kpi-calls", "kpi-value", "kpi-capacity", "kpi-special"]) $(id).textContent = "–";
+    $("capacity-chart").replaceChildren();
+    $("queue-caption").textContent = "";
+    $("page-info").textContent = "";
+    $("run-meta").textContent = TAGLINE;
+    $("prev").disabled = true;
+    $("next").disabled = true;
+    $("download").disabled = true;
+    state.pages = 0;
+  }
+
+  function renderRows(rows, emptyText) {
     const body = $("queue").tBodies[0];
     if (!rows.length) {
-      const cell = el("td", "No calls match these filters.", "empty");
+      const cell = el("td", emptyText, "empty");
       cell.colSpan = 12;
       const row = document.createElement("tr");
       row.appendChild(cell);
@@ -152,7 +192,7 @@
 
   async function loadCapacity(current) {
     const team = $("team").value;
-    const data = await (await api(`/teams/${encodeURIComponent(team)}/capacity`, { date: $("list-date").value })).json();
+    const data = await (await api(`/teams/${encodeURIComponent(team)}/capacity`, { date: state.filters.date })).json();
     if (!current()) return;
     $("kpi-capacity").textContent = `${whole.format(data.scheduled_total)} / ${whole.format(data.capacity_total)}`;
     fillSelect($("hour"), data.hours.map((h) => h.centre_hour), "Any hour", hh);
@@ -224,21 +264,28 @@
   async function refresh({ teams = false } = {}) {
     const ticket = ++state.ticket;
     const current = () => ticket === state.ticket;
+    if (!state.filters) applyForm();
     setStatus("Loading…");
+    $("workspace").setAttribute("aria-busy", "true");
     try {
       if (teams) await loadTeams(current);
       if (!current()) return;
       await Promise.all([loadQueue(current), loadCapacity(current)]);
       if (current()) setStatus("");
     } catch (error) {
-      if (current()) setStatus(error.message, true);
+      if (current()) {
+        clearData("No list shown: see the message above.");
+        setStatus(error.message, true);
+      }
+    } finally {
+      if (current()) $("workspace").removeAttribute("aria-busy");
     }
   }
 
   async function downloadCsv() {
     const team = $("team").value;
     try {
-      const response = await api(`/teams/${encodeURIComponent(team)}/queue.csv`, filterParams());
+      const response = await api(`/teams/${encodeURIComponent(team)}/queue.csv`, state.filters || formFilters());
       const blob = await response.blob();
       const disposition = response.headers.get("Content-Disposition") || "";
       const exact = /filename\*=UTF-8''([^;]+)/.exec(disposition);
@@ -261,10 +308,22 @@
     $("workspace").hidden = !signedIn;
   }
 
+  // Signing out leaves nothing of the list behind for whoever signs in next on this screen, and drops any
+  // answer still on its way.
   function signOut() {
+    state.ticket += 1;
     sessionStorage.removeItem(TOKEN_KEY);
     showSignedIn(false);
     $("token").value = "";
+    HTMLFormElement.prototype.reset.call($("filters"));  // `filters.reset` is the Reset button (its id)
+    $("team").replaceChildren();
+    $("stage").replaceChildren(el("option", "All stages"));
+    $("stage").firstChild.value = "";
+    $("hour").replaceChildren(el("option", "Any hour"));
+    $("hour").firstChild.value = "";
+    $("signed-in-text").textContent = "Signed in";
+    Object.assign(state, { page: 1, pages: 0, teams: [], listDate: null, timezone: null, filters: null });
+    clearData();
   }
 
   function start() {
@@ -272,38 +331,46 @@
       event.preventDefault();
       const value = $("token").value.trim();
       if (!value) return;
+      if (!TOKEN_SHAPE.test(value)) {
+        setStatus("This is not a valid token: a token holds only printable ASCII characters, without spaces " +
+          "(check for quotes or dashes changed when it was pasted).", true);
+        return;
+      }
       sessionStorage.setItem(TOKEN_KEY, value);
       $("token").value = "";
       showSignedIn(true);
-      state.page = 1;
+      applyForm();
       refresh({ teams: true });
     });
     $("sign-out").addEventListener("click", () => { signOut(); setStatus("Signed out."); });
     $("filters").addEventListener("submit", (event) => {
       event.preventDefault();
-      state.page = 1;
+      applyForm();
       refresh();
     });
     $("team").addEventListener("change", () => {
-      state.page = 1;
       $("stage").value = "";
       $("hour").value = "";
+      applyForm();
       refresh();
     });
-    $("list-date").addEventListener("change", () => { state.page = 1; refresh({ teams: true }); });
+    $("list-date").addEventListener("change", () => { applyForm(); refresh({ teams: true }); });
     $("reset").addEventListener("click", () => {
       $("stage").value = "";
       $("min-amount").value = "";
       $("hour").value = "";
-      state.page = 1;
+      applyForm();
       refresh();
     });
     $("download").addEventListener("click", downloadCsv);
     $("prev").addEventListener("click", () => { if (state.page > 1) { state.page -= 1; refresh(); } });
     $("next").addEventListener("click", () => { if (state.page < state.pages) { state.page += 1; refresh(); } });
     $("page-size").addEventListener("change", () => { state.page = 1; refresh(); });
+    clearData();
+    if (token() && !TOKEN_SHAPE.test(token())) sessionStorage.removeItem(TOKEN_KEY);
     if (token()) {
       showSignedIn(true);
+      applyForm();
       refresh({ teams: true });
     } else {
       showSignedIn(false);
