@@ -281,6 +281,15 @@ class Team(BaseModel):
     calls_per_agent_hour: int = Field(ge=0)
     shift: Shift
 
+    @field_validator("team")
+    @classmethod
+    def _reachable(cls, name: str) -> str:
+        # A URL path resolves `.` and `..` away (`/teams/../queue` is `/teams/queue`, `%2E` too): the API and
+        # the page could never show such a team's queue.
+        if name in (".", ".."):
+            raise ValueError(f"a team may not be named {name!r}: no URL can reach its queue")
+        return name
+
     @property
     def hourly_capacity(self) -> int:
         return self.agents * self.calls_per_agent_hour

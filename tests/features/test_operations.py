@@ -59,3 +59,15 @@ def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path):
 def test_the_top_level_must_be_a_mapping(tmp_path, text):
     with pytest.raises(ValueError, match=r"operations.yaml: top level must be a mapping \(centre_timezone: "):
         _load(tmp_path, text)
+
+
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_team_no_url_can_reach_is_refused(tmp_path, name):
+    # `/teams/../queue` resolves to `/teams/queue` in every browser and HTTP client, `%2E` included.
+    path = tmp_path / "ops.yaml"
+    path.write_text(
+        "centre_timezone: Asia/Shanghai\npolicy: cn\nteams:\n"
+        f"  - {{team: '{name}', agents: 1, calls_per_agent_hour: 1, shift: {{start: '09:00', end: '18:00'}}}}\n"
+    )
+    with pytest.raises(ValueError, match="no URL can reach its queue"):
+        Operations.from_yaml(path)
