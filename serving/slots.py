@@ -68,34 +68,24 @@ def team_slots(operations: Operations, list_date: dt.date | str | pd.Timestamp) 
 def local_slot_table(zones: list[str] | np.ndarray, instants: pd.DatetimeIndex) -> dict[str, np.ndarray]:
     """Debtor-local view of every (zone, instant): arrays shaped [len(zones), len(instants)].
 
-    Keys: `day` (local date as a day number), `hour`, `weekday` (Mon=0), `start_minute` (minutes
-    after local midnight) and `end_minute` (the slot's end, counted from the same midnight, so a
-    slot crossing midnight or a DST change ends later, or earlier, than start + 60 would suggest);
-    `low_minute` and `high_minute`: the earliest and the latest minute of the day (0-1439) the debtor's
+    Keys: `day` (local date as a day number), `hour`, `weekday` (Mon=0), and `low_minute` and
+    `high_minute`: the earliest and the latest minute of the day (0-1439) the debtor's
     clock shows at the start of each of the slot's 60 minutes, read one by one, so a clock that jumps
     inside the hour, or at its very end, is read as the debtor saw it (a slot crossing the debtor's
     midnight shows both 1439 and 0).
     """
     instants = pd.DatetimeIndex(instants).tz_convert("UTC")
     shape = (len(zones), len(instants))
-    out = {key: np.zeros(shape, dtype=np.int64) for key in ("day", "hour", "weekday", "start_minute")}
-    for key in ("end_minute", "low_minute", "high_minute"):
-        out[key] = np.zeros(shape, dtype=np.int64)
-    ends = instants + pd.Timedelta(hours=1)
+    out = {key: np.zeros(shape, dtype=np.int64) for key in ("day", "hour", "weekday", "low_minute", "high_minute")}
     # Every minute of every slot, instant-major: transitions fall on whole minutes, so each minute reads on.
     minutes = pd.DatetimeIndex(
         (instants.as_unit("us").asi8[:, None] + np.arange(60) * 60_000_000).ravel().view("datetime64[us]")
     ).tz_localize("UTC")
     for row, zone in enumerate(zones):
         start = instants.tz_convert(zone)
-        end = ends.tz_convert(zone)
-        start_day = day_number(start.tz_localize(None))
-        end_day = day_number(end.tz_localize(None))
-        out["day"][row] = start_day
+        out["day"][row] = day_number(start.tz_localize(None))
         out["hour"][row] = start.hour
         out["weekday"][row] = start.day_of_week
-        out["start_minute"][row] = start.hour * 60 + start.minute
-        out["end_minute"][row] = (end_day - start_day) * 1440 + end.hour * 60 + end.minute
         clock = minutes.tz_convert(zone)
         read = (clock.hour * 60 + clock.minute).to_numpy(dtype=np.int64).reshape(len(instants), 60)
         out["low_minute"][row] = read.min(axis=1, initial=1439)

@@ -116,7 +116,8 @@ def test_local_slot_table_across_the_date_line_and_half_hours():
     assert table["hour"][:, 0].tolist() == [10, 9, 1]
     day = (pd.Timestamp("2026-11-24") - pd.Timestamp("1970-01-01")).days
     assert table["day"][:, 0].tolist() == [day, day - 1, day]
-    assert table["start_minute"][2, 0] == 90 and table["end_minute"][2, 0] == 150
+    # Kolkata reads the hour from 01:30 to 02:29: its first and last minutes of the day.
+    assert table["low_minute"][2, 0] == 90 and table["high_minute"][2, 0] == 149
 
 
 # --- call window -------------------------------------------------------------------------------
