@@ -288,16 +288,11 @@ def decide(kind: str, candidate: float, data: TrainingData, config: TrainConfig,
     metric = tracking.KEY_METRIC[kind]
     if version is None:
         return None, None, True, f"first champion ({metric} {candidate:.4f})"
-    record, full = tracking.version_record(kind, version, uri), tracking.registered_name(kind)
-    champion = None
-    unservable = tracking.other_feature_set(full, version, record)
-    if unservable is None:
-        try:
-            champion = tracking.load_version(kind, version, uri)
-        except tracking.RegistryError as error:  # its files are gone: serving cannot load it either
-            unservable = str(error)
-        else:
-            unservable = tracking.unknown_features(full, version, champion.feature_names)
+    record = tracking.version_record(kind, version, uri)
+    try:
+        champion, unservable = tracking.servable(tracking.registered_name(kind), version, record, uri)
+    except tracking.RegistryError as error:  # its files are gone: serving cannot load it either
+        champion, unservable = None, str(error)
     if unservable:
         # Serving refuses this champion already (`load_champions`): any candidate is better than none. Where
         # the candidate predicts another label, what `p_repay` (or the effect) means changes: say so.

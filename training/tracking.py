@@ -439,7 +439,17 @@ def other_feature_set(full: str, version: str, tags: dict[str, str]) -> str | No
     return f"{full} v{version} was trained on feature set {trained_on}, this callq builds {FEATURE_SET_VERSION}"
 
 
-def unknown_features(full: str, version: str, feature_names: Sequence[str]) -> str | None:
+def servable(full: str, version: str, tags: dict[str, str], tracking_uri: str | None = None) -> tuple[Any, str | None]:
+    """(its model, None) for a version serving can use; (the model or None, why not) for one it refuses: another
+    feature set (not loaded) or inputs this callq does not build. A `RegistryError` where its files are gone."""
+    problem = other_feature_set(full, version, tags)
+    if problem is not None:
+        return None, problem
+    model = load_version(full, version, tracking_uri)
+    return model, _unknown_features(full, version, model.feature_names)
+
+
+def _unknown_features(full: str, version: str, feature_names: Sequence[str]) -> str | None:
     """Which of a version's model inputs this callq does not build; None when it builds them all."""
     from features.build import MODEL_FEATURES
     from training.models import SLOT_COLUMNS
@@ -475,9 +485,7 @@ def promote(name: str, version: str, reason: str, tracking_uri: str | None = Non
     if not force:
         if INCOMPLETE_TAG in tags:
             raise RegistryError(f"{full} v{number} is from a training run that did not finish ({tags[INCOMPLETE_TAG]})")
-        problem = other_feature_set(full, number, tags)
-        if problem is None:
-            problem = unknown_features(full, number, load_version(full, number, tracking_uri).feature_names)
+        _, problem = servable(full, number, tags, tracking_uri)
         if problem:
             raise RegistryError(f"{problem}: serving could not use it")
     # Alias, history, then reasons: a failure between them leaves a history that a later `rollback`
@@ -588,10 +596,7 @@ def load_champions(tracking_uri: str | None = None) -> Champions:
             )
         mlflow_client = client(tracking_uri)
         registered = mlflow_client.get_model_version(full, version)
-        problem = other_feature_set(full, version, registered.tags or {})
-        if problem is None:
-            models[kind] = load_version(full, version, tracking_uri)
-            problem = unknown_features(full, version, models[kind].feature_names)
+        models[kind], problem = servable(full, version, registered.tags or {}, tracking_uri)
         if problem:
             raise RegistryError(
                 f"{problem}: retrain (`callq train`) or promote a version of this feature set (`callq models`)"
