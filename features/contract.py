@@ -394,11 +394,7 @@ class Operations(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> Operations:
         """Load an operations file; YAML errors and duplicate keys name `file:line:column`."""
-        with open(path, encoding="utf-8") as handle:
-            try:
-                data = yaml.load(handle, Loader=_OperationsLoader)
-            except yaml.MarkedYAMLError as error:
-                raise ValueError(yaml_error_message(path, error)) from error
+        data = load_yaml(path, _OperationsLoader)
         if not isinstance(data, dict):
             raise ValueError(f"{path}: top level must be a mapping (centre_timezone: ..., policy: ..., teams: ...)")
         return cls.model_validate(data)
@@ -448,12 +444,17 @@ YamlLoader.add_implicit_resolver(
 )
 
 
-def yaml_error_message(path: str | Path, error: yaml.MarkedYAMLError) -> str:
-    """`file:line:column: problem (context)`, 1-based like editors, from a YAML error."""
-    mark = error.problem_mark or error.context_mark
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-    context = f" ({error.context})" if error.context else ""
-    return f"{where}: {error.problem}{context}"
+def load_yaml(path: str | Path, loader: type[YamlLoader] = YamlLoader, error: type[ValueError] = ValueError) -> Any:
+    """The data of a YAML file; `error` saying `file:line:column: problem (context)`, 1-based like editors,
+    where it is not valid YAML (a key given twice included)."""
+    with open(path, encoding="utf-8") as handle:
+        try:
+            return yaml.load(handle, Loader=loader)
+        except yaml.MarkedYAMLError as problem:
+            mark = problem.problem_mark or problem.context_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+            context = f" ({problem.context})" if problem.context else ""
+            raise error(f"{where}: {problem.problem}{context}") from problem
 
 
 class _OperationsLoader(YamlLoader):

@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
-from features.contract import DEFAULT_HORIZON_DAYS, YamlLoader, yaml_error_message
+from features.contract import DEFAULT_HORIZON_DAYS, load_yaml
 
 # Every config model: unknown keys, `true` or "14" for a number, and .inf/.nan are errors, not guesses.
 STRICT = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
@@ -218,11 +217,7 @@ class TrainConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
         """Load a YAML config; YAML errors and duplicate keys name `file:line:column`."""
-        with open(path, encoding="utf-8") as handle:
-            try:
-                data = yaml.load(handle, Loader=YamlLoader)
-            except yaml.MarkedYAMLError as error:
-                raise ConfigError(yaml_error_message(path, error)) from error
+        data = load_yaml(path, error=ConfigError)
         if data is None:
             data = {}
         if not isinstance(data, dict):
