@@ -1443,9 +1443,9 @@ def _export_places(source: str | Path) -> dict[object, str]:
         database = _database_identity(str(source))
     except (sa.exc.ArgumentError, ValueError):  # not a URL the load can read: it refuses it itself
         return {}
-    sqlite = database.startswith("sqlite:")
-    places = {(database, name.lower() if sqlite else name): f"{name} table" for name in (*TABLES, META_TABLE)}
-    if sqlite and not database.startswith("sqlite://"):  # a file ("sqlite:/path"), not a database in memory
+    places = {_table_key(database, name): f"{name} table" for name in (*TABLES, META_TABLE)}
+    # A SQLite file ("sqlite:/path"), not a database in memory ("sqlite://").
+    if database.startswith("sqlite:") and not database.startswith("sqlite://"):
         places[Path(database.removeprefix("sqlite:"))] = "database file"
     return places
 
@@ -1457,10 +1457,10 @@ def _export_place(destination: tuple[str, str] | Path, places: Mapping[object, s
     url, table = destination
     database = _database_identity(url)
     if not database.startswith("sqlite:"):
-        return places.get((database, table))
+        return places.get(_table_key(database, table))
     # A SQLite database file where a directory export keeps a table's file (its own tables are checked by name).
     in_file = places.get(Path(database.removeprefix("sqlite:")))
-    return places.get((database, table.lower())) or (in_file if in_file != "database file" else None)
+    return places.get(_table_key(database, table)) or (in_file if in_file != "database file" else None)
 
 
 def check_frame_targets(
@@ -1500,7 +1500,11 @@ def _target_key(destination: tuple[str, str] | Path) -> object:
     if isinstance(destination, Path):
         return Path(os.path.realpath(destination))
     url, table = destination
-    database = _same_database(url)
+    return _table_key(_same_database(url), table)
+
+
+def _table_key(database: str, table: str) -> tuple[str, str]:
+    """A table of one database (`_same_database` or `_database_identity`): SQLite's table names ignore case."""
     return (database, table.lower() if database.startswith("sqlite:") else table)
 
 
