@@ -99,34 +99,53 @@ class Stream:
         self.group = group
         self.time = time
         self.n_groups = int(n_groups)
+        if len(group) and group[-1] >= self.n_groups:
+            raise ValueError(f"event group {int(group[-1])} is outside the stream's {self.n_groups} groups")
         self.columns = {name: np.asarray(col) for name, col in columns.items()}
+        self._offsets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.time)
 
+    def offsets(self) -> np.ndarray:
+        """Position of each group's first event, then one past the last group's (n_groups + 1 entries)."""
+        if self._offsets is None:
+            offsets = np.zeros(self.n_groups + 1, dtype="int64")
+            np.cumsum(np.bincount(self.group, minlength=self.n_groups), out=offsets[1:])
+            self._offsets = offsets
+        return self._offsets
+
+    def _runs(self, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end position of each queried group's run of events."""
+        group = np.asarray(group, dtype="int64")
+        if len(group) and (group.min() < 0 or group.max() >= self.n_groups):
+            raise ValueError(f"query groups must lie in [0, {self.n_groups})")
+        offsets = self.offsets()
+        return offsets[group], offsets[group + 1]
+
     def before(self, group: np.ndarray, time: np.ndarray) -> np.ndarray:
         """Global end position of each group's events strictly before `time` (vectorised).
 
-        Query times are ranked among their distinct values, so (group, rank) becomes one
-        int64 key that is monotone along the sorted events: one searchsorted does it all.
+        A binary search inside each queried group's run of events, all queries a step at a time: as
+        many steps as the longest run needs (~7 for a year of calls), whatever the query times.
         """
-        group = np.asarray(group, dtype="int64")
         time = np.asarray(time, dtype="int64")
-        distinct = np.unique(time)
-        width = np.int64(len(distinct) + 1)
-        if self.n_groups * int(width) >= 2**62:
-            raise OverflowError("too many distinct query times for one lookup; split the queries")
-        event_key = self.group * width + np.searchsorted(distinct, self.time, side="right")
-        query_key = group * width + np.searchsorted(distinct, time, side="left")
-        return np.searchsorted(event_key, query_key, side="right")
+        low, high = self._runs(group)
+        last = max(len(self.time) - 1, 0)
+        for _ in range(int(np.max(high - low, initial=0)).bit_length()):
+            middle = (low + high) >> 1
+            earlier = (low < high) & (self.time[np.minimum(middle, last)] < time)
+            low = np.where(earlier, middle + 1, low)
+            high = np.where(earlier, high, middle)
+        return low
 
     def start(self, group: np.ndarray) -> np.ndarray:
         """Global position of each group's first event."""
-        return np.searchsorted(self.group, np.asarray(group, dtype="int64"), side="left")
+        return self._runs(group)[0]
 
     def end(self, group: np.ndarray) -> np.ndarray:
         """Global position just past each group's last event."""
-        return np.searchsorted(self.group, np.asarray(group, dtype="int64"), side="right")
+        return self._runs(group)[1]
 
     def cumulative(self, values: np.ndarray) -> np.ndarray:
         """Prefix sums with a leading zero: the sum over [i, j) is cum[j] - cum[i]."""
