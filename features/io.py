@@ -733,7 +733,11 @@ def _write_rejects(check: ExportCheck, rejects_dir: Path, unreadable: Mapping[st
         frame["reason"] = table.reasons.loc[rows].to_numpy()
         # The name `validate` and the report give the row: its key, or "#N" where the key itself is bad.
         frame["row"] = row_names(name, table.raw, table.typed, rows) if len(rows) else pd.Series(dtype=object)
+        frame = _export_csv_text(frame)
         _atomic_write(rejects_dir / f"{name}.rejects.csv", lambda path, f=frame: f.to_csv(path, index=False))
+    for name in TABLES:  # a run again: a table whose rows all split now has no unreadable rows left to count
+        if name not in unreadable:
+            (rejects_dir / f"{name}.unreadable.csv").unlink(missing_ok=True)
     for name, lost in unreadable.items():  # kept as the file had them: they have no columns to put them in
         frame = pd.DataFrame(
             {
@@ -743,6 +747,19 @@ def _write_rejects(check: ExportCheck, rejects_dir: Path, unreadable: Mapping[st
             }
         )
         _atomic_write(rejects_dir / f"{name}.unreadable.csv", lambda path, f=frame: f.to_csv(path, index=False))
+
+
+def _export_csv_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows as a CSV export holds them (contract section 1), where Parquet or PostgreSQL gave them typed: flags
+    `true`/`false` (pandas writes True/False), timestamps ISO-8601 in UTC ending in Z; text stays as it was."""
+    out = {}
+    for name, series in frame.items():
+        if pd.api.types.is_bool_dtype(series.dtype):
+            series = series.map({True: "true", False: "false"}, na_action="ignore").astype(object)
+        elif isinstance(series.dtype, pd.DatetimeTZDtype):
+            series = pd.Series(_iso_utc(_arrow_array(series)).to_pandas().to_numpy(), index=series.index)
+        out[name] = series
+    return pd.DataFrame(out, index=frame.index)
 
 
 def _rejected_text(check: ExportCheck, table: str, column: str) -> set[str]:
@@ -1366,12 +1383,37 @@ def _write_frame_file(write: FrameWrite, destination: Path, path: str) -> None:
         _write_csv_table(_csv_frame_table(write.frame, write.schema), path)
 
 
+def _output_sql_type(kind: pa.DataType, postgres: bool) -> str:
+    """The SQL type of an output column of Arrow type `kind`, as pandas gives a full frame's column: SQLite
+    keeps dates and timestamps as ISO-8601 text (as `_sql_frame` writes them), PostgreSQL as DATE and
+    TIMESTAMPTZ."""
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMP WITH TIME ZONE" if postgres else "TEXT"
+    if pa.types.is_date(kind):
+        return "DATE" if postgres else "TEXT"
+    if pa.types.is_integer(kind):
+        return "BIGINT"
+    if pa.types.is_floating(kind):
+        return "DOUBLE PRECISION" if postgres else "FLOAT"
+    if pa.types.is_boolean(kind):
+        return "BOOLEAN"
+    return "TEXT"
+
+
+def _output_table_sql(engine: sa.Engine, table: str, schema: pa.Schema) -> str:
+    """CREATE TABLE for an output (`features.contract.SCORES_SCHEMA`, ...): its columns in its order and types."""
+    postgres = _is_postgres(engine)
+    columns = ", ".join(f"{_quote(engine, f.name)} {_output_sql_type(f.type, postgres)}" for f in schema)
+    return f"CREATE TABLE {_quote(engine, table)} ({columns})"
+
+
 def _write_frame_sql(connection: sa.Connection, engine: sa.Engine, write: FrameWrite, table: str) -> None:
     """Replace `write.replace_where`'s rows of `table` (created when absent) with the frame's, in the caller's
     transaction."""
     frame = write.frame
     postgres = _is_postgres(engine)
-    if write.replace_where and sa.inspect(connection).has_table(table):
+    exists = sa.inspect(connection).has_table(table)
+    if write.replace_where and exists:
         if postgres:
             # A DELETE sees only committed rows: beside another run replacing the same date, both lists would
             # stay (every rank twice). One replacing run at a time; readers are not blocked.
@@ -1384,13 +1426,18 @@ def _write_frame_sql(connection: sa.Connection, engine: sa.Engine, write: FrameW
             params.update({name: _sql_value(one, postgres) for name, one in zip(names, values, strict=True)})
         condition = " AND ".join(clauses)
         connection.execute(sa.text(f"DELETE FROM {_quote(engine, table)} WHERE {condition}"), params)
+    if not exists and write.schema is not None:
+        # An output's table takes its columns' types from the output, not from the frame's dtypes: an empty
+        # list's untyped columns made every column TEXT, and the next run's ranks then sorted as text.
+        connection.exec_driver_sql(_output_table_sql(engine, table, write.schema))
+        exists = True
     if not postgres:
         stored, types = _sql_frame(frame, postgres)
         stored.to_sql(table, connection, if_exists="append", index=False, dtype=types, chunksize=_INSERT_CHUNK_ROWS)
         return
-    # PostgreSQL: the table created as pandas would (when absent), the rows sent through COPY (a
-    # million scores: 4 s, against 18 s as INSERTs).
-    if not sa.inspect(connection).has_table(table):
+    # PostgreSQL: a frame of no output gets the table pandas would create (when absent); the rows go through
+    # COPY (a million scores: 4 s, against 18 s as INSERTs).
+    if not exists:
         stored, types = _sql_frame(frame, postgres)
         stored.head(0).to_sql(table, connection, index=False, dtype=types)
     _copy_in(connection, table, _csv_frame_table(frame, write.schema))
@@ -1408,7 +1455,8 @@ def write_frame(
 
     For SQL, `replace_where={"list_date": d}` (or `{"as_of": t}`, or a tuple of values: any of them) first
     deletes the table's rows matching it, so re-running a date replaces that date's rows; the table is
-    created when absent. Files are always replaced. With the output's `schema`, a file holds its types
+    created when absent (with the output's column types where `schema` is given, an empty frame too). Files are
+    always replaced. With the output's `schema`, a file holds its types
     whatever the rows, and its money is written as plain decimals in CSV and COPY. `protect` names the export
     being read: its files and tables are refused (`check_frame_targets`).
     """
@@ -1495,16 +1543,17 @@ def check_frame_targets(
 
 
 def _target_key(destination: tuple[str, str] | Path) -> object:
-    """One key per place a frame lands: a file however its path is written, a table of one database
-    (SQLite's table names ignore case)."""
+    """One key per place a frame lands: a file however its path is written, a table of one database however
+    it is reached (`_database_identity`: another user, password or driver is the same table; SQLite's table
+    names ignore case)."""
     if isinstance(destination, Path):
         return Path(os.path.realpath(destination))
     url, table = destination
-    return _table_key(_same_database(url), table)
+    return _table_key(_database_identity(url), table)
 
 
 def _table_key(database: str, table: str) -> tuple[str, str]:
-    """A table of one database (`_same_database` or `_database_identity`): SQLite's table names ignore case."""
+    """A table of one database (`_database_identity`): SQLite's table names ignore case."""
     return (database, table.lower() if database.startswith("sqlite:") else table)
 
 
