@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import json
 import logging
 import math
@@ -51,6 +52,7 @@ from serving.api_schemas import (
     ErrorBody,
     ExplanationResponse,
     Health,
+    ListDate,
     ModelInfo,
     ModelsResponse,
     ProblemsBody,
@@ -482,16 +484,59 @@ class DayCache:
 # Posted exports
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
 def _table_frame(table: str, rows: list) -> pd.DataFrame:
-    """Posted rows (their enumerated values already checked by the schemas) with the loader's dtypes."""
-    columns = SCHEMAS[table]
-    frame = pd.DataFrame([row.model_dump() for row in rows], columns=[column.name for column in columns])
-    for column in columns:
+    """Posted rows (their enumerated values already checked by the schemas) with the loader's dtypes.
+
+    Built column by column, dates and instants as integers first: pandas reads a list of row dicts, or of
+    datetimes in several zones, in one call that holds the interpreter lock (a third of a second for 150,000
+    rows), which would stall the event loop as parsing on it did."""
+    columns: dict[str, object] = {}
+    for column in SCHEMAS[table]:
+        values = [getattr(row, column.name) for row in rows]
         if column.type == ColumnType.DATE:
-            frame[column.name] = pd.to_datetime(frame[column.name])
+            days = np.array([value.toordinal() - _EPOCH_DAY for value in values], dtype="int64")
+            columns[column.name] = days.astype("datetime64[D]").astype("datetime64[s]")
         elif column.type == ColumnType.TIMESTAMP:
-            frame[column.name] = pd.to_datetime(frame[column.name], utc=True)
-    return frame.astype(contract_dtypes(table))
+            micros = np.array([(value - _EPOCH) // _MICROSECOND for value in values], dtype="int64")
+            columns[column.name] = pd.to_datetime(micros, unit="us", utc=True)
+        else:
+            columns[column.name] = pd.array(values, dtype=object)
+    return pd.DataFrame(columns).astype(contract_dtypes(table))
+
+
+class _CollectorPause:
+    """Python's cyclic garbage collector, off while any thread turns a posted body into rows.
+
+    A body near the size limit makes millions of objects, and each full collection they trigger walks them all
+    holding the interpreter lock: up to 0.2 s in which the event loop answers nothing, and half the parsing
+    time. The rows hold no reference cycles; whatever else is made meanwhile is collected once the last posting
+    thread is done."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._holders == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._holders += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0 and self._was_enabled:
+                gc.enable()
+
+
+COLLECTOR_PAUSE = _CollectorPause()
 
 
 def export_from_request(request: ScoreRequest) -> Export:
@@ -531,6 +576,7 @@ def checked_export(posted: Export) -> Export:
 # ---------------------------------------------------------------------------------------
 # Routers
 
+TEAM_PATH = PathParam(description="Team name, as in `accounts.team` and the operations file.", examples=["early"])
 DATE_QUERY = Query(
     None,
     description="Centre-local list date (YYYY-MM-DD); omitted = the date the server was started for.",
@@ -543,6 +589,12 @@ AUTH_ERRORS = {
     # The shape `_validation_error` answers (FastAPI's default would document its own, with `input`).
     422: {"model": ProblemsBody, "description": "A parameter is invalid or unknown."},
 }
+
+
+async def _team_in_scope(team: str = TEAM_PATH, principal: Principal = Depends(require_principal)) -> None:
+    """403 unless the token covers the path's team: judged from the token and the path alone, before the query
+    (a route's dependencies run before FastAPI reads its parameters)."""
+    principal.require_team(team)
 
 
 def _only_query(*names: str) -> Callable:
@@ -564,6 +616,7 @@ def _only_query(*names: str) -> Callable:
 
 
 ONLY_DATE = [Depends(_only_query("date"))]
+TEAM_SCOPE = Depends(_team_in_scope)
 
 
 async def _days(request: Request) -> DayCache:
@@ -587,7 +640,7 @@ models_router = APIRouter(tags=["models"], responses=AUTH_ERRORS)
     "/models", response_model=ModelsResponse, summary="Champion models behind the list", dependencies=ONLY_DATE
 )
 def models(
-    date: dt.date | None = DATE_QUERY,
+    date: ListDate | None = DATE_QUERY,
     principal: Principal = Depends(require_principal),
     days: DayCache = Depends(_days),
 ) -> ModelsResponse:
@@ -613,6 +666,19 @@ def _metric(value: object) -> float | int | str | None:
 scores_router = APIRouter(tags=["scores"], responses=AUTH_ERRORS)
 
 
+async def _posted_body(request: Request, principal: Principal = Depends(require_principal)) -> bytes:
+    """The request's body, read only once the token is valid (`BodyLimit` has already bounded it)."""
+    return await request.body()
+
+
+# The body is read by the route, not by FastAPI (which parses it before any dependency, so a broken body was a
+# 422 before the token's 401, and parses it on the event loop): the documentation names the model itself.
+SCORE_REQUEST_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreRequest"}}},
+}
+
+
 @scores_router.post(
     "/scores",
     response_model=ScoresResponse,
@@ -623,42 +689,69 @@ scores_router = APIRouter(tags=["scores"], responses=AUTH_ERRORS)
         422: {"model": ProblemsBody, "description": "The body breaks the contract (each item says where)."},
         503: {"model": ErrorBody, "description": "The server was started without models to score with."},
     },
+    openapi_extra={"requestBody": SCORE_REQUEST_BODY},
 )
 def score(
-    body: ScoreRequest,
     request: Request,
     principal: Principal = Depends(require_principal),
-) -> ScoresResponse:
+    posted: bytes = Depends(_posted_body),
+) -> Response:
     """Scores every posted account (a small export in JSON) with the champion models.
 
     A team-scoped token may post only accounts of its own teams.
     """
-    for account in body.accounts:
-        # A null or blank team is `default` (the loader reads a blank team as none), as in the operations file.
-        team = account.team if account.team is not None and account.team.strip() else DEFAULT_TEAM
-        if not principal.allows(team):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "this token does not cover every posted account's team")
-    # Every 422 of this route has FastAPI's documented shape: a list of {type, loc, msg}.
-    posted = checked_export(export_from_request(body))
+    # `def`: FastAPI runs it in its thread pool, so parsing a body of up to 32 MiB (seconds), checking and
+    # scoring it leave the event loop free for the queue pages.
+    with COLLECTOR_PAUSE:
+        body = _score_request(request.headers.get("content-type"), posted)
+        try:
+            for account in body.accounts:
+                # A null or blank team is `default` (the loader reads a blank team as none), as the operations file.
+                team = account.team if account.team is not None and account.team.strip() else DEFAULT_TEAM
+                if not principal.allows(team):
+                    raise HTTPException(
+                        status.HTTP_403_FORBIDDEN, "this token does not cover every posted account's team"
+                    )
+            # Every 422 of this route has FastAPI's documented shape: a list of {type, loc, msg}.
+            export = checked_export(export_from_request(body))
+        finally:
+            # Its millions of row objects go before the collector is back, which would walk them (an error's
+            # traceback would otherwise keep them to the event loop).
+            del body
     provider: RunProvider = request.app.state.provider
     try:
-        scored = provider.score(posted)
+        scored = provider.score(export)
     except LookupError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(error)) from None
     except ValueError as error:
         raise RequestValidationError([{"type": "value_error", "loc": ("body",), "msg": str(error)}]) from None
     rows = json.loads(scored.loc[:, list(SCORES_COLUMNS)].to_json(orient="records", date_format="iso"))
-    return ScoresResponse(count=len(rows), rows=rows)
+    # Serialised here, in the thread, rather than by FastAPI on the event loop.
+    return Response(ScoresResponse(count=len(rows), rows=rows).model_dump_json(), media_type="application/json")
+
+
+def _score_request(content_type: str | None, posted: bytes) -> ScoreRequest:
+    """The posted JSON as a `ScoreRequest`; a 422 in FastAPI's shape (`loc` from "body") if it is not one."""
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    if kind != "application" or not (subtype == "json" or subtype.endswith("+json")):  # as FastAPI requires
+        raise RequestValidationError(
+            [{"type": "content_type", "loc": ("body",), "msg": "the body must be JSON, sent as application/json"}]
+        )
+    try:
+        return ScoreRequest.model_validate_json(posted)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**item, "loc": ("body", *item["loc"])} for item in error.errors(include_url=False, include_input=False)]
+        ) from None
 
 
 teams_router = APIRouter(tags=["teams"], responses=AUTH_ERRORS)
 
-TEAM_PATH = PathParam(description="Team name, as in `accounts.team` and the operations file.", examples=["early"])
-
 
 @teams_router.get("/teams", response_model=TeamsResponse, summary="Teams the token covers", dependencies=ONLY_DATE)
 def teams(
-    date: dt.date | None = DATE_QUERY,
+    date: ListDate | None = DATE_QUERY,
     principal: Principal = Depends(require_principal),
     days: DayCache = Depends(_days),
 ) -> TeamsResponse:
@@ -705,8 +798,9 @@ async def team_queue(request: Request, team: str = TEAM_PATH) -> Response:
     # * the query and token are checked here rather than by FastAPI dependencies, whose per-field
     #   resolution cost three times the handler; the same `QueueQuery` model validates them and
     #   generates the documented parameters, and errors keep FastAPI's 422/401/403 shapes.
-    # The token first: without a valid one the answer is 401, whatever the query says.
+    # The token first, then its scope: 401, then 403, whatever the query says.
     principal = request.app.state.token_auth.authenticate(request.headers.get("authorization"))
+    principal.require_team(team)
     try:
         query = QueueQuery.model_validate(dict(request.query_params))
     except ValidationError as error:
@@ -714,7 +808,6 @@ async def team_queue(request: Request, team: str = TEAM_PATH) -> Response:
             [{**item, "loc": ("query", *item["loc"])} for item in error.errors(include_url=False)]
         ) from None
     days: DayCache = request.app.state.days
-    principal.require_team(team)
     index = days.peek(query.date) or await run_in_threadpool(days.get, query.date)
     queue = index.queue(team)
     page_size = query.page_size
@@ -761,30 +854,20 @@ CSV_QUERY_NAMES = ("date", "stage", "min_amount", "hour")
     summary="A team's queue as CSV",
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}, "description": "The contract `call_list` columns."}},
+    # As the queue: a misspelt filter must not silently download the whole queue (after the scope: 403 first).
+    dependencies=[TEAM_SCOPE, Depends(_only_query(*CSV_QUERY_NAMES))],
 )
 def team_queue_csv(
-    request: Request,
     team: str = TEAM_PATH,
-    date: dt.date | None = DATE_QUERY,
+    date: ListDate | None = DATE_QUERY,
     stage: str | None = Query(None, description="Only calls of this delinquency stage."),
     min_amount: float | None = Query(
         None, ge=0, allow_inf_nan=False, description="Only calls with at least this amount overdue."
     ),
     hour: int | None = Query(None, ge=0, le=23, description="Only calls scheduled in this centre-local hour."),
-    principal: Principal = Depends(require_principal),
     days: DayCache = Depends(_days),
 ) -> Response:
     """The team's whole queue (after the filters) in the contract's `call_list` columns, rank order."""
-    # As the queue: a misspelt filter must not silently download the whole queue.
-    unknown = [name for name in request.query_params if name not in CSV_QUERY_NAMES]
-    if unknown:
-        raise RequestValidationError(
-            [
-                {"type": "extra_forbidden", "loc": ("query", name), "msg": "Extra inputs are not permitted"}
-                for name in unknown
-            ]
-        )
-    principal.require_team(team)
     index = days.get(date)
     queue = index.queue(team)
     selected = queue.select(stage, min_amount, hour)
@@ -804,16 +887,14 @@ def team_queue_csv(
     "/teams/{team:path}/capacity",
     response_model=CapacityResponse,
     summary="Calls per hour against capacity",
-    dependencies=ONLY_DATE,
+    dependencies=[TEAM_SCOPE, *ONLY_DATE],
 )
 def team_capacity(
     team: str = TEAM_PATH,
-    date: dt.date | None = DATE_QUERY,
-    principal: Principal = Depends(require_principal),
+    date: ListDate | None = DATE_QUERY,
     days: DayCache = Depends(_days),
 ) -> CapacityResponse:
     """Per centre-local hour of the team's shift: calls scheduled and the team's capacity."""
-    principal.require_team(team)
     return days.get(date).queue(team).capacity
 
 
@@ -828,7 +909,7 @@ accounts_router = APIRouter(tags=["accounts"], responses=AUTH_ERRORS)
 )
 def account_explanation(
     account_id: str = PathParam(description="The case system's account id.", examples=["A000123"]),
-    date: dt.date | None = DATE_QUERY,
+    date: ListDate | None = DATE_QUERY,
     principal: Principal = Depends(require_principal),
     days: DayCache = Depends(_days),
 ) -> ExplanationResponse:
@@ -970,6 +1051,8 @@ callq tells a collections centre whom to call today, at what hour, and why.
 
 Every endpoint but `/health` needs `Authorization: Bearer <token>`; tokens come from
 `CALLQ_API_TOKENS` (`token:teamA,teamB;token2:*`) and scope a supervisor to their teams.
+The token is judged first, whatever the request holds: 401 without a valid one, then 403 for a team
+outside it, and only then 422 for the query or the body. A list date is `YYYY-MM-DD`.
 Money is in the account's currency; `call_at` is UTC, `call_at_centre` the centre's time,
 `local_hour` the debtor's. A request body over {MAX_BODY_BYTES // 2**20} MiB is refused with 413
 (`callq score` scores a whole book).
@@ -1009,7 +1092,24 @@ def create_app(provider: RunProvider, *, auth: TokenAuth | None = None) -> FastA
     app.add_middleware(BodyLimit)  # inside SecurityHeaders: a 413 has the hardening headers too
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.openapi = _with_posted_models(app)
     return app
+
+
+def _with_posted_models(app: FastAPI) -> Callable[[], dict]:
+    """`app.openapi`, its components holding the model of the body `POST /scores` reads itself."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()  # kept by FastAPI as `app.openapi_schema`: completed once, in place
+            posted = ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            models = schema.setdefault("components", {}).setdefault("schemas", {})
+            models.update(posted.pop("$defs", {}))
+            models["ScoreRequest"] = posted
+        return app.openapi_schema
+
+    return openapi
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
