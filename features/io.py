@@ -264,6 +264,12 @@ def _read_dir_raw(directory: Path) -> RawExport:
     unreadable: dict[str, list[UnreadableRow]] = {}
     for name in TABLES:
         parquet, csv_path = directory / f"{name}.parquet", directory / f"{name}.csv"
+        if parquet.exists() and csv_path.exists():
+            # One file per table: either could be a stale copy, and reading one would silently drop the other.
+            raise ExportError(
+                f"{name}: row -: column -: both {parquet.name} and {csv_path.name} are in the export "
+                "(the contract has one file per table; remove the stale one)"
+            )
         path = parquet if parquet.exists() else csv_path if csv_path.exists() else None
         try:
             if path is None:

@@ -409,12 +409,11 @@ def test_csv_layout_follows_the_contract(tmp_path: Path) -> None:
     assert ",2025-10-19," in accounts[1] and accounts[1].endswith("false,false,false,false,false,false,false")
 
 
-def test_parquet_is_preferred_and_rewriting_removes_the_other_format(tmp_path: Path) -> None:
+def test_rewriting_an_export_in_the_other_format_removes_the_first(tmp_path: Path) -> None:
     export = tiny_export()
     write_export(export, tmp_path, fmt="csv")
     write_export(export, tmp_path, fmt="parquet")
     assert not list(tmp_path.glob("*.csv"))
-    (tmp_path / "accounts.csv").write_text("garbage\n", encoding="utf-8")
     assert_exports_equal(export, load_export(tmp_path)[0])
     write_export(export, tmp_path, fmt="csv")
     assert not list(tmp_path.glob("*.parquet")) and not list(tmp_path.glob(".*tmp"))
@@ -760,6 +759,15 @@ def test_unreadable_sources_fail_with_one_line(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match=r"^payments: row -: column -: unreadable file payments.csv \(") as caught:
         check_export(tmp_path)
     assert "\n" not in str(caught.value)
+
+
+def test_a_table_kept_both_as_parquet_and_as_csv_is_refused(tmp_path: Path) -> None:
+    # A stale copy beside the new file: reading either one would silently ignore the other.
+    write_export(tiny_export(), tmp_path, fmt="csv")
+    write_export(tiny_export(), tmp_path / "parquet", fmt="parquet")
+    (tmp_path / "parquet" / "payments.parquet").rename(tmp_path / "payments.parquet")
+    with pytest.raises(ExportError, match=r"^payments: row -: column -: both payments.parquet and payments.csv"):
+        check_export(tmp_path)
 
 
 # --- inputs found by an adversarial audit of loading ------------------------------------------------
