@@ -584,11 +584,13 @@ DATE_QUERY = Query(
 )
 AUTH_ERRORS = {
     401: {"model": ErrorBody, "description": "Missing or invalid bearer token."},
-    403: {"model": ErrorBody, "description": "The token does not cover that team."},
-    404: {"model": ErrorBody, "description": "No such team, account or list date."},
     # The shape `_validation_error` answers (FastAPI's default would document its own, with `input`).
     422: {"model": ProblemsBody, "description": "A parameter is invalid or unknown."},
 }
+# Documented only where a route can answer them.
+OUT_OF_SCOPE = {403: {"model": ErrorBody, "description": "The token does not cover that team."}}
+NOT_FOUND = {404: {"model": ErrorBody, "description": "No such team, account or list date."}}
+DATE_NOT_FOUND = {404: {"model": ErrorBody, "description": "No list for that date (past the horizon or over)."}}
 
 
 async def _team_in_scope(team: str = TEAM_PATH, principal: Principal = Depends(require_principal)) -> None:
@@ -633,7 +635,7 @@ def health() -> Health:
     return Health()
 
 
-models_router = APIRouter(tags=["models"], responses=AUTH_ERRORS)
+models_router = APIRouter(tags=["models"], responses={**AUTH_ERRORS, **DATE_NOT_FOUND})
 
 
 @models_router.get(
@@ -663,7 +665,7 @@ def _metric(value: object) -> float | int | str | None:
     return _contribution_value(value)
 
 
-scores_router = APIRouter(tags=["scores"], responses=AUTH_ERRORS)
+scores_router = APIRouter(tags=["scores"], responses={**AUTH_ERRORS, **OUT_OF_SCOPE})
 
 
 async def _posted_body(request: Request, principal: Principal = Depends(require_principal)) -> bytes:
@@ -749,7 +751,13 @@ def _score_request(content_type: str | None, posted: bytes) -> ScoreRequest:
 teams_router = APIRouter(tags=["teams"], responses=AUTH_ERRORS)
 
 
-@teams_router.get("/teams", response_model=TeamsResponse, summary="Teams the token covers", dependencies=ONLY_DATE)
+@teams_router.get(
+    "/teams",
+    response_model=TeamsResponse,
+    summary="Teams the token covers",
+    dependencies=ONLY_DATE,
+    responses=DATE_NOT_FOUND,
+)
 def teams(
     date: ListDate | None = DATE_QUERY,
     principal: Principal = Depends(require_principal),
@@ -786,7 +794,11 @@ def _query_parameters(model: type[BaseModel]) -> list[dict]:
     "/teams/{team:path}/queue",
     response_model=QueuePage,
     summary="A team's ranked queue, one page",
-    responses={422: {"model": ProblemsBody, "description": "A query parameter is invalid or unknown."}},
+    responses={
+        **OUT_OF_SCOPE,
+        **NOT_FOUND,
+        422: {"model": ProblemsBody, "description": "A query parameter is invalid or unknown."},
+    },
     openapi_extra={"parameters": _query_parameters(QueueQuery), "security": [{BEARER_SCHEME: []}]},
 )
 async def team_queue(request: Request, team: str = TEAM_PATH) -> Response:
@@ -853,7 +865,11 @@ CSV_QUERY_NAMES = ("date", "stage", "min_amount", "hour")
     "/teams/{team:path}/queue.csv",
     summary="A team's queue as CSV",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}, "description": "The contract `call_list` columns."}},
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "The contract `call_list` columns."},
+        **OUT_OF_SCOPE,
+        **NOT_FOUND,
+    },
     # As the queue: a misspelt filter must not silently download the whole queue (after the scope: 403 first).
     dependencies=[TEAM_SCOPE, Depends(_only_query(*CSV_QUERY_NAMES))],
 )
@@ -887,6 +903,7 @@ def team_queue_csv(
     "/teams/{team:path}/capacity",
     response_model=CapacityResponse,
     summary="Calls per hour against capacity",
+    responses={**OUT_OF_SCOPE, **NOT_FOUND},
     dependencies=[TEAM_SCOPE, *ONLY_DATE],
 )
 def team_capacity(
@@ -898,7 +915,7 @@ def team_capacity(
     return days.get(date).queue(team).capacity
 
 
-accounts_router = APIRouter(tags=["accounts"], responses=AUTH_ERRORS)
+accounts_router = APIRouter(tags=["accounts"], responses={**AUTH_ERRORS, **OUT_OF_SCOPE, **NOT_FOUND})
 
 
 @accounts_router.get(

@@ -143,6 +143,26 @@ def test_openapi_documents_every_error_in_its_shape(client):
     assert scores["503"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
 
 
+def test_openapi_documents_only_the_errors_a_route_can_answer(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    documented = {
+        (method, path): {code for code in operation["responses"] if code.startswith("4")}
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }
+    assert (
+        documented[("post", "/scores")] >= {"401", "403", "413", "422"} and "404" not in documented[("post", "/scores")]
+    )
+    for path in ("/models", "/teams"):  # no team in the request: nothing to be out of scope; a date may have no list
+        assert documented[("get", path)] == {"401", "404", "422"}, path
+    for path in ("/teams/{team}/queue", "/teams/{team}/queue.csv", "/teams/{team}/capacity"):
+        assert documented[("get", path)] == {"401", "403", "404", "422"}, path
+    assert documented[("get", "/accounts/{account_id}/explanation")] == {"401", "403", "404", "422"}
+    # And the answers behind them: a date past the horizon is 404 on the routes that read one.
+    for path in ("/models", "/teams"):
+        assert client.get(path, params={"date": "2030-01-01"}, headers=ADMIN).status_code == 404, path
+
+
 def test_openapi_documents_the_posted_body_and_every_reference_resolves(client):
     # `POST /scores` reads its body itself (after the token): its model is documented by reference, not by FastAPI.
     document = client.get("/openapi.json").json()
