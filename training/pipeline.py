@@ -33,6 +33,9 @@ from training.snapshots import TrainingData, build_training_data
 from training.uplift import UpliftFit, factual_auc, fit_uplift, treatment_definition
 
 KINDS = ("repayment", "contact", "call_effect")
+# The call-effect model as the report names it: the learner it is, which a thin book can make other than
+# the config's (`training.uplift`: an X-learner falls back to the T-learner, or to one effect for everyone).
+LEARNER_NAMES = {"x": "X-learner", "t": "T-learner", "constant": "one effect for every debtor"}
 
 
 class Terminated(KeyboardInterrupt):
@@ -424,6 +427,8 @@ def train(
     with clock.stage("load export"):
         export = _load(export_source)
     uri = tracking.resolve_tracking_uri(tracking_uri)
+    # A store that cannot be used (unreachable, deleted experiment, in memory) fails now, not after the data.
+    tracking.experiment_id(uri)
     with clock.stage("training data"):
         data = build_training_data(export, config)
     run_tags = {
@@ -503,12 +508,12 @@ def train(
                     if not promote:
                         tracking.set_version_tag(kind, version, "not_promoted_reason", reason, uri)
                 report = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
-                run.log_artifact(folder, "report")
+                _log_report(run, folder)
             run.log_metrics(clock.metrics())
             if move_champions(outcomes, data, config, uri, moved):
                 # A champion moved while this run trained: the report says what was decided in the end.
                 report = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
-                run.log_artifact(folder, "report")
+                _log_report(run, folder)
             # Logged once the decisions are final, so that they name the champion the report names.
             champions = {
                 f"{kind}.champion_{outcome.metric}": outcome.champion_value
@@ -621,6 +626,25 @@ def _fitted_params(repayment: RepaymentFit, contact: ContactFit) -> dict[str, An
     }
 
 
+# What `write_report` writes: the report and its plots.
+REPORT_FILES = (
+    "report.md",
+    "calibration.png",
+    "gains.png",
+    "importance_repayment.png",
+    "importance_contact.png",
+    "contact_heatmap.png",
+    "qini.png",
+)
+
+
+def _log_report(run: tracking.Run, folder: Path) -> None:
+    """The report's own files as the run's `report/` artifacts: never the whole folder, which may hold
+    anything else (a store's artifacts beside it would be copied into themselves until the path is too long)."""
+    for name in REPORT_FILES:
+        run.log_artifact(folder / name, "report")
+
+
 def _table(rows: list[tuple], header: tuple[str, ...]) -> str:
     def cell(value: Any) -> str:
         return f"{value:.4f}" if isinstance(value, float) else str(value)
@@ -684,8 +708,8 @@ def write_report(
         f"horizon {config.horizon_days} days; seed {config.seed}.",
         "",
         "## Data and time splits",
-        "Snapshots weekly; a gap of at least the horizon separates splits (asserted), so no label window "
-        "crosses a split.",
+        f"Snapshots every {config.snapshot_spacing_days} days; a gap of at least the horizon separates splits "
+        "(asserted), so no label window crosses a split.",
         "",
         _table(split_rows, ("split", "snapshots", "n", "rows", "repay rate", "calls", "RPC rate")),
         "",
@@ -759,7 +783,7 @@ def write_report(
         "## Call effect (uplift, test window)",
         _table(
             [
-                (f"{config.uplift.learner.upper()}-learner", u["test_qini"], u["test_factual_auc"]),
+                (LEARNER_NAMES[uplift.model.learner], u["test_qini"], u["test_factual_auc"]),
                 ("random ordering", u["baseline_random_qini"], float("nan")),
             ],
             ("model", "Qini coefficient", "factual AUC (promotion metric)"),

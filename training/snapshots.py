@@ -90,20 +90,25 @@ def snapshot_splits(as_of: pd.Timestamp, config: TrainConfig, history_start: pd.
     together (`config`'s counts are the most used); a history too short for one snapshot each
     is an error.
     """
-    held_out = min(config.validation_snapshots, config.test_snapshots)
     layout = None
-    for shrink in range(held_out):
-        layout = _splits_layout(
-            as_of, config, history_start, config.validation_snapshots - shrink, config.test_snapshots - shrink
-        )
+    # Both counts lose one snapshot a step, each down to one: 3 and 1 go 3/1, 2/1, 1/1 (not 3/1 alone).
+    for shrink in range(max(config.validation_snapshots, config.test_snapshots)):
+        n_validation = max(config.validation_snapshots - shrink, 1)
+        n_test = max(config.test_snapshots - shrink, 1)
+        layout = _splits_layout(as_of, config, history_start, n_validation, n_test)
         if layout is not None and len(layout.train) >= len(layout.validation) + len(layout.test):
             break
     if layout is None or not layout.train:
+        # One snapshot each: test a horizon before as_of, the others a gap (on the snapshot grid) apart, and
+        # the train snapshot `min_history_days` after the history's start.
+        gap = -(-config.gap_days // config.snapshot_spacing_days) * config.snapshot_spacing_days
+        needed = config.horizon_days + 2 * gap + config.min_history_days
+        held = (as_of - history_start) / pd.Timedelta(days=1)
         raise ValueError(
-            f"the export's history (from {history_start:%Y-%m-%d}) is too short for one train, one "
-            f"validation and one test snapshot {config.snapshot_spacing_days} days apart with a "
+            f"the export's history (from {history_start:%Y-%m-%d}, {held:.0f} days before its as_of) is too short "
+            f"for one train, one validation and one test snapshot {config.snapshot_spacing_days} days apart with a "
             f"{config.gap_days}-day gap, {config.min_history_days} days of history before each and a "
-            f"{config.horizon_days}-day label horizon"
+            f"{config.horizon_days}-day label horizon: that needs at least {needed} days"
         )
     assert_split_gap(layout, config.horizon_days, config.gap_days)
     return layout
@@ -175,7 +180,9 @@ def overdue_candidates(export: Export, dates: list[pd.Timestamp]) -> pd.DataFram
 
     Amount overdue = dues fallen due before the day less settled payments before it, in exact
     cents (one bincount per date over integer account rows); the feature build computes the same
-    quantity and rows are filtered on it again afterwards. Rows come in accounts order per date.
+    quantity and rows are filtered on it again afterwards. Rows come in `account_id` order per date,
+    not in the export's row order: the per-snapshot sample and LightGBM's bagging follow the row order,
+    so the same book read in another order (a re-exported file) must give the same rows.
     """
     from features.timeline import account_codes, to_cents, to_us
 
@@ -194,6 +201,7 @@ def overdue_candidates(export: Export, dates: list[pd.Timestamp]) -> pd.DataFram
     due_keep = due_row >= 0
     due_row, due_day, due_cents = due_row[due_keep], due_day[due_keep], due_cents[due_keep]
     ids = accounts["account_id"].astype("string").to_numpy()
+    by_id = index.argsort()
     frames = []
     for as_of in dates:
         day = to_us(pd.Series([_utc_date(as_of)]))[0]
@@ -203,7 +211,8 @@ def overdue_candidates(export: Export, dates: list[pd.Timestamp]) -> pd.DataFram
         before = paid_at < instant
         paid = np.bincount(paid_row[before], weights=paid_cents[before], minlength=n)
         # Cents summed as float64 stay exact (far below 2**53): owing means at least one cent.
-        rows = np.flatnonzero((opened < day) & (due - paid >= 1))
+        owing = (opened < day) & (due - paid >= 1)
+        rows = by_id[owing[by_id]]
         frames.append(pd.DataFrame({"account_id": ids[rows], "as_of": as_of}))
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["account_id", "as_of"])
     rows["account_id"] = rows["account_id"].astype("string")
@@ -273,6 +282,10 @@ def treatment_flags(contacts: pd.DataFrame, rows: pd.DataFrame, window_days: int
     return treated.rename("treated")
 
 
+# The one order calls are sampled in: by snapshot, then time, account and outcome.
+_CALL_ORDER = ["as_of", "started_at", "account_id", "outcome"]
+
+
 def contact_rows(
     export: Export, snapshot_rows: pd.DataFrame, window_days: int, max_rows: int | None = None, seed: int = 0
 ) -> pd.DataFrame:
@@ -302,6 +315,9 @@ def contact_rows(
         )
     attempts = pd.concat(frames, ignore_index=True)
     if max_rows is not None and len(attempts) > max_rows:
+        # Drawn from the calls in one order whatever the export's row order (a database returns its rows in
+        # storage order, which VACUUM changes), so that the same calls always give the same sample.
+        attempts = attempts.sort_values(_CALL_ORDER, kind="stable", ignore_index=True)
         attempts = attempts.sample(n=max_rows, random_state=seed).sort_index()
     attempts["as_of"] = attempts["as_of"].astype(snapshot_rows["as_of"].dtype)
     joined = attempts.merge(snapshot_rows, on=["account_id", "as_of"], how="inner", validate="many_to_one")
@@ -311,9 +327,9 @@ def contact_rows(
     joined["weekday"] = weekdays
     joined = add_slot_rates(joined, hour_bucket)
     joined["label_rpc"] = joined["outcome"].isin(RIGHT_PARTY_OUTCOMES).astype(np.int8)
-    return (
-        joined.drop(columns=["outcome"]).sort_values(["started_at", "account_id"], kind="stable").reset_index(drop=True)
-    )
+    # Two calls to one account at one instant are ordered by their outcome, not by where the export had them.
+    joined = joined.sort_values(["started_at", "account_id", "as_of", "outcome"], kind="stable")
+    return joined.drop(columns=["outcome"]).reset_index(drop=True)
 
 
 def add_slot_rates(frame: pd.DataFrame, hour_bucket) -> pd.DataFrame:

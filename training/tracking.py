@@ -184,13 +184,41 @@ def client(tracking_uri: str | None = None):
     return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def _in_memory(uri: str) -> bool:
+    """Whether `uri` is an in-memory SQLite database (`sqlite://`, `sqlite:///:memory:`)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not uri.startswith("sqlite"):
+        return False
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return False
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
 @_store_call
 def experiment_id(tracking_uri: str | None = None, name: str = EXPERIMENT) -> str:
-    """The experiment's id, creating it (and a local store's folder) with an explicit artifact location."""
+    """The experiment's id, creating it (and a local store's folder) with an explicit artifact location.
+
+    Refuses an in-memory SQLite store: its runs and champions would be gone when the process ends.
+    """
     uri = resolve_tracking_uri(tracking_uri)
+    if _in_memory(uri):
+        raise StoreError(
+            f"MLflow tracking store {shown_uri(uri)} is an in-memory SQLite database: nothing trained into it "
+            "outlives the command; name a file (sqlite:///path/to/mlflow.db) or a server"
+        )
     database = _sqlite_file(uri)
     if database is not None:
-        database.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a file where a folder should be, a folder it may not write in
+            raise StoreError(
+                f"MLflow tracking store {shown_uri(uri)}: cannot make its folder {database.parent}: "
+                f"{error.strerror or error}"
+            ) from error
     mlflow_client = client(uri)
     existing = mlflow_client.get_experiment_by_name(name)
     if existing is not None and existing.lifecycle_stage == "deleted":

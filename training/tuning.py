@@ -47,11 +47,13 @@ def tune_lightgbm(
         return 0.5 if np.isnan(auc) else auc
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    # The first trial is the config's own parameters, each moved into the search's range (outside it, Optuna
+    # warns on stderr and tries the value anyway).
     study.enqueue_trial(
         {
-            "n_estimators": min(base.n_estimators, max_trees),
-            "learning_rate": base.learning_rate,
-            "num_leaves": min(base.num_leaves, max_leaves),
+            "n_estimators": min(max(base.n_estimators, 50), max_trees),
+            "learning_rate": min(max(base.learning_rate, 0.01), 0.2),
+            "num_leaves": min(max(base.num_leaves, 4), max_leaves),
             "min_child_samples": min(max(base.min_child_samples, 20), 1000),
             "colsample_bytree": max(base.colsample_bytree, 0.4),
             "reg_lambda": min(max(base.reg_lambda, 1e-3), 30.0),
@@ -87,6 +89,9 @@ def fit_calibrated(
     estimator = fit(params)
     if calibration is None:
         return estimator, None, params
-    calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method=calibration)
+    # One "fold" holding the whole window: the frozen trees score every validation row once. The default
+    # 5-fold split refits nothing here, yet refuses a window with fewer than 5 rows of a class.
+    whole = np.arange(len(validation))
+    calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method=calibration, cv=[(whole, whole)])
     calibrated.fit(validation, validation_labels)
     return estimator, calibration_map(calibrated), params

@@ -85,7 +85,11 @@ def fit_uplift(data: TrainingData, config: TrainConfig) -> UpliftFit:
     test = snapshots[snapshots["split"] == "test"]
     treated, control = train[train[TREATMENT] == 1], train[train[TREATMENT] == 0]
     if not _usable(control):
-        raise ModelQualityError(f"call effect: too few usable train rows in the not reached arm ({len(control)})")
+        raise ModelQualityError(
+            f"call effect: {len(control)} train snapshots were not reached, {int(control[LABEL].sum())} of them "
+            f"repaid; the not-reached arm needs at least {MIN_ARM_ROWS} with both outcomes (train on a larger book "
+            "or a longer history)"
+        )
     features = data.feature_names
     # Both arms share one encoder, so a category code means the same thing in either booster.
     categories = FeatureEncoder.fit(train, features).categories
