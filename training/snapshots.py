@@ -314,12 +314,16 @@ def contact_rows(
             "to learn from (does the export hold the dues, and are any of them unpaid?)"
         )
     attempts = pd.concat(frames, ignore_index=True)
+    attempts["as_of"] = attempts["as_of"].astype(snapshot_rows["as_of"].dtype)
+    # Only calls of an account-date that is a snapshot row count toward the cap: sampled before, the sample
+    # lost those without one (a book whose snapshots sample their accounts kept far fewer calls than the cap).
+    keys = snapshot_rows[["account_id", "as_of"]]
+    attempts = attempts.merge(keys, on=["account_id", "as_of"], how="inner", validate="many_to_one")
     if max_rows is not None and len(attempts) > max_rows:
         # Drawn from the calls in one order whatever the export's row order (a database returns its rows in
         # storage order, which VACUUM changes), so that the same calls always give the same sample.
         attempts = attempts.sort_values(_CALL_ORDER, kind="stable", ignore_index=True)
         attempts = attempts.sample(n=max_rows, random_state=seed).sort_index()
-    attempts["as_of"] = attempts["as_of"].astype(snapshot_rows["as_of"].dtype)
     joined = attempts.merge(snapshot_rows, on=["account_id", "as_of"], how="inner", validate="many_to_one")
     zones = joined["account_id"].map(export.accounts.set_index("account_id")["timezone"])
     hours, weekdays = local_hour_weekday(joined["started_at"], zones)

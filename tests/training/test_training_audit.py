@@ -46,6 +46,17 @@ def test_the_same_book_in_another_row_order_gives_the_same_training_rows(small_b
     pd.testing.assert_frame_equal(original.contacts, shuffled.contacts)
 
 
+def test_the_call_cap_keeps_as_many_calls_as_it_allows(small_book):
+    # The calls were sampled before they were matched to snapshot rows: with snapshots that sample their
+    # accounts, most sampled calls had no row, and the contact model got far fewer than the cap.
+    config = TrainConfig(train_snapshots=4, validation_snapshots=1, test_snapshots=1, max_rows_per_snapshot=150)
+    every_call = build_training_data(small_book.export, config.model_copy(update={"max_contact_rows": 10**6}))
+    cap = len(every_call.contacts) // 2
+    capped = build_training_data(small_book.export, config.model_copy(update={"max_contact_rows": cap}))
+    assert len(capped.contacts) == cap
+    assert capped.contacts.merge(every_call.contacts, how="left", indicator=True)["_merge"].eq("both").all()
+
+
 def _one_feature_fit(rows: int = 400, seed: int = 0):
     """(fit(params) on a one-feature train frame, a frame of `rows` rows like it, its labels)."""
     from training.models import LightGBMClassifier
