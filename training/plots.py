@@ -31,7 +31,7 @@ def calibration_plot(table: pd.DataFrame, path: Path) -> Path:
 
 
 def gains_plot(predictions: pd.DataFrame, path: Path, score_columns: dict[str, str]) -> Path:
-    """Cumulative share of payers captured by share of accounts, model against baselines."""
+    """Cumulative share of payers captured by share of account-snapshots, model against baselines."""
     from training.evaluation import gains_curve
 
     figure = Figure(figsize=(5, 5))
@@ -40,7 +40,7 @@ def gains_plot(predictions: pd.DataFrame, path: Path, score_columns: dict[str, s
     for label, column in score_columns.items():
         curve = gains_curve(predictions["label"].to_numpy(), predictions[column].to_numpy())
         axis.plot(curve["share_rows"], curve["share_captured"], label=label)
-    axis.set(xlabel="share of accounts (best first)", ylabel="share of payers captured", title="Gains (test)")
+    axis.set(xlabel="share of account-snapshots (best first)", ylabel="share of payers captured", title="Gains (test)")
     axis.legend()
     return _save(figure, path)
 
@@ -74,6 +74,6 @@ def qini_plot(curve: pd.DataFrame, path: Path) -> Path:
     axis = figure.add_subplot()
     axis.plot(curve["share_rows"], curve["qini"], label="call-effect model")
     axis.plot(curve["share_rows"], curve["random"], linestyle="--", color="grey", label="random")
-    axis.set(xlabel="share of accounts (highest uplift first)", ylabel="incremental payers", title="Qini (test)")
+    axis.set(xlabel="share of account-snapshots (highest uplift first)", ylabel="incremental payers", title="Qini (test)")
     axis.legend()
     return _save(figure, path)
