@@ -74,6 +74,8 @@ def qini_plot(curve: pd.DataFrame, path: Path) -> Path:
     axis = figure.add_subplot()
     axis.plot(curve["share_rows"], curve["qini"], label="call-effect model")
     axis.plot(curve["share_rows"], curve["random"], linestyle="--", color="grey", label="random")
-    axis.set(xlabel="share of account-snapshots (highest uplift first)", ylabel="incremental payers", title="Qini (test)")
+    axis.set(
+        xlabel="share of account-snapshots (highest uplift first)", ylabel="incremental payers", title="Qini (test)"
+    )
     axis.legend()
     return _save(figure, path)
