@@ -291,8 +291,21 @@ def run_day(
     listed = scored.features.loc[call_list["account_id"].to_numpy()]
     contributions = champions.call_effect.contributions(listed)
     contributions.index = listed.index
-    days_ahead = (pd.Timestamp(list_date).date() - export.as_of.tz_convert("UTC").date()).days
-    reasons, explanations = explain_calls(call_list, scored.features, contributions, days_ahead)
+    # Reasons read the debtor's calendar and clock: day words count to the call's local date, the slot is
+    # the debtor's (09:30-10:30 in Kolkata), and "best" is the contact grid's best hour on that local weekday.
+    best = scored.scores.set_index("account_id")[["best_hour_local", "p_contact_best"]].assign(
+        weekday=scored.contact_grid.weekday if scored.contact_grid is not None else list_date.weekday()
+    )
+    reasons, explanations = explain_calls(
+        call_list,
+        scored.features,
+        contributions,
+        as_of=export.as_of,
+        timezones=pd.Series(
+            export.accounts["timezone"].to_numpy(), index=export.accounts["account_id"].astype("string").to_numpy()
+        ),
+        best=best,
+    )
     call_list["reasons"] = reasons.to_numpy()
     call_list["model_version"] = champions.model_version
     call_list = call_list[list(CALL_LIST_COLUMNS)]
