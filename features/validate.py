@@ -42,7 +42,8 @@ WHOLE = "-"  # the `row` of a violation that concerns a whole table, column or t
 
 # ASCII digits only ([0-9], not \d, which matches any script's digits: "２０２６-01-05" is not a date).
 _DATE_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-_TIME_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?"
+# RFC 3339 allows a lower-case t and z.
+_TIME_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?"
 _OFFSET_RE = r"(?:[Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)"
 _MONEY_RE = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 # A non-zero digit in the third decimal place or beyond: "12.300" is fine, "12.305" is not.
@@ -56,7 +57,7 @@ _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
 _BOOL_NUMBER_RE = r"[01]\.0*"
 # A date kept as a timestamp without an offset (a Parquet timestamp or SQL TIMESTAMP column, or its text as
 # SQLite or a CSV writer holds it) at midnight carries exactly that date; any other time of day does not.
-_MIDNIGHT_RE = r"(" + _DATE_RE + r")[T ]00:00(?::00(?:[.,]0{1,9})?)?"
+_MIDNIGHT_RE = r"(" + _DATE_RE + r")[Tt ]00:00(?::00(?:[.,]0{1,9})?)?"
 
 RULE_MISSING_TABLE = "missing table"
 RULE_MISSING_COLUMN = "missing column"
@@ -326,8 +327,8 @@ def _parse_timestamp(raw: pd.Series) -> _Parsed:
     naive = ~with_offset & _match(text, _TIME_RE + r"|" + _DATE_RE)
     parsed = _arrow_cast(text.where(with_offset), pa.timestamp("us", tz="UTC"))
     if parsed is None:
-        # Arrow refuses ISO-8601's decimal comma and RFC 3339's lower-case z, which the shape above allows.
-        shaped = text.where(with_offset).str.replace(",", ".", regex=False).str.replace("z", "Z", regex=False)
+        # Arrow refuses ISO-8601's decimal comma and RFC 3339's lower-case t and z, which the shape above allows.
+        shaped = text.where(with_offset).str.replace(",", ".", regex=False).str.upper()
         parsed = pd.to_datetime(shaped, utc=True, format="ISO8601", errors="coerce")
     parsed = parsed.astype("datetime64[us, UTC]")
     bad = ~null & ~naive & (_bool_array(parsed.isna()) | _out_of_range(parsed))
@@ -777,7 +778,9 @@ def check_tables(
         # A missing column is one violation; the other columns are still checked row by row.
         missing = [column.name for column in SCHEMAS[name] if column.name not in frame.columns]
         for column in missing:
-            result.violations.append(Violation(name, WHOLE, column, RULE_MISSING_COLUMN))
+            # Names are exact, from every source; one spelt in another case or with spaces is shown as found.
+            spelt = next((str(found) for found in frame.columns if str(found).strip().lower() == column), "")
+            result.violations.append(Violation(name, WHOLE, column, RULE_MISSING_COLUMN, spelt))
             result.totals[(name, column, RULE_MISSING_COLUMN)] = 1
         missing_by_table[name] = missing
         frame = frame.reset_index(drop=True)
