@@ -26,6 +26,14 @@ FAST_TRAINING = {
     "uplift": {"params": {"n_estimators": 60, "num_leaves": 7, "min_child_samples": 60}},
 }
 
+# One-thread small models for the training tests of what a run does (tests share the machine); each
+# test file adds its own name and snapshot counts.
+FAST_MODELS = {
+    "repayment": {"params": {"num_threads": 1}},
+    "contact": {"params": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 40, "num_threads": 1}},
+    "uplift": {"params": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 60, "num_threads": 1}},
+}
+
 
 @dataclass
 class TrainedBook:

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.trained import FAST_MODELS
 from training import tracking
 from training.config import TrainConfig
 from training.pipeline import Terminated, train
@@ -164,9 +165,7 @@ FAST = {
     "train_snapshots": 6,
     "validation_snapshots": 2,
     "test_snapshots": 2,
-    "repayment": {"params": {"num_threads": 1}},
-    "contact": {"params": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 40, "num_threads": 1}},
-    "uplift": {"params": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 60, "num_threads": 1}},
+    **FAST_MODELS,
 }
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.trained import FAST_MODELS
 from training.config import TrainConfig
 from training.snapshots import build_training_data
 
@@ -109,9 +110,7 @@ FAST = {
     "train_snapshots": 4,
     "validation_snapshots": 1,
     "test_snapshots": 1,
-    "repayment": {"params": {"num_threads": 1}},
-    "contact": {"params": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 40, "num_threads": 1}},
-    "uplift": {"params": {"n_estimators": 30, "num_leaves": 7, "min_child_samples": 60, "num_threads": 1}},
+    **FAST_MODELS,
 }
 
 
