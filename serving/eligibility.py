@@ -9,6 +9,9 @@ Rules, in the order they exclude accounts (each count lands in `Candidates.exclu
   not dialled, listed for supervisors instead (the other accounts with the flagged one named);
 * withheld by a lenient load (`Export.withheld`, any account of the customer): the customer lost an
   accounts or contacts row, so its flags or its call history are not known whole;
+* a known wrong number: a telephone call to any account of the customer ended `wrong_number` before
+  as_of and no outbound call of ours since (any of their accounts) reached the debtor: one person, one
+  number, so dialling it about any of their debts reaches an unrelated third party;
 * a team (null = `default`) missing from the operations file;
 * slots: a whole shift hour of the account's team on D, not before `as_of`, with capacity;
 * the policy's debtor-local window, which must hold in every zone of the customer's accounts
@@ -50,6 +53,7 @@ from features.contract import (
     account_teams,
     is_valid_timezone,
 )
+from features.timeline import account_codes, to_us
 from serving.slots import (
     as_list_date,
     day_number,
@@ -67,6 +71,7 @@ EXCLUSION_RULES = (
     "no_call_flag",
     "special_handling",
     "rejected_rows",
+    "wrong_number",
     "unknown_team",
     "no_open_slot",
     "call_window",
@@ -124,8 +129,9 @@ def _history_calls(export: Export, account_index: pd.Index, since: pd.Timestamp)
     unknown (the loader refuses such rows): a contact on no known other channel is a call, one in no known
     direction is ours (`outbound`), one with no known outcome may have been a conversation (`talk`)."""
     contacts = export.contacts
-    recent = contacts[~contacts["channel"].isin(NON_CALL_CHANNELS) & (contacts["started_at"] >= since)]
-    position = account_index.get_indexer(recent["account_id"])
+    recent = contacts[~_is_in(contacts["channel"], NON_CALL_CHANNELS) & (contacts["started_at"] >= since).to_numpy()]
+    # Arrow hashing: pandas' get_indexer built a million-id hash table of Python strings first (0.3 s).
+    position = account_codes(recent["account_id"], account_index)
     recent = recent.assign(
         account_pos=position,
         outbound=(recent["direction"] != "inbound").to_numpy(dtype=bool),
@@ -170,6 +176,71 @@ def customer_special(accounts: pd.DataFrame, customer_code: np.ndarray | None = 
     """Per account: a special-handling flag on any account of its customer (a dispute, complaint or hardship
     is the person's: a collector calling about another of their debts would be pressing them all the same)."""
     return customer_flagged(accounts, SPECIAL_HANDLING_FLAGS, customer_code)
+
+
+def customer_wrong_number(export: Export, customer_code: np.ndarray | None = None) -> np.ndarray:
+    """Per account (rows of `export.accounts`): the customer's number is known wrong, so a call would reach
+    an unrelated third party.
+
+    Known wrong: a telephone call to any account of the customer ended `wrong_number` before as_of, and no
+    outbound call of ours (any of their accounts) reached the debtor (`RIGHT_PARTY_OUTCOMES`) at or after it.
+    Only an explicit `wrong_number` counts (a missing outcome does not); a contact on no known non-call
+    channel counts as a call (the strict reading), but only a known outbound `call` shows the number we dial
+    right again: the debtor's own call may come from another phone, and a visit reaches them at the door.
+    """
+    accounts = export.accounts
+    if customer_code is None:
+        customer_code, _ = pd.factorize(accounts["customer_id"])
+    contacts = export.contacts
+    never = np.iinfo(np.int64).min
+    # Column by column on the rows that matter (a year of contacts is tens of millions of rows), and the
+    # accounts looked up among those rows' ids rather than each row among a million accounts' ids.
+    wrong = np.flatnonzero(_is_in(contacts["outcome"], ("wrong_number",)))
+    started = contacts["started_at"]
+    as_of = to_us(pd.Series([export.as_of]))[0]
+    wrong_at = to_us(started.iloc[wrong])
+    on_phone = ~_is_in(contacts["channel"], NON_CALL_CHANNELS, wrong) & (wrong_at > never) & (wrong_at < as_of)
+    wrong, wrong_at = wrong[on_phone], wrong_at[on_phone]
+    if len(wrong) == 0 or len(accounts) == 0:
+        return np.zeros(len(accounts), dtype=bool)
+    latest_first = np.argsort(-wrong_at)
+    wrong, wrong_at = wrong[latest_first], wrong_at[latest_first]
+    # Each account's first hit among the latest-first wrong numbers is its latest one.
+    hit = account_codes(accounts["account_id"], pd.Index(contacts["account_id"].iloc[wrong]))
+    n_customers = int(customer_code.max()) + 1
+    last_wrong = np.full(n_customers, never)
+    found = hit >= 0
+    np.maximum.at(last_wrong, customer_code[found], wrong_at[hit[found]])
+    marked = last_wrong > never
+    if not marked.any():  # the wrong numbers are on accounts the export lacks
+        return np.zeros(len(accounts), dtype=bool)
+
+    # Right-party calls since the earliest of those wrong numbers, looked up among the marked customers' accounts.
+    talk = np.flatnonzero(_is_in(contacts["outcome"], RIGHT_PARTY_OUTCOMES))
+    talk = talk[_is_in(contacts["channel"], ("call",), talk) & _is_in(contacts["direction"], ("outbound",), talk)]
+    talk_at = to_us(started.iloc[talk])
+    recent = (talk_at >= last_wrong[marked].min()) & (talk_at < as_of)
+    talk, talk_at = talk[recent], talk_at[recent]
+    marked_rows = np.flatnonzero(marked[customer_code])
+    position = account_codes(contacts["account_id"].iloc[talk], pd.Index(accounts["account_id"]).take(marked_rows))
+    found = position >= 0
+    last_talk = np.full(n_customers, never)
+    np.maximum.at(last_talk, customer_code[marked_rows[position[found]]], talk_at[found])
+    return (marked & (last_talk < last_wrong))[customer_code]
+
+
+def _is_in(values: pd.Series, pool: tuple[str, ...], rows: np.ndarray | None = None) -> np.ndarray:
+    """Per row (of `rows` where given, positions): the value is one of `pool`; null is not. A categorical column
+    (the loader's contacts) is judged once per category and read by code: tens of millions of rows."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()  # -1: null
+        codes = codes if rows is None else codes[rows]
+        found = np.zeros(len(codes), dtype=bool)
+        for code in np.flatnonzero(values.cat.categories.isin(pool)):  # a few compares beat one lookup table
+            found |= codes == code
+        return found
+    picked = values if rows is None else values.iloc[rows]
+    return picked.isin(pool).to_numpy(dtype=bool)
 
 
 def unmatched_teams(accounts: pd.DataFrame, operations: Operations) -> str | None:
@@ -244,6 +315,9 @@ def find_candidates(
     )
     excluded["rejected_rows"] = int((alive & withheld).sum())
     alive &= ~withheld
+    wrong_number = customer_wrong_number(export, customer_code)
+    excluded["wrong_number"] = int((alive & wrong_number).sum())
+    alive &= ~wrong_number
     excluded["unknown_team"] = int((alive & (team_code < 0)).sum())
     alive &= team_code >= 0
 

@@ -30,7 +30,7 @@ from features.contract import (
 from features.io import FrameWrite, check_frame_targets, is_sql_url, write_frames
 from serving.compliance import assert_compliant
 from serving.daily import DailyRun
-from serving.eligibility import customer_no_call, customer_special, find_candidates
+from serving.eligibility import customer_no_call, customer_special, customer_wrong_number, find_candidates
 from serving.ranking import rank_calls
 from serving.reasons import explain_calls
 from serving.slots import team_slots
@@ -146,9 +146,9 @@ def score_export(
         effect = np.clip(champions.call_effect.predict_uplift(owing), 0.0, 1.0)
         uplift[overdue] = np.maximum(effect, MIN_EFFECT_SHARE * typical_effect(champions.call_effect, effect))
 
-    # As the ranker sees it: a no-call or special-handling flag on any of the customer's accounts stops
-    # calls to all of them.
-    barred = customer_no_call(export.accounts) | customer_special(export.accounts)
+    # As the ranker sees it: a no-call or special-handling flag on any of the customer's accounts, or a number
+    # known wrong (a call would reach a third party), stops calls to all of them.
+    barred = customer_no_call(export.accounts) | customer_special(export.accounts) | customer_wrong_number(export)
     barred = pd.Series(barred, index=export.accounts["account_id"].astype("string"))
     eligible = overdue & ~barred.reindex(features["account_id"].astype("string")).to_numpy(dtype=bool)
     if export.withheld:  # a lenient load lost rows of the customer: no call can be certified

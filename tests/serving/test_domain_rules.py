@@ -134,7 +134,12 @@ def test_cn_at_most_6_unanswered_attempts_per_customer_and_local_day(history, ru
         ([call_row("A2", "2026-11-23T01:00Z", "right_party", "inbound")] * 3, False),  # the debtor's own
         ([call_row("A2", "2026-11-23T01:00Z", "hung_up")] * 3, False),  # picked up, then hung up: connected
         ([call_row("A2", "2026-11-23T01:00Z", "third_party")] * 3, False),
-        ([call_row("A2", "2026-11-23T01:00Z", "wrong_number")] * 3, False),
+        # Dialled wrong twice, then the debtor reached (else the number is known wrong and never called at all).
+        (
+            [call_row("A2", "2026-11-23T01:00Z", "wrong_number")] * 2
+            + [call_row("A2", "2026-11-23T01:30Z", "right_party")],
+            False,
+        ),
         # A call hung up on counts as both: 2 missed + 2 hung up are 4 unanswered and 2 connected, and the list's
         # call makes 5 and 3; one more missed call would make 6 and 3, one more hung up 6 and 4.
         (unanswered(2) + [call_row("A2", "2026-11-23T01:30Z", "hung_up")] * 2, True),
@@ -201,16 +206,25 @@ def attempts(days_before, outcome: str = "no_answer", direction: str = "outbound
         (attempts([0.4, 1, 2, 3, 4, 5, 6]), "attempts_7d"),  # earlier on D itself (as_of is D's midnight)
         (attempts([1, 2, 3, 4, 5, 6, 7, 7, 7]), None),  # D-7 lies outside every 7 days holding D
         (attempts([1, 2, 3, 4, 5, 6]) + attempts([6], "busy"), "attempts_7d"),  # every outcome is an attempt
-        (attempts([1, 2, 3, 4, 5, 6]) + attempts([6], "wrong_number"), "attempts_7d"),
+        # A wrong number is an attempt too; our call since that reached the debtor about another debt shows the
+        # number right (a number known wrong is never called), and its conversation quiets that other debt only.
+        (
+            attempts([1, 2, 3, 4, 5, 6])
+            + attempts([6], "wrong_number")
+            + attempts([5], "right_party", "outbound", "A2"),
+            "attempts_7d",
+        ),
         (attempts([1, 2, 3, 4, 5, 6]) + attempts([6], "no_answer", "inbound"), None),  # the debtor's own call
         (attempts([1, 2, 3, 4, 5, 6]) + [sms("A1", chicago_noon(6))], None),  # a message is no call
     ],
 )
 def test_reg_f_at_most_7_call_attempts_in_7_days_per_debt(history, rule):
     history = [{**row, "contact_id": f"K{index}"} for index, row in enumerate(history)]
-    export = build_export(
-        "2026-11-23T17:00:00Z", [account_row("A1", timezone="America/Chicago")], history
-    )  # 11:00 in Chicago
+    accounts = [
+        account_row("A1", timezone="America/Chicago"),
+        account_row("A2", customer_id="CA1", timezone="America/Chicago"),
+    ]
+    export = build_export("2026-11-23T17:00:00Z", accounts, history)  # 11:00 in Chicago
     assert_both(export, reg_f(), NOON, rule)
 
 
