@@ -102,26 +102,19 @@ class Stream:
         if len(group) and group[-1] >= self.n_groups:
             raise ValueError(f"event group {int(group[-1])} is outside the stream's {self.n_groups} groups")
         self.columns = {name: np.asarray(col) for name, col in columns.items()}
-        self._offsets: np.ndarray | None = None
+        # Position of each group's first event, then one past the last group's (n_groups + 1 entries).
+        self.offsets = np.zeros(self.n_groups + 1, dtype="int64")
+        np.cumsum(np.bincount(group, minlength=self.n_groups), out=self.offsets[1:])
 
     def __len__(self) -> int:
         return len(self.time)
-
-    def offsets(self) -> np.ndarray:
-        """Position of each group's first event, then one past the last group's (n_groups + 1 entries)."""
-        if self._offsets is None:
-            offsets = np.zeros(self.n_groups + 1, dtype="int64")
-            np.cumsum(np.bincount(self.group, minlength=self.n_groups), out=offsets[1:])
-            self._offsets = offsets
-        return self._offsets
 
     def _runs(self, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start and end position of each queried group's run of events."""
         group = np.asarray(group, dtype="int64")
         if len(group) and (group.min() < 0 or group.max() >= self.n_groups):
             raise ValueError(f"query groups must lie in [0, {self.n_groups})")
-        offsets = self.offsets()
-        return offsets[group], offsets[group + 1]
+        return self.offsets[group], self.offsets[group + 1]
 
     def before(self, group: np.ndarray, time: np.ndarray) -> np.ndarray:
         """Global end position of each group's events strictly before `time` (vectorised).
