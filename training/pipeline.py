@@ -507,13 +507,13 @@ def train(
                     )
                     if not promote:
                         tracking.set_version_tag(kind, version, "not_promoted_reason", reason, uri)
-                report = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
-                _log_report(run, folder)
+                files = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
+                _log_report(run, files)
             run.log_metrics(clock.metrics())
             if move_champions(outcomes, data, config, uri, moved):
                 # A champion moved while this run trained: the report says what was decided in the end.
-                report = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
-                _log_report(run, folder)
+                files = write_report(folder, config, data, repayment, contact, uplift, metrics, outcomes, notes)
+                _log_report(run, files)
             # Logged once the decisions are final, so that they name the champion the report names.
             champions = {
                 f"{kind}.champion_{outcome.metric}": outcome.champion_value
@@ -531,7 +531,7 @@ def train(
                 _mark_incomplete(outcomes, run.run_id, error, uri)
             raise
         rows = {"snapshots": len(data.snapshots), "contacts": len(data.contacts)}
-        return TrainResult(run.run_id, outcomes, metrics, report, notes, clock, rows)
+        return TrainResult(run.run_id, outcomes, metrics, files[0], notes, clock, rows)  # the report first
 
 
 def move_champions(
@@ -626,23 +626,12 @@ def _fitted_params(repayment: RepaymentFit, contact: ContactFit) -> dict[str, An
     }
 
 
-# What `write_report` writes: the report and its plots.
-REPORT_FILES = (
-    "report.md",
-    "calibration.png",
-    "gains.png",
-    "importance_repayment.png",
-    "importance_contact.png",
-    "contact_heatmap.png",
-    "qini.png",
-)
-
-
-def _log_report(run: tracking.Run, folder: Path) -> None:
-    """The report's own files as the run's `report/` artifacts: never the whole folder, which may hold
-    anything else (a store's artifacts beside it would be copied into themselves until the path is too long)."""
-    for name in REPORT_FILES:
-        run.log_artifact(folder / name, "report")
+def _log_report(run: tracking.Run, files: list[Path]) -> None:
+    """The report's own files (as `write_report` names them) as the run's `report/` artifacts: never the whole
+    folder, which may hold anything else (a store's artifacts beside it would be copied into themselves until the
+    path is too long)."""
+    for path in files:
+        run.log_artifact(path, "report")
 
 
 def _table(rows: list[tuple], header: tuple[str, ...]) -> str:
@@ -664,20 +653,22 @@ def write_report(
     metrics: dict[str, float],
     outcomes: dict[str, ModelOutcome],
     notes: list[str],
-) -> Path:
-    """The Markdown training report with its plots, in `folder`; returns the report's path."""
+) -> list[Path]:
+    """The Markdown training report with its plots, in `folder`; returns the files written, the report first."""
     from features.build import FEATURE_SET_VERSION as feature_set_version
 
-    plots.calibration_plot(repayment.calibration, folder / "calibration.png")
-    plots.gains_plot(
-        repayment.test_predictions,
-        folder / "gains.png",
-        {"model": "p_repay", "DPD-bucket rule": "baseline_stage", "logistic": "baseline_logistic"},
-    )
-    plots.importance_plot(repayment.importance, folder / "importance_repayment.png", "Repayment: feature gain")
-    plots.importance_plot(contact.importance, folder / "importance_contact.png", "Contact: feature gain")
-    plots.contact_heatmap_plot(contact.heatmap, folder / "contact_heatmap.png")
-    plots.qini_plot(uplift.qini, folder / "qini.png")
+    plot_files = [
+        plots.calibration_plot(repayment.calibration, folder / "calibration.png"),
+        plots.gains_plot(
+            repayment.test_predictions,
+            folder / "gains.png",
+            {"model": "p_repay", "DPD-bucket rule": "baseline_stage", "logistic": "baseline_logistic"},
+        ),
+        plots.importance_plot(repayment.importance, folder / "importance_repayment.png", "Repayment: feature gain"),
+        plots.importance_plot(contact.importance, folder / "importance_contact.png", "Contact: feature gain"),
+        plots.contact_heatmap_plot(contact.heatmap, folder / "contact_heatmap.png"),
+        plots.qini_plot(uplift.qini, folder / "qini.png"),
+    ]
     r, c, u = repayment.metrics, contact.metrics, uplift.metrics
     split_rows = []
     for name, dates in data.splits.by_split().items():
@@ -820,4 +811,4 @@ def write_report(
         lines += ["", "## Notes", *[f"* {note}" for note in notes]]
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return [path, *plot_files]
